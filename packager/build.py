@@ -1,0 +1,196 @@
+"""``python -m packager build``: source -> verified bundle folder, atomically and deterministically.
+
+Stages per graph: export (trace or take the shipped graph, rewrite) -> convert (precision; fp32 for now) -> save ->
+check (onnxruntime vs reference goldens) -> golden (write .npy) ; then package (manifest, package.json, README).
+Everything is written into a temporary sibling folder that is renamed onto ``--out`` only after success; an error,
+Ctrl-C or SIGTERM removes it and leaves an existing bundle untouched.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import onnx
+
+from packager import GENERATOR_NAME, __version__, registry
+from packager.checkpoint import Source
+from packager.component import ComponentBuild, GraphDef
+from packager.errors import PackagerError
+from packager.stages import check as check_stage
+from packager.stages import golden as golden_stage
+from packager.stages.export import DEFAULT_OPSET, export_graph
+from packager.stages.package import MODELS_DIR, save_model, write_bundle_files
+
+TARGETS = {
+    "ie-2.4": {"unity_package": "com.unity.ai.inference", "package_version": "2.4.1",
+               "namespace": "Unity.InferenceEngine", "backend": "CPU"},
+    "sentis-2.1": {"unity_package": "com.unity.sentis", "package_version": "2.1.3",
+                   "namespace": "Unity.Sentis", "backend": "CPU"},
+}
+
+
+@dataclass
+class BuildOptions:
+    out: Path
+    source: Source
+    components: list[str] = field(default_factory=registry.names)
+    target: str = "ie-2.4"
+    opset: int = DEFAULT_OPSET
+    force: bool = False
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class BuildSummary:
+    out: Path
+    graphs: list[tuple[str, str, int]]  # component, graph, bytes
+    total_bytes: int
+    seconds: float
+
+
+def _bundle_name(source: Source) -> str:
+    if source.is_preset:
+        return f"cosyvoice3-{source.preset}"
+    base = "".join(c if c.isalnum() else "-" for c in source.checkpoint.name.lower()).strip("-")
+    return base or "cosyvoice3"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM (kill) unwind like Ctrl-C so the temporary folder is removed."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler) if hasattr(signal, "SIGTERM") else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Temporary siblings of a build killed with SIGKILL (no cleanup possible) are removed by the next build."""
+    for p in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        alive = pid.isdigit() and Path(f"/proc/{pid}").exists() and int(pid) != os.getpid()
+        if not alive:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _check_out(opts: BuildOptions) -> None:
+    out = opts.out
+    if out.exists() or out.is_symlink():
+        if not opts.force:
+            raise PackagerError("already exists; pass --force to replace it after a successful build",
+                                file=str(out))
+        if not out.is_dir() or out.is_symlink():
+            raise PackagerError("exists and is not a folder; refusing to replace it", file=str(out))
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
+            raise PackagerError("exists and is not a bundle (no manifest.json); refusing to replace it",
+                                file=str(out))
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[str, Any]:
+    log = opts.log
+    t0 = time.perf_counter()
+    model = export_graph(g, opts.opset)
+    log(f"  [{comp}] {g.name}: exported ({len(model.graph.node)} nodes, {time.perf_counter() - t0:.1f} s)")
+    entry = save_model(tmp, g.name, model, precision="fp32")
+    t1 = time.perf_counter()
+    cases = g.cases()
+    for case in cases:
+        check_stage.validate_inputs(g.name, g.inputs, case.inputs, where=f"golden case {case.name}")
+    missing = [s.name for s in g.outputs if s.name not in g.tolerances]
+    if missing:
+        raise PackagerError("no tolerance declared for outputs " + ", ".join(missing), key=g.name)
+    tolerances = {s.name: g.tolerances[s.name].to_json() for s in g.outputs}
+    results = check_stage.run_cases(tmp / entry["file"], g.name, [s.name for s in g.outputs], tolerances, cases)
+    check_stage.require_pass(g.name, results)
+    worst = check_stage.measured(results)
+    log(f"  [{comp}] {g.name}: {len(cases)} golden cases reproduced by onnxruntime "
+        f"({time.perf_counter() - t1:.1f} s): " + ", ".join(f"{m['output']} max_abs={m['max_abs']:.2g}" for m in worst))
+    entry.update({
+        "name": g.name,
+        "inputs": [s.to_json() for s in g.inputs],
+        "outputs": [s.to_json() for s in g.outputs],
+        "tolerances": [{"output": k, **v} for k, v in tolerances.items()],
+        "goldens": [golden_stage.write_case(tmp, comp, g.name, c) for c in cases],
+        "measured": worst,
+        "timeout_ms": int(g.timeout_ms),
+    })
+    if g.description:
+        entry["description"] = g.description
+    return {k: entry[k] for k in ("name", "description", "file", "sha256", "bytes", "external_data", "opset",
+                                  "precision", "unity_quantization", "sentis_importable", "inputs", "outputs",
+                                  "tolerances", "goldens", "measured", "timeout_ms") if k in entry}
+
+
+def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]:
+    comp = registry.get(name)
+    t0 = time.perf_counter()
+    built: ComponentBuild = comp.build(opts.source)
+    opts.log(f"[{name}] loaded ({time.perf_counter() - t0:.1f} s)")
+    graphs = [_build_graph(tmp, name, g, opts) for g in built.graphs]
+    data = [golden_stage.write_array(tmp, f"{golden_stage.DATA_DIR}/{d.name}.npy.bytes", d.name,
+                                     np.ascontiguousarray(d.array), d.description) for d in built.data]
+    entry = {"name": name, "description": comp.description, "graphs": graphs,
+             "constants": json.loads(json.dumps(built.constants)), "data": data}
+    if not comp.description:
+        del entry["description"]
+    return entry
+
+
+def build(opts: BuildOptions) -> BuildSummary:
+    if opts.target not in TARGETS:
+        raise PackagerError(f"unknown target {opts.target!r}", key="--target", expected=", ".join(TARGETS))
+    components = [registry.get(n).name for n in opts.components]  # validates names early
+    out = opts.out.resolve() if not opts.out.is_absolute() else opts.out
+    opts.out = out
+    _check_out(opts)
+    _remove_stale_temps(out)
+    start = time.perf_counter()
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with _sigterm_as_interrupt():
+            entries = [_build_component(tmp, n, opts) for n in components]
+            manifest = {
+                "format_version": 1,
+                "generator": {"name": GENERATOR_NAME, "version": __version__},
+                "bundle": {"name": _bundle_name(opts.source),
+                           "package": "com.cosyvoice3.bundle." + _bundle_name(opts.source).removeprefix("cosyvoice3-")},
+                "source": opts.source.describe(),
+                "target": {"runtime": opts.target, **TARGETS[opts.target]},
+                "components": entries,
+            }
+            write_bundle_files(tmp, manifest)
+            _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    graphs = [(c["name"], g["name"], g["bytes"]) for c in entries for g in c["graphs"]]
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return BuildSummary(out, graphs, total, time.perf_counter() - start)
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)

@@ -1,0 +1,64 @@
+"""Small ONNX helpers shared by stages and components."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from packager.errors import PackagerError
+
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(int32)": "int32", "tensor(int64)": "int64",
+              "tensor(float16)": "float16"}
+
+
+def load_onnx_file(path: Path) -> onnx.ModelProto:
+    """Load an ONNX file with errors that say what is wrong (LFS pointer, truncated, not ONNX)."""
+    from packager.checkpoint import reject_lfs_pointer
+
+    path = Path(path)
+    if not path.is_file():
+        raise PackagerError("file not found", file=str(path), expected="an ONNX model")
+    reject_lfs_pointer(path)
+    if path.stat().st_size == 0:
+        raise PackagerError("is empty", file=str(path), expected="an ONNX model")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise PackagerError(f"is not a readable ONNX model (truncated or another format: {type(exc).__name__})",
+                            file=str(path)) from None
+    if not model.graph.node or not model.opset_import:
+        raise PackagerError("is not a usable ONNX model (no graph nodes or no opset)", file=str(path))
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise PackagerError(f"fails the ONNX checker: {first}", file=str(path)) from None
+    return model
+
+
+def session(model: onnx.ModelProto | bytes | str, threads: int = 1) -> ort.InferenceSession:
+    """A deterministic CPU onnxruntime session (1 thread by default, all graph optimisations on)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    payload = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    return ort.InferenceSession(payload, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(model: onnx.ModelProto | bytes | str | ort.InferenceSession,
+             inputs: Mapping[str, np.ndarray], threads: int = 1) -> dict[str, np.ndarray]:
+    """Run a graph on onnxruntime CPU; returns every output by name."""
+    sess = model if isinstance(model, ort.InferenceSession) else session(model, threads)
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, dict(inputs))))
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    raise PackagerError("the model has no default-domain opset_import")

@@ -1,0 +1,24 @@
+"""The only list of components. A new component is one module in ``packager/components`` and one line here."""
+from __future__ import annotations
+
+import importlib
+
+from packager.component import Component
+from packager.errors import PackagerError
+
+# name -> "module:Class"; the build order is this order.
+COMPONENTS: dict[str, str] = {
+    "campplus": "packager.components.campplus:CampPlus",
+}
+
+
+def names() -> list[str]:
+    return list(COMPONENTS)
+
+
+def get(name: str) -> Component:
+    if name not in COMPONENTS:
+        raise PackagerError(f"unknown component {name!r}", key="--components",
+                            expected="one of " + ", ".join(COMPONENTS))
+    module, cls = COMPONENTS[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

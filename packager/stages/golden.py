@@ -1,0 +1,49 @@
+"""Golden stage: write case tensors as .npy (v1.0, little-endian, C order) under ``Golden~`` and describe them."""
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packager.component import GoldenCase
+
+GOLDEN_DIR = "Golden~"
+DATA_DIR = "Data"
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, version=(1, 0), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_array(root: Path, rel: str, name: str, arr: np.ndarray, description: str = "") -> dict[str, Any]:
+    data = npy_bytes(arr)
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    entry: dict[str, Any] = {"name": name, "file": rel, "sha256": hashlib.sha256(data).hexdigest(),
+                             "bytes": len(data), "dtype": str(arr.dtype), "shape": [int(d) for d in arr.shape]}
+    if description:
+        entry["description"] = description
+    return entry
+
+
+def write_case(root: Path, component: str, graph: str, case: GoldenCase) -> dict[str, Any]:
+    base = f"{GOLDEN_DIR}/{component}/{graph}/{case.name}"
+    entry: dict[str, Any] = {
+        "name": case.name,
+        "inputs": [write_array(root, f"{base}/in.{k}.npy", k, v) for k, v in case.inputs.items()],
+        "outputs": [write_array(root, f"{base}/out.{k}.npy", k, v) for k, v in case.outputs.items()],
+    }
+    if case.description:
+        entry["description"] = case.description
+    if case.chain:
+        entry["chain"] = case.chain
+    return entry
