@@ -24,3 +24,25 @@ def upstream_ref() -> Path:
 @pytest.fixture(scope="session")
 def tiny_a(upstream_ref: Path) -> Path:
     return upstream_ref / "tiny_a"
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run ``python -m packager`` in-process; returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from packager.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """The default build (tiny preset, every registered component), built once per test session."""
+    out = tmp_path_factory.mktemp("tiny") / "bundle"
+    code, _, err = run_cli("build", "--out", out)
+    assert code == 0, err
+    return out

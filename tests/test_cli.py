@@ -1,0 +1,171 @@
+"""The CLI verbs end to end: build, verify, inspect, run; determinism, atomicity, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from packager import registry
+from tests.conftest import REPO, run_cli
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _no_temps(parent: Path) -> bool:
+    return not [p for p in parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+
+
+@pytest.mark.parametrize("verb", ["build", "verify", "inspect", "run", "check", "unity-install"])
+def test_every_verb_has_help(verb, capsys):
+    from packager.cli import PLUGINS, main
+
+    if verb in PLUGINS:
+        pytest.importorskip(PLUGINS[verb])
+    with pytest.raises(SystemExit) as exc:
+        main([verb, "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_build_verify_inspect(tiny_bundle):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["components"]] == registry.names()
+    assert manifest["source"] == {"kind": "preset", "preset": "tiny", "seed": 1234}
+    assert (tiny_bundle / "package.json").is_file() and (tiny_bundle / "README.md").is_file()
+    assert all(g["file"].startswith("Models/") for c in manifest["components"] for g in c["graphs"])
+    goldens = [t["file"] for c in manifest["components"] for g in c["graphs"] for k in g["goldens"]
+               for t in k["inputs"] + k["outputs"]]
+    assert goldens and all(f.split("/")[0].endswith("~") for f in goldens)
+    code, out, _ = run_cli("verify", tiny_bundle)
+    assert code == 0, out
+    assert " 0 failed" in out
+    code, out, _ = run_cli("inspect", tiny_bundle)
+    assert code == 0
+    assert "campplus_fbank" in out and "waveform float32[1, samples]" in out
+
+
+def test_builds_are_byte_identical(tiny_bundle, tmp_path):
+    out = tmp_path / "again"
+    code, _, err = run_cli("build", "--out", out)
+    assert code == 0, err
+    first, second = _tree(tiny_bundle), _tree(out)
+    assert sorted(first) == sorted(second)
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+@pytest.mark.parametrize("kind", ["model", "golden"])
+def test_verify_names_a_file_changed_by_one_byte(tiny_bundle, tmp_path, kind):
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    g = manifest["components"][0]["graphs"][0]
+    rel = g["file"] if kind == "model" else g["goldens"][0]["outputs"][0]["file"]
+    data = bytearray((bundle / rel).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (bundle / rel).write_bytes(bytes(data))
+    code, out, _ = run_cli("verify", bundle)
+    assert code == 1
+    bad = [line for line in out.splitlines() if "FAIL" in line]
+    assert len(bad) == 1 and rel in bad[0] and "sha256" in bad[0]
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.onnx", "Models/../../x.onnx", "Models/link.onnx"])
+def test_verify_rejects_unsafe_paths(tiny_bundle, tmp_path, path):
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    g = manifest["components"][0]["graphs"][0]
+    if path.endswith("link.onnx"):
+        (bundle / path).symlink_to(bundle / g["file"])
+    g["file"] = path
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    code, out, _ = run_cli("verify", bundle)
+    assert code == 1 and "FAIL" in out
+
+
+def test_existing_bundle_needs_force_and_survives_failed_build(tiny_bundle, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(tiny_bundle, out)
+    before = _tree(out)
+    code, _, err = run_cli("build", "--out", out, "--components", "campplus")
+    assert code == 2 and "--force" in err
+    broken = tmp_path / "ckpt"
+    broken.mkdir()
+    code, _, err = run_cli("build", "--checkpoint", broken, "--out", out, "--components", "campplus", "--force")
+    assert code == 2 and "campplus.onnx" in err
+    assert _tree(out) == before and _no_temps(tmp_path)
+
+
+def test_force_replaces_after_success(tiny_bundle, tmp_path):
+    out = tmp_path / "b"
+    shutil.copytree(tiny_bundle, out)
+    code, _, err = run_cli("build", "--out", out, "--components", "campplus", "--force")
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["name"] for c in manifest["components"]] == ["campplus"]
+    assert _no_temps(tmp_path)
+
+
+def test_interrupted_build_leaves_nothing(tmp_path):
+    out = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "packager", "build", "--out", str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob(".b.tmp-*")) and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "build finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert not out.exists() and _no_temps(tmp_path), err.decode()
+
+
+def test_unknown_component_and_target(tmp_path):
+    code, _, err = run_cli("build", "--out", tmp_path / "x", "--components", "campplus,vocoder")
+    assert code == 2 and "vocoder" in err and "--components" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_run_one_graph(tiny_bundle, tmp_path):
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    graph = next(g for c in manifest["components"] for g in c["graphs"] if g["name"] == "campplus")
+    case = graph["goldens"][0]
+    inputs = {t["name"]: np.load(tiny_bundle / t["file"]) for t in case["inputs"]}
+    np.savez(tmp_path / "in.npz", **inputs)
+    code, out, err = run_cli("run", tiny_bundle, "campplus", "--inputs", tmp_path / "in.npz",
+                             "--output", tmp_path / "out.npz")
+    assert code == 0, err
+    expected = np.load(tiny_bundle / case["outputs"][0]["file"])
+    got = np.load(tmp_path / "out.npz")["output"]
+    assert np.max(np.abs(got - expected)) < 2e-4
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"features": np.zeros((1, 50, 80), np.float32)}, "input names"),
+    ({"input": np.zeros((1, 50, 80), np.float64)}, "dtype"),
+    ({"input": np.zeros((50, 80), np.float32)}, "shape"),
+    ({"input": np.zeros((1, 50, 81), np.float32)}, "shape"),
+])
+def test_run_rejects_bad_inputs(tiny_bundle, tmp_path, bad, message):
+    np.savez(tmp_path / "in.npz", **bad)
+    code, _, err = run_cli("run", tiny_bundle, "campplus", "--inputs", tmp_path / "in.npz",
+                           "--output", tmp_path / "out.npz")
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_module_entry_point_builds_by_default(tmp_path):
+    """`python -m packager` with no verb builds the default bundle (the README's main job)."""
+    proc = subprocess.run([sys.executable, "-m", "packager", "build", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "--checkpoint" in proc.stdout
