@@ -43,8 +43,11 @@ def metric(name: str, actual: np.ndarray, expected: np.ndarray) -> float:
             return 0.0
         return float(np.dot(a.ravel(), e.ravel()) / (na * ne))
     if name == "sqnr_db":
-        noise = float(np.sum((a - e) ** 2))
+        with np.errstate(invalid="ignore", over="ignore"):
+            noise = float(np.sum((a - e) ** 2))
         signal = float(np.sum(e ** 2))
+        if not math.isfinite(noise):  # NaN or inf in the output: no signal survives
+            return -math.inf
         if noise == 0.0:
             return math.inf
         if signal == 0.0:

@@ -32,6 +32,8 @@ def safe_path(root: Path, rel: str, field: str) -> Path:
     p = PurePosixPath(rel)
     if not rel or p.is_absolute() or "\\" in rel or (len(rel) > 1 and rel[1] == ":"):
         raise PackagerError("path must be relative", key=field, found=rel)
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in rel):
+        raise PackagerError("path contains control characters", key=field, found=repr(rel))
     if any(part in ("..", ".") for part in p.parts):
         raise PackagerError("path must not contain '..' or '.' segments", key=field, found=rel)
     cur = root
@@ -85,6 +87,53 @@ def load_array(root: Path, entry: dict[str, Any], field: str) -> np.ndarray:
     return arr
 
 
+def _duplicates(names: list[str]) -> list[str]:
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+def cross_reference_problems(manifest: dict[str, Any]) -> list[str]:
+    """Rules the schema cannot express (the C# reader enforces the same): unique names, a tolerance for every
+    golden output, chains that point to an earlier case of the same graph and carry known tensors."""
+    problems = []
+    comps = manifest["components"]
+    for d in _duplicates([c["name"] for c in comps]):
+        problems.append(f"duplicate component name {d!r}")
+    for d in _duplicates([g["name"] for c in comps for g in c["graphs"]]):
+        problems.append(f"duplicate graph name {d!r}")
+    for c in comps:
+        for d in _duplicates([x["name"] for x in c["data"]]):
+            problems.append(f"{c['name']}: duplicate data name {d!r}")
+        for g in c["graphs"]:
+            where = f"{c['name']}/{g['name']}"
+            ins, outs = [t["name"] for t in g["inputs"]], [t["name"] for t in g["outputs"]]
+            tols = [t["output"] for t in g["tolerances"]]
+            for label, names in (("input", ins), ("output", outs), ("tolerance", tols),
+                                 ("golden", [k["name"] for k in g["goldens"]])):
+                for d in _duplicates(names):
+                    problems.append(f"{where}: duplicate {label} name {d!r}")
+            problems += [f"{where}: tolerance for unknown output {t!r}" for t in tols if t not in outs]
+            seen: list[str] = []
+            for k in g["goldens"]:
+                case = f"{where}/{k['name']}"
+                got_in = [t["name"] for t in k["inputs"]]
+                if sorted(got_in) != sorted(ins):
+                    problems.append(f"{case}: golden inputs {got_in} differ from the graph inputs {ins}")
+                for t in k["outputs"]:
+                    if t["name"] not in outs:
+                        problems.append(f"{case}: golden output {t['name']!r} is not a graph output")
+                    elif t["name"] not in tols:
+                        problems.append(f"{case}: golden output {t['name']!r} has no tolerance")
+                chain = k.get("chain")
+                if chain:
+                    if chain["after"] not in seen:
+                        problems.append(f"{case}: chain.after {chain['after']!r} is not an earlier case")
+                    for dst, src in chain["carry"].items():
+                        if dst not in ins or src not in outs:
+                            problems.append(f"{case}: chain carries {src!r} -> {dst!r}, not an output -> input")
+                seen.append(k["name"])
+    return problems
+
+
 def verify(bundle: Path) -> list[Row]:
     rows: list[Row] = []
     manifest = load_manifest(bundle)
@@ -94,6 +143,10 @@ def verify(bundle: Path) -> list[Row]:
     except PackagerError as exc:
         rows.append(Row("schema", "manifest.json", False, str(exc)))
         return rows  # the rest relies on the structure
+    for problem in cross_reference_problems(manifest):
+        rows.append(Row("manifest", "manifest.json", False, problem))
+    if any(not r.ok for r in rows):
+        return rows
     files_ok = True
     for field, entry in listed_files(manifest):
         try:

@@ -15,9 +15,7 @@ DATA_DIR = "Data"
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
-    arr = np.ascontiguousarray(arr)
-    if arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    arr = np.array(arr, order="C", dtype=np.asarray(arr).dtype.newbyteorder("<"))  # keeps 0-d arrays 0-d
     buf = io.BytesIO()
     np.lib.format.write_array(buf, arr, version=(1, 0), allow_pickle=False)
     return buf.getvalue()

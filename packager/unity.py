@@ -1,0 +1,141 @@
+"""``python -m packager unity-install BUNDLE --project unity_project [--force]`` (issue #8, docs/unity.md).
+
+Installs a built bundle into a Unity project as an *embedded package*: ``<project>/Packages/<bundle.package>/``
+holding the bundle exactly as built (manifest.json, package.json, Models/*.onnx, Data/*.npy.bytes, Golden~/...).
+Unity imports the ONNX files there as ModelAssets (``Packages/<package>/Models/<graph>.onnx``), ignores ``Golden~``
+(trailing ``~``), and the EditMode tests in ``Assets/CosyVoice3/Tests`` find every installed bundle by its manifest.
+
+Before anything is written, the bundle is checked: manifest schema, every listed file present, inside the bundle,
+not a symlink, with the manifest's size and sha256; package.json names the manifest's package. The project must be a
+Unity project and must not depend on the *other* Sentis package (both register an .onnx importer). Nothing is
+written outside ``<project>/Packages/``: the copy goes to a hidden temporary folder there, then is renamed into place.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from packager.checkpoint import sha256_file
+from packager.errors import PackagerError
+from packager.stages.package import validate_manifest
+from packager.verify import listed_files, load_manifest, safe_path
+
+GENERATOR = "cosyvoice3-unity-packager"
+RUNTIME_PACKAGES = ("com.unity.ai.inference", "com.unity.sentis")
+BATCH_COMMAND = ("Unity -batchmode -nographics -projectPath {project} -runTests -testPlatform EditMode "
+                 "-testResults results.xml -logFile -")
+
+
+def check_bundle(bundle: Path) -> dict[str, Any]:
+    """The manifest of a complete, untampered bundle, or a PackagerError naming the first problem."""
+    manifest = load_manifest(bundle)
+    validate_manifest(manifest, where=str(bundle / "manifest.json"))
+    for field, entry in listed_files(manifest):
+        path = safe_path(bundle, entry["file"], field)
+        if not path.is_file():
+            raise PackagerError("listed file is missing", file=str(path), key=field)
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise PackagerError("file has the wrong size", file=str(path), key=field,
+                                expected=f"{entry['bytes']} bytes", found=f"{size} bytes")
+        digest = sha256_file(path)
+        if digest != entry["sha256"]:
+            raise PackagerError("file fails its sha256 check", file=str(path), key=field,
+                                expected=entry["sha256"], found=digest)
+    pkg_path = bundle / "package.json"
+    try:
+        pkg = json.loads(pkg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PackagerError(f"unreadable UPM package.json: {exc}", file=str(pkg_path)) from None
+    if pkg.get("name") != manifest["bundle"]["package"]:
+        raise PackagerError("package.json name differs from manifest bundle.package", file=str(pkg_path),
+                            expected=manifest["bundle"]["package"], found=str(pkg.get("name")))
+    return manifest
+
+
+def check_project(project: Path, manifest: dict[str, Any]) -> None:
+    version = project / "ProjectSettings" / "ProjectVersion.txt"
+    packages = project / "Packages" / "manifest.json"
+    if not version.is_file() or not packages.is_file():
+        raise PackagerError("not a Unity project", file=str(project),
+                            expected="a folder with ProjectSettings/ProjectVersion.txt and Packages/manifest.json")
+    try:
+        deps = json.loads(packages.read_text(encoding="utf-8")).get("dependencies", {})
+    except ValueError as exc:
+        raise PackagerError(f"not valid JSON: {exc}", file=str(packages)) from None
+    want = manifest["target"]["unity_package"]
+    others = [p for p in RUNTIME_PACKAGES if p != want and p in deps]
+    if others:
+        raise PackagerError(f"the project uses {others[0]}, but the bundle was built for {want} "
+                            "(rebuild with --target, or switch the project: see docs/unity.md)",
+                            file=str(packages), key="dependencies", expected=want, found=others[0])
+
+
+def _copy_tree(src: Path, dst: Path) -> int:
+    """Copy regular files and folders; a symlink or special file anywhere in the bundle is an error."""
+    count = 0
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise PackagerError("bundle contains a symlink or special file", file=str(path),
+                                expected="regular files and folders only")
+        if path.is_dir():
+            (dst / rel).mkdir(parents=True, exist_ok=True)
+        else:
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dst / rel)
+            count += 1
+    return count
+
+
+def install_bundle(bundle: Path, project: Path, force: bool = False) -> Path:
+    """Install ``bundle`` into ``project``; return ``<project>/Packages/<bundle.package>``."""
+    bundle, project = Path(bundle), Path(project)
+    manifest = check_bundle(bundle)
+    check_project(project, manifest)
+    packages = (project / "Packages").resolve()
+    dest = packages / manifest["bundle"]["package"]  # the schema's package pattern has no '/' or '..'
+    if dest.exists() or dest.is_symlink():
+        previous = dest / "manifest.json"
+        ours = previous.is_file() and not dest.is_symlink() and GENERATOR in previous.read_text(encoding="utf-8")
+        if not force:
+            raise PackagerError("already installed" if ours else "folder exists", file=str(dest),
+                                expected="no such folder (pass --force to replace an installed bundle)")
+        if not ours:
+            raise PackagerError("refusing to replace a folder that is not an installed bundle", file=str(dest),
+                                expected=f"a folder with a {GENERATOR} manifest.json")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=packages))  # hidden: Unity ignores dot-folders
+    try:
+        _copy_tree(bundle, tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dest
+
+
+# ---------------------------------------------------------------- CLI (wired in packager/cli.py PLUGINS)
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder made by `python -m packager build`")
+    parser.add_argument("--project", type=Path, default=Path("unity_project"),
+                        help="Unity project folder (default: unity_project)")
+    parser.add_argument("--force", action="store_true", help="replace a previously installed copy of this bundle")
+
+
+def run(args: argparse.Namespace) -> int:
+    dest = install_bundle(args.bundle, args.project, args.force)
+    manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+    graphs = [g for c in manifest["components"] for g in c["graphs"]]
+    cases = sum(len(g["goldens"]) for g in graphs)
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    print(f"installed {manifest['bundle']['package']} ({len(graphs)} graphs, {cases} golden cases, "
+          f"{size / 1e6:.1f} MB) into {dest}")
+    print("run the EditMode tests: " + BATCH_COMMAND.format(project=args.project))
+    return 0

@@ -1,0 +1,184 @@
+"""``python -m packager unity-install`` (packager/unity.py) and the Unity project files (issue #8).
+
+Fast cases use the hand-made vector bundle (tests/csharp_vectors.py); one end-to-end case builds the real tiny
+bundle (llm + campplus, a few seconds), installs it into a copy of unity_project/ and loads it with the C# runtime
+under mono exactly as the EditMode tests do (minus Sentis, which needs Unity).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from packager import registry
+from packager.cli import main
+from packager.errors import PackagerError
+from packager.unity import install_bundle
+from tests.csharp_vectors import mini_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+UNITY = REPO / "unity_project"
+PACKAGE = "com.example.vectors"
+
+
+def _project(tmp: Path) -> Path:
+    """A copy of the repo's Unity project skeleton (settings + package manifest; Assets are not needed here)."""
+    p = tmp / "proj"
+    (p / "ProjectSettings").mkdir(parents=True)
+    (p / "Packages").mkdir()
+    shutil.copy(UNITY / "ProjectSettings" / "ProjectVersion.txt", p / "ProjectSettings")
+    shutil.copy(UNITY / "Packages" / "manifest.json", p / "Packages")
+    return p
+
+
+def _bundle(tmp: Path) -> Path:
+    b = tmp / "bundle"
+    b.mkdir()
+    mini_bundle(b)
+    (b / "package.json").write_text(json.dumps({"name": PACKAGE, "version": "0.1.0"}))
+    (b / "README.md").write_text("# vectors\n")
+    return b
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_install_copies_the_bundle_as_an_embedded_package(tmp_path: Path) -> None:
+    bundle, project = _bundle(tmp_path), _project(tmp_path)
+    before = _tree(project)
+    dest = install_bundle(bundle, project)
+    assert dest == (project / "Packages" / PACKAGE).resolve()
+    assert _tree(dest) == _tree(bundle)  # byte-identical, layout kept (Models/, Data/, Golden~/)
+    assert (dest / "Golden~" / "demo" / "enc" / "case0" / "in.x.npy").is_file()
+    after = _tree(project)
+    assert {k: v for k, v in after.items() if not k.startswith(f"Packages/{PACKAGE}/")} == before  # nothing else
+    assert sorted(p.name for p in (project / "Packages").iterdir()) == sorted(["manifest.json", PACKAGE])
+
+
+def test_reinstall_needs_force_and_replaces_stale_files(tmp_path: Path) -> None:
+    bundle, project = _bundle(tmp_path), _project(tmp_path)
+    dest = install_bundle(bundle, project)
+    (dest / "Models" / "stale.onnx").write_bytes(b"old")
+    with pytest.raises(PackagerError, match="already installed.*--force"):
+        install_bundle(bundle, project)
+    install_bundle(bundle, project, force=True)
+    assert not (dest / "Models" / "stale.onnx").exists()
+    assert not [p for p in (project / "Packages").iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_force_never_deletes_a_foreign_folder(tmp_path: Path) -> None:
+    bundle, project = _bundle(tmp_path), _project(tmp_path)
+    foreign = project / "Packages" / PACKAGE
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("user data")
+    with pytest.raises(PackagerError, match="not an installed bundle"):
+        install_bundle(bundle, project, force=True)
+    assert (foreign / "mine.txt").read_text() == "user data"
+
+
+@pytest.mark.parametrize("tamper,match", [
+    (lambda b: (b / "Golden~/demo/enc/case0/out.y.npy").write_bytes(
+        (b / "Golden~/demo/enc/case0/out.y.npy").read_bytes()[:-1] + b"\x01"), "sha256"),
+    (lambda b: (b / "Models/step.onnx").write_bytes(b"short"), "wrong size"),
+    (lambda b: (b / "Data/noise.npy.bytes").unlink(), "missing"),
+    (lambda b: (b / "package.json").write_text('{"name": "com.other.pkg"}'), "package.json name"),
+    (lambda b: (b / "manifest.json").write_text((b / "manifest.json").read_text().replace(
+        '"Models/enc.onnx"', '"../enc.onnx"')), "schema"),
+    (lambda b: (b / "manifest.json").write_text("{"), "not valid JSON"),
+])
+def test_broken_bundles_are_refused_before_anything_is_written(tmp_path: Path, tamper, match: str) -> None:
+    bundle, project = _bundle(tmp_path), _project(tmp_path)
+    tamper(bundle)
+    with pytest.raises(PackagerError, match=match):
+        install_bundle(bundle, project)
+    assert sorted(p.name for p in (project / "Packages").iterdir()) == ["manifest.json"]
+
+
+def test_symlinks_in_a_bundle_are_refused(tmp_path: Path) -> None:
+    bundle, project = _bundle(tmp_path), _project(tmp_path)
+    (tmp_path / "outside.txt").write_text("secret")
+    (bundle / "Models" / "link.txt").symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(PackagerError, match="symlink"):
+        install_bundle(bundle, project)
+    assert sorted(p.name for p in (project / "Packages").iterdir()) == ["manifest.json"]
+
+
+def test_project_checks(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    with pytest.raises(PackagerError, match="not a Unity project"):
+        install_bundle(bundle, tmp_path / "nowhere")
+    project = _project(tmp_path)
+    (project / "Packages" / "manifest.json").write_text(json.dumps({"dependencies": {"com.unity.sentis": "2.1.3"}}))
+    with pytest.raises(PackagerError, match="com.unity.sentis.*com.unity.ai.inference"):
+        install_bundle(bundle, project)
+
+
+def test_cli_verb_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bundle, project = _bundle(tmp_path), _project(tmp_path)
+    assert main(["unity-install", str(bundle), "--project", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert f"installed {PACKAGE} (2 graphs, 3 golden cases" in out and "-runTests -testPlatform EditMode" in out
+    assert main(["unity-install", str(bundle), "--project", str(project)]) == 2
+    assert "already installed" in capsys.readouterr().err
+    assert main(["unity-install", str(bundle), "--project", str(project), "--force"]) == 0
+
+
+def test_unity_project_files() -> None:
+    version = (UNITY / "ProjectSettings" / "ProjectVersion.txt").read_text()
+    m = re.search(r"m_EditorVersion: (\d+\.\d+\.\d+[A-Za-z]?\d+)", version)  # GameCI's parser
+    assert m and m.group(1).startswith("6000.0."), version
+    deps = json.loads((UNITY / "Packages" / "manifest.json").read_text())["dependencies"]
+    assert re.fullmatch(r"2\.4\.\d+", deps["com.unity.ai.inference"]) and "com.unity.test-framework" in deps
+    assert "com.unity.sentis" not in deps  # one .onnx importer only
+    runtime = json.loads((UNITY / "Assets/CosyVoice3/Runtime/CosyVoice3.Runtime.asmdef").read_text())
+    tests = json.loads((UNITY / "Assets/CosyVoice3/Tests/Editor/CosyVoice3.Tests.Editor.asmdef").read_text())
+    assert "Unity.InferenceEngine" in runtime["references"] and runtime["name"] in tests["references"]
+    assert tests["includePlatforms"] == ["Editor"] and tests["precompiledReferences"] == ["nunit.framework.dll"]
+    assert tests["defineConstraints"] == ["UNITY_INCLUDE_TESTS"]
+    for asm in (runtime, tests):
+        assert {"name": "com.unity.sentis", "expression": "2.1.0", "define": "COSY_SENTIS"} in asm["versionDefines"]
+    workflow = (REPO / ".github" / "workflows" / "unity-tests.yml").read_text()
+    for needle in ("game-ci/unity-test-runner@v4", "secrets.UNITY_LICENSE", "testMode: editmode",
+                   "unity-install", "actions/upload-artifact", "projectPath: unity_project"):
+        assert needle in workflow, needle
+    doc = (REPO / "docs" / "unity.md").read_text()
+    assert ("Unity -batchmode -nographics -projectPath unity_project -runTests -testPlatform EditMode "
+            "-testResults results.xml -logFile -") in doc
+    for code in ("| `0` |", "| `2` |", "| `3` |"):
+        assert code in doc, code
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "bundle"
+    names = [n for n in ("campplus", "llm") if n in registry.names()]
+    assert main(["build", "--out", str(out), "--components", ",".join(names)]) == 0
+    return out
+
+
+def test_real_tiny_bundle_installs_and_loads_in_csharp(tiny_bundle: Path, tmp_path: Path) -> None:
+    from tests.test_csharp import CORE_CS, TESTS_CS, _diagnostics, _mcs, _tool
+
+    project = _project(tmp_path)
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    dest = install_bundle(tiny_bundle, project)
+    assert dest.name == manifest["bundle"]["package"]
+    for c in manifest["components"]:
+        for g in c["graphs"]:
+            assert (dest / g["file"]).is_file() and g["file"].startswith("Models/") and g["file"].endswith(".onnx")
+            for case in g["goldens"]:
+                assert all(t["file"].startswith("Golden~/") for t in case["inputs"] + case["outputs"])
+    exe = tmp_path / "tests.exe"
+    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
+    assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout
+    run = subprocess.run([_tool("mono"), str(exe), "--filter", "RealBundle"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "COSY_REAL_BUNDLE": str(dest)})
+    assert run.returncode == 0 and "1 passed, 0 failed" in run.stdout, run.stdout + run.stderr
+    graphs = sum(len(c["graphs"]) for c in manifest["components"])
+    assert f"{graphs} graphs" in run.stdout, run.stdout
