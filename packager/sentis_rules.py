@@ -1,0 +1,187 @@
+"""What each Unity Sentis target accepts: op sets, hard rejects, float-only ops, dtypes (data only, no logic).
+
+Every list here is transcribed from ``shared/design/sentis.md`` section 1 (itself read from the importer source of
+``com.unity.sentis`` 2.1.3 and ``com.unity.ai.inference`` 2.4.0); the section is named next to each table.
+``packager.preflight`` applies them. A new target is one more ``Target`` entry in ``TARGETS``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onnx import TensorProto as T
+
+# --- §1.1: op types the ONNX importer has a converter branch for -------------------------------------------------
+# Sentis 2.1.3: the 136 op types of ONNXModelConverter.cs (the documented table plus Gelu, Swish, ImageScaler).
+OPS_SENTIS_2_1 = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Bernoulli
+Cast CastLike Ceil Celu Clip Compress Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh
+CumSum DepthToSpace Div Dropout Einsum Elu Equal Erf Exp Expand Flatten Floor Gather GatherElements
+GatherND Gelu Gemm GlobalAveragePool GlobalMaxPool Greater GreaterOrEqual GridSample HardSigmoid HardSwish
+Hardmax Identity ImageScaler InstanceNormalization IsInf IsNaN LRN LSTM LayerNormalization LeakyRelu Less
+LessOrEqual Log LogSoftmax MatMul Max MaxPool Mean Min Mod Mul Multinomial Neg NonMaxSuppression
+NonZero Not OneHot Or PRelu Pad Pow RandomNormal RandomNormalLike RandomUniform RandomUniformLike Range
+Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd
+ReduceSum ReduceSumSquare Relu Reshape Resize RoiAlign Round Scatter ScatterElements ScatterND Selu Shape
+Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub
+Sum Swish Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
+""".split())
+# Inference Engine 2.2/2.3 add Mish; 2.4 adds bitwise, spectral and window ops (147 op types).
+OPS_IE_2_4 = OPS_SENTIS_2_1 | frozenset("""
+Mish BitwiseAnd BitwiseNot BitwiseOr BitwiseXor BlackmanWindow DFT HammingWindow HannWindow MelWeightMatrix STFT
+""".split())
+
+# --- §1.3 + Implications A.7: ops that can never work, with the specific reason and fix ---------------------------
+_QUANT = ("quantized ops are not implemented in any Sentis release (the importer has no branch for them)",
+          "export the fp32 graph; reduce precision with fp16 raw_data weights or Unity's ModelQuantizer instead")
+_CONTROL = ("control flow: Sentis does not import subgraphs (If/Loop/Scan)",
+            "trace with fixed control flow (unroll loops, move data-dependent branches to the host) and re-export")
+_RNN = ("GRU/RNN have no Sentis kernel (only LSTM does)", "decompose the cell into MatMul/Sigmoid/Tanh ops or use LSTM")
+_CONTRIB = ("an onnxruntime contrib op (fused or quantized); Sentis dispatches on op_type only and has no kernel",
+            "export without onnxruntime fusions/optimisations (plain TorchScript export, opset 15)")
+_SEQ = ("sequence/optional/string values are not Sentis tensors",
+        "keep every value a plain tensor; move string/sequence handling to the host")
+_NEW = ("an opset-21+ op; Sentis <= 2.4 has no converter branch for it", "export at opset 15 (decomposed form)")
+_UNSUPPORTED = ("listed as unsupported by Sentis", "rewrite it with supported ops (see docs/sentis_checker.md)")
+
+HARD_REJECTS: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                     "MatMulInteger", "ConvInteger", "MatMulNBits", "GatherBlockQuantized", "QAttention", "QGemm",
+                     "DynamicQuantizeMatMul", "QLinearAdd", "QLinearMul"], _QUANT),
+    **dict.fromkeys(["If", "Loop", "Scan"], _CONTROL),
+    **dict.fromkeys(["GRU", "RNN"], _RNN),
+    "Attention": ("Attention (opset-23 or onnxruntime contrib) has no Sentis kernel",
+                  "export attention as MatMul/Softmax/MatMul (TorchScript exporter, opset 15, no SDPA fusion)"),
+    **dict.fromkeys(["FusedMatMul", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
+                     "MultiHeadAttention", "GroupQueryAttention", "BiasGelu", "FastGelu", "FusedConv",
+                     "EmbedLayerNormalization", "SimplifiedLayerNormalization", "BiasSplitGelu", "QuickGelu"],
+                    _CONTRIB),
+    **dict.fromkeys(["RMSNormalization", "RotaryEmbedding", "TensorScatter"], _NEW),
+    **dict.fromkeys(["ConcatFromSequence", "SplitToSequence", "SequenceAt", "SequenceConstruct", "SequenceEmpty",
+                     "SequenceErase", "SequenceInsert", "SequenceLength", "SequenceMap", "Optional",
+                     "OptionalGetElement", "OptionalHasElement", "StringNormalizer", "StringConcat", "StringSplit",
+                     "RegexFullMatch", "TfIdfVectorizer"], _SEQ),
+    "GroupNormalization": ("GroupNormalization is unsupported (Sentis 2.2+ lists it; 2.1 has no branch)",
+                           "decompose: Reshape to (N, groups, -1) -> InstanceNormalization or ReduceMean/Sub/Div -> "
+                           "Reshape -> Mul/Add with the affine weights"),
+    "Unique": ("Unique is unsupported (data-dependent output shape)", "move it to the host or rewrite statically"),
+    **dict.fromkeys(["BitShift", "Det", "EyeLike", "LpPool", "MaxUnpool", "MeanVarianceNormalization",
+                     "NegativeLogLikelihoodLoss", "ReverseSequence", "SoftmaxCrossEntropyLoss", "AffineGrid",
+                     "CenterCropPad", "Col2Im", "DeformConv", "GlobalLpPool", "ImageDecoder", "LpNormalization",
+                     "MaxRoiPool"], _UNSUPPORTED),
+}
+
+# --- §1.2: float-only ops on the CPU backend, with the input slots that must hold float data -----------------------
+# The default slot is input 0. Slots not listed (shape/axes/k/size inputs) are integer by the ONNX spec.
+ALL = "*"
+FLOAT_ONLY_IE_2_4: dict[str, tuple[int, ...] | str] = {
+    **dict.fromkeys("""Acos Acosh Asin Asinh Atan Atanh AveragePool Ceil Celu Cos Cosh Elu Erf Exp Floor
+        GlobalAveragePool GlobalMaxPool HardSigmoid HardSwish Hardmax IsInf IsNaN LRN LeakyRelu Log LogSoftmax MaxPool
+        Mish Multinomial Reciprocal ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMean Relu Resize Round Selu Shrink
+        Sigmoid Sin Sinh Softmax Softplus Softsign Sqrt Tan Tanh ThresholdedRelu Upsample DFT Bernoulli""".split(),
+                    (0,)),
+    **dict.fromkeys(["Conv", "ConvTranspose", "Gemm", "InstanceNormalization", "LayerNormalization"], (0, 1, 2)),
+    **dict.fromkeys(["MatMul", "PRelu", "GridSample", "RoiAlign", "NonMaxSuppression"], (0, 1)),
+    "BatchNormalization": (0, 1, 2, 3, 4), "LSTM": (0, 1, 2, 3, 5, 6, 7), "STFT": (0, 2),
+    "Mean": ALL, "Einsum": ALL,
+}
+# Sentis 2.1 has no int kernels for these either (they gained int in 2.2).
+FLOAT_ONLY_SENTIS_2_1 = {**FLOAT_ONLY_IE_2_4, "DepthToSpace": (0,), "SpaceToDepth": (0,), "TopK": (0,)}
+
+# Ops whose outputs are random: Sentis uses its own RNG, so goldens can never match (§1.7).
+RANDOM_OPS = frozenset(["RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli",
+                        "Multinomial"])
+WINDOW_OPS = frozenset(["BlackmanWindow", "HammingWindow", "HannWindow"])
+
+# --- §1.5 / A.10 / A.12: dtypes ----------------------------------------------------------------------------------
+FLOAT_TYPES = frozenset([T.FLOAT, T.FLOAT16, T.DOUBLE, T.BFLOAT16])
+# Graph I/O: float family -> Tensor<float>, integer/bool -> Tensor<int>; anything else is unusable.
+IO_TYPES = frozenset([T.FLOAT, T.FLOAT16, T.DOUBLE, T.INT64, T.INT32, T.INT16, T.INT8, T.UINT8, T.UINT16, T.UINT32,
+                      T.UINT64, T.BOOL])
+IO_TYPES_NATIVE = frozenset([T.FLOAT, T.INT32])  # no conversion at the Tensor<float>/<int> boundary
+# Initializers and Constant tensors that ONNXConstantsLoader can read from raw_data.
+TENSOR_TYPES = frozenset([T.FLOAT, T.FLOAT16, T.DOUBLE, T.INT32, T.INT64, T.BOOL, T.UINT8, T.INT8])
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+INT64_SENTINELS = frozenset([2 ** 63 - 1, -(2 ** 63 - 1), -(2 ** 63)])  # "slice to the end" values
+MAX_RANK = 8
+MAX_PROTO_BYTES = 2 ** 31  # protobuf limit for the main .onnx
+MAX_TENSOR_BYTES = 2 ** 31 - 32  # ModelWriter's per-constant cap (FlatBuffer)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Sentis release line and the behaviours that differ between releases (§1.1-§1.7)."""
+
+    name: str
+    package: str
+    version: str
+    ops: frozenset[str]
+    float_only: dict[str, tuple[int, ...] | str]
+    typed_storage: frozenset[int]  # dtypes that may use the typed *_data fields instead of raw_data
+    convtranspose_group_dilations: bool  # 2.3+
+    constant_value_attrs: bool  # value_float(s)/value_int(s) on Constant, 2.3+
+    scatter_min_max: bool  # ScatterND/ScatterElements reduction max/min, 2.2+
+    gelu_tanh: bool  # Gelu approximate="tanh" honoured (2.4: GeluFast)
+    roialign_any_mode: bool  # RoiAlign coordinate_transformation_mode other than half_pixel
+    strips_colon_zero: bool  # importer strips a trailing ":0" from I/O names (<= 2.3)
+
+
+TARGETS: dict[str, Target] = {
+    "ie-2.4": Target("ie-2.4", "com.unity.ai.inference", "2.4.0", OPS_IE_2_4, FLOAT_ONLY_IE_2_4,
+                     frozenset([T.FLOAT, T.INT32, T.INT64, T.DOUBLE]), convtranspose_group_dilations=True,
+                     constant_value_attrs=True, scatter_min_max=True, gelu_tanh=True, roialign_any_mode=True,
+                     strips_colon_zero=False),
+    "sentis-2.1": Target("sentis-2.1", "com.unity.sentis", "2.1.3", OPS_SENTIS_2_1, FLOAT_ONLY_SENTIS_2_1,
+                         frozenset([T.FLOAT, T.INT32, T.INT64]), convtranspose_group_dilations=False,
+                         constant_value_attrs=False, scatter_min_max=False, gelu_tanh=False, roialign_any_mode=False,
+                         strips_colon_zero=True),
+}
+DEFAULT_TARGET = "ie-2.4"
+
+# --- the fix for each rule id of packager.preflight (docs/sentis_checker.md explains each rule) --------------------
+FIXES: dict[str, str] = {
+    "file-size": "save the weights as external data (onnx.save_model(..., save_as_external_data=True, "
+                 "all_tensors_to_one_file=True, location='<name>.data', convert_attribute=False))",
+    "external-data-location": "re-save with location='<name>.data' (a plain file name next to the .onnx)",
+    "external-data-layout": "re-save contiguously in initializer order: onnx.save_model(..., "
+                            "save_as_external_data=True, all_tensors_to_one_file=True) (no alignment padding)",
+    "external-data-missing": "copy the external data file next to the .onnx",
+    "external-data-tensor-size": "split the tensor (e.g. an embedding table) into two initializers",
+    "external-data-attribute": "re-save with convert_attribute=False",
+    "model-function": "inline with onnx.inliner.inline_local_functions, or export with the TorchScript exporter "
+                      "(dynamo=False)",
+    "subgraph": "trace with fixed control flow (unroll loops, move data-dependent branches to the host)",
+    "onnx-checker": "fix the exporter output; Sentis assumes a valid graph",
+    "shape-inference": "make the graph pass onnx.shape_inference.infer_shapes(model, strict_mode=True)",
+    "opset-domain": "set the default-domain opset_import entry's domain to \"\"",
+    "opset-range": "export at opset 15",
+    "node-domain": "export without onnxruntime fusions (plain ONNX ops only)",
+    "op-rejected": "see the op's own message (sentis_rules.HARD_REJECTS)",
+    "op-not-supported": "rewrite it with supported ops, or pick a target that has it (docs/sentis_checker.md)",
+    "random-op": "draw the noise on the host and feed it as a graph input",
+    "float-only-op": "Cast the input to float before the op (and back afterwards if needed)",
+    "layernorm-axis": "normalise over the last axis only (Transpose/Reshape first) or decompose with ReduceMean",
+    "convtranspose-output-shape": "express the output size with pads and output_padding",
+    "convtranspose-group-dilations": "split a grouped ConvTranspose into per-group ones, or target ie-2.4",
+    "resize-mode": "use mode nearest/linear with half_pixel, pytorch_half_pixel, align_corners or asymmetric",
+    "maxpool-indices": "compute the indices another way (e.g. ArgMax over explicitly unfolded windows)",
+    "pool-count-include-pad": "Pad explicitly (zeros) before an unpadded AveragePool, or use count_include_pad=0",
+    "pool-dilations": "use dilation 1 (or gather the dilated taps explicitly)",
+    "pool-ceil-mode": "pad the input to a whole number of strides and use ceil_mode=0 (a rewrite must keep the "
+                      "numbers: a partial window averages only its real elements)",
+    "gelu-tanh": "use exact Gelu, or spell the tanh form out with Tanh/Mul/Add ops",
+    "batchnorm-training": "export the module in eval() mode",
+    "scatter-reduction": "use reduction none/add/mul, or target ie-2.4",
+    "dft-axis-input": "use the opset-20 DFT signature (axis as input 2) on a tensor whose last dim is 1 or 2",
+    "window-dtype": "use output_datatype=1 (float) and Cast afterwards if needed",
+    "roialign-mode": "use coordinate_transformation_mode=half_pixel (shift the rois by half a pixel)",
+    "constant-value": "store the constant as a dense numeric `value` tensor (onnx.numpy_helper.from_array)",
+    "tensor-dtype": "store it as FLOAT, FLOAT16, INT32 or INT64 (BOOL/INT8/UINT8/DOUBLE also load), dense",
+    "fp16-raw-data": "re-encode with onnx.numpy_helper.from_array (raw_data)",
+    "tensor-storage": "re-encode with onnx.numpy_helper.from_array (raw_data)",
+    "int64-range": "keep int64 values within int32 (out-of-range sentinels only as Slice starts/ends)",
+    "io-name": "give every input and output a unique non-empty name produced by the graph (no ':0' suffix)",
+    "io-dtype": "declare graph inputs and outputs as float32 or int32 tensors (Cast inside the graph)",
+    "input-shape": "declare every input's rank, with dim_param names for dynamic dims",
+    "rank-over-8": "merge adjacent axes with Reshape so every tensor has at most 8 dims",
+    "bfloat16": "use FLOAT or FLOAT16",
+}
