@@ -9,6 +9,7 @@ from packager.errors import PackagerError
 # name -> "module:Class"; the build order is this order.
 COMPONENTS: dict[str, str] = {
     "campplus": "packager.components.campplus:CampPlus",
+    "llm": "packager.components.llm:LLM",
     "flow": "packager.components.flow:Flow",
 }
 
