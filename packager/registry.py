@@ -11,6 +11,7 @@ COMPONENTS: dict[str, str] = {
     "campplus": "packager.components.campplus:CampPlus",
     "llm": "packager.components.llm:LLM",
     "flow": "packager.components.flow:Flow",
+    "hift": "packager.components.hift:HiFT",
 }
 
 
