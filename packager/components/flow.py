@@ -4,11 +4,10 @@ Graphs (README "F. Flow" / "F-DiT"; model in ``flow_model.py``, host loop in ``p
 
 * ``flow_frontend``: ``speech_tokens`` int32 [1, n_tokens] (prompt ++ target), ``embedding`` [1, 192] ->
   ``mu`` [1, 80, R*n_tokens] (finalize=True), ``spks`` [1, 80].
-* ``flow_estimator``: upstream's official I/O ``x, mask, mu, t, spks, cond -> estimator_out``, batch 2 (the CFG
-  pair), dynamic ``n_frames``, full attention (upstream's non-streaming DiT).
-* ``flow_estimator_stream``: the same with the chunked attention mask (chunk = static_chunk_size frames), used by
-  upstream's streaming calls. It repeats the DiT weights (1.3 GB at full size); set ``Flow.export_streaming``
-  to False to leave it out.
+* ``flow_estimator``: upstream's official I/O ``x, mask, mu, t, spks, cond`` plus ``chunk_frames`` (float32 [1])
+  -> ``estimator_out``, batch 2 (the CFG pair), dynamic ``n_frames``. ``chunk_frames`` selects the attention mask
+  at run time (README F-DiT 5): ``static_chunk_size`` = upstream's streaming DiT, ``n_frames`` (or any larger
+  value) = its non-streaming DiT, so one graph (1.3 GB at full size) serves both modes.
 """
 from __future__ import annotations
 
@@ -61,6 +60,9 @@ def config_from_yaml(doc: dict[str, Any], file: str) -> FlowConfig:
                             (cfm, "solver", "euler"), (cfm, "t_scheduler", "cosine")]:
         _expect(node, key, want, file)
     ints = lambda node, key: require(node, key, file, int)
+    if ints(est, "static_chunk_size") < 1:  # the run-time chunk_frames input divides by it
+        raise CheckpointError("attention chunk must be at least one frame", file=file, key="static_chunk_size",
+                              expected=">= 1", found=str(est["static_chunk_size"]))
     return FlowConfig(
         vocab_size=ints(flow, "vocab_size"), token_mel_ratio=ints(flow, "token_mel_ratio"),
         pre_lookahead_len=ints(flow, "pre_lookahead_len"), pre_lookahead_channels=ints(look, "channels"),
@@ -125,14 +127,14 @@ class FrontendGraph(nn.Module):
 
 
 class EstimatorGraph(nn.Module):
-    """``flow_estimator`` / ``flow_estimator_stream``: the DiT with a fixed attention mode."""
+    """``flow_estimator``: the DiT with the attention chunk as a run-time input (streaming and non-streaming)."""
 
-    def __init__(self, model: FlowModel, streaming: bool):
+    def __init__(self, model: FlowModel):
         super().__init__()
-        self.dit, self.streaming = model.decoder.estimator, streaming
+        self.dit = model.decoder.estimator
 
-    def forward(self, x, mask, mu, t, spks, cond):
-        return self.dit(x, mask, mu, t, spks, cond, streaming=self.streaming)
+    def forward(self, x, mask, mu, t, spks, cond, chunk_frames):
+        return self.dit(x, mask, mu, t, spks, cond, chunk_frames=chunk_frames)
 
 
 def torch_runner(module: nn.Module, inputs: list[TensorSpec], outputs: list[TensorSpec]):
@@ -157,7 +159,9 @@ FRONTEND_OUT = [f32("mu", (1, MEL_BINS, "n_frames"), "n_frames = token_mel_ratio
 ESTIMATOR_IN = [f32("x", (2, MEL_BINS, "n_frames"), "ODE state, same in both rows"),
                 f32("mask", (2, 1, "n_frames"), "ones"), f32("mu", (2, MEL_BINS, "n_frames"), "row 1 zeros"),
                 f32("t", (2,), "ODE time, same in both rows"), f32("spks", (2, MEL_BINS), "row 1 zeros"),
-                f32("cond", (2, MEL_BINS, "n_frames"), "prompt mel then zeros; row 1 zeros")]
+                f32("cond", (2, MEL_BINS, "n_frames"), "prompt mel then zeros; row 1 zeros"),
+                f32("chunk_frames", (1,), "attention chunk c in frames: chunk_frames_streaming = streaming, "
+                    "n_frames (or any value >= it) = non-streaming (full attention)")]
 ESTIMATOR_OUT = [f32("estimator_out", (2, MEL_BINS, "n_frames"), "velocity per row (before CFG)")]
 
 
@@ -168,34 +172,29 @@ class Flow(Component):
     name = "flow"
     checkpoint_files = ("cosyvoice3.yaml", FLOW_FILE)
     description = "token frontend + DiT estimator (CFM velocity field); Euler/CFG loop on the host"
-    export_streaming = True
 
     def build(self, source: Source) -> ComponentBuild:
         model = load_model(source)
         noise = noise_table()
         constants = self.constants(model.cfg)
-        front, dit, dit_stream = FrontendGraph(model), EstimatorGraph(model, False), EstimatorGraph(model, True)
+        front, dit = FrontendGraph(model), EstimatorGraph(model)
         runners = {"flow_frontend": torch_runner(front, FRONTEND_IN, FRONTEND_OUT),
-                   "flow_estimator": torch_runner(dit, ESTIMATOR_IN, ESTIMATOR_OUT),
-                   "flow_estimator_stream": torch_runner(dit_stream, ESTIMATOR_IN, ESTIMATOR_OUT)}
+                   "flow_estimator": torch_runner(dit, ESTIMATOR_IN, ESTIMATOR_OUT)}
         cases = GoldenCases(model.cfg, source.seed, runners, constants, noise)
         n_ex = 6
         est_example = (torch.zeros(2, MEL_BINS, 4 * n_ex), torch.ones(2, 1, 4 * n_ex),
                        torch.zeros(2, MEL_BINS, 4 * n_ex), torch.full((2,), 0.5),
-                       torch.zeros(2, MEL_BINS), torch.zeros(2, MEL_BINS, 4 * n_ex))
+                       torch.zeros(2, MEL_BINS), torch.zeros(2, MEL_BINS, 4 * n_ex), torch.full((1,), 8.0))
         graphs = [
             GraphDef("flow_frontend", FRONTEND_IN, FRONTEND_OUT, cases.frontend, FRONTEND_TOL, module=front,
                      example_inputs=(torch.zeros(1, n_ex, dtype=torch.int32), torch.ones(1, SPK_DIM)),
                      description="speech tokens -> mu (PreLookahead, finalize=True, repeated R times); "
                                  "speaker embedding -> spks"),
             GraphDef("flow_estimator", ESTIMATOR_IN, ESTIMATOR_OUT, cases.estimator, ESTIMATOR_TOL, module=dit,
-                     example_inputs=est_example, description="DiT velocity field, full attention (batch 2 = CFG)"),
+                     example_inputs=est_example,
+                     description="DiT velocity field (batch 2 = CFG); attention chunk chunk_frames: "
+                                 f"{model.cfg.static_chunk_size} = streaming, >= n_frames = full attention"),
         ]
-        if self.export_streaming:
-            graphs.append(GraphDef("flow_estimator_stream", ESTIMATOR_IN, ESTIMATOR_OUT, cases.estimator_stream,
-                                   ESTIMATOR_TOL, module=dit_stream, example_inputs=est_example,
-                                   description=f"DiT with chunked attention ({model.cfg.static_chunk_size}-frame "
-                                               "chunks, full left context): upstream streaming=True"))
         data = [HostData("flow_noise", noise, "initial ODE state x0 = flow_noise[:, :, :T]; upstream's fixed "
                          "table torch.manual_seed(0); torch.randn(1, 80, 15000), float32")]
         return ComponentBuild(graphs=graphs, constants=constants, data=data)
@@ -205,21 +204,24 @@ class Flow(Component):
         steps = cfg.n_timesteps
         # upstream: 1 - cos(linspace(0, 1, n+1) * 0.5 * pi), float32 torch ops; shipped bit-exact
         t_span = 1 - torch.cos(torch.linspace(0, 1, steps + 1) * 0.5 * torch.pi)
-        graphs = {"frontend": "flow_frontend", "estimator": "flow_estimator"}
-        if self.export_streaming:
-            graphs["estimator_streaming"] = "flow_estimator_stream"
         return {
-            "graphs": graphs,
+            "graphs": {"frontend": "flow_frontend", "estimator": "flow_estimator"},
             "mel_bins": MEL_BINS, "spk_embed_dim": SPK_DIM, "vocab_size": cfg.vocab_size,
             "token_mel_ratio": cfg.token_mel_ratio, "pre_lookahead_len": cfg.pre_lookahead_len,
-            "chunk_size_tokens": cfg.chunk_size, "static_chunk_frames": cfg.static_chunk_size,
+            "chunk_size_tokens": cfg.chunk_size,
+            "chunk_input": "chunk_frames",
+            "chunk_frames_streaming": cfg.static_chunk_size,
+            "chunk_frames_non_streaming": "n_frames",
+            "chunk_rule": "estimator input chunk_frames = float32 [c]; allowed(i, j) = mask[j] and "
+                          "j < (floor(i / c) + 1) * c. Streaming: c = chunk_frames_streaming; non-streaming: "
+                          "c = n_frames of the call (any c >= n_frames gives the same full attention)",
             "n_timesteps": steps, "t_scheduler": cfg.t_scheduler, "cfg_rate": cfg.cfg_rate,
             "t_span": [float(v) for v in t_span.numpy()],
             "time_update": "t = t_span[0]; dt = t_span[1] - t_span[0]; per step i = 1..n: x += dt * v; t += dt; "
                            "if i < n: dt = t_span[i + 1] - t  (float32 arithmetic, t accumulated)",
             "cfg_combine": "v = (1 + cfg_rate) * estimator_out[0] - cfg_rate * estimator_out[1]",
             "cfg_rows": {"x": "x, x", "mask": "ones, ones", "t": "t, t", "mu": "mu, 0", "spks": "spks, 0",
-                         "cond": "cond, 0"},
+                         "cond": "cond, 0", "chunk_frames": "c (one value for both rows)"},
             "cond": "zeros [1, 80, T] with the prompt mel (prompt_feat [1, P*R, 80] transposed) in frames 0..P*R-1",
             "noise": "flow_noise", "noise_slice": "x0 = flow_noise[:, :, :T], T = mu frames",
             "output_slice": "mel = x[:, :, P*R:]",
@@ -229,7 +231,8 @@ class Flow(Component):
 
 # Tolerances, from measured ORT-vs-torch max |diff| on the goldens (tests/components/test_flow.py prints them):
 # mu <= 8.3e-7 (values up to 3.8) -> atol 1e-5 (12x margin); spks <= 6e-8 -> atol 1e-6 (16x); estimator_out
-# <= 1.7e-6 on the tiny preset and tiny_a, 5.0e-6 for the 331 M-parameter DiT at T=500 (benchmarks/bench_flow.py)
+# <= 1.7e-6 on the tiny preset and tiny_a (streaming and full chunk alike), 5.0e-6 for the 331 M-parameter DiT at
+# T=500 (benchmarks/bench_flow.py)
 # -> atol 1e-4 (20x at full size). cosine >= 0.99999 (measured 0.99999988 at full size) flags a structurally
 # wrong graph even where the element-wise bound would be loose.
 FRONTEND_TOL = {"mu": Tolerance(atol=1e-5, rtol=1e-5), "spks": Tolerance(atol=1e-6, rtol=1e-5)}
@@ -237,7 +240,7 @@ ESTIMATOR_TOL = {"estimator_out": Tolerance(atol=1e-4, rtol=1e-4, metrics={"cosi
 
 
 class GoldenCases:
-    """Golden cases for the three graphs, from one short synthesis driven by our PyTorch modules (computed once)."""
+    """Golden cases for the two graphs, from short syntheses driven by our PyTorch modules (computed once)."""
 
     def __init__(self, cfg: FlowConfig, seed: int, runners, constants, noise):
         self.cfg, self.seed, self.runners, self.constants, self.noise = cfg, seed, runners, constants, noise
@@ -260,27 +263,29 @@ class GoldenCases:
                                     description=f"{toks.shape[1]} tokens"))
         return cases
 
-    def _euler_cases(self, streaming: bool) -> list[GoldenCase]:
+    def _trace(self, streaming: bool) -> list:
         token, prompt, feat, emb = self.inputs()
         trace: list = []
         synthesize(self.runners, self.constants, self.noise, token, prompt, feat, emb, streaming=streaming,
                    finalize=not streaming, trace=trace)
+        return trace
+
+    def estimator(self) -> list[GoldenCase]:
+        """Both modes on the one graph: non-streaming Euler steps 1-3 (chained, chunk_frames = n_frames) and step 1
+        of a streaming finalize=False synthesis (chunk_frames = static chunk, n_frames not a multiple of it)."""
+        if "estimator" in self._cache:
+            return self._cache["estimator"]
         cases, prev = [], None
-        for i, (feed, out) in enumerate(trace[:GOLDEN_EULER_STEPS], start=1):
+        for i, (feed, out) in enumerate(self._trace(False)[:GOLDEN_EULER_STEPS], start=1):
             name = f"euler_step{i}"
             chain = None if prev is None else {"after": prev, "carry": {}}
             cases.append(GoldenCase(name, feed, {"estimator_out": out}, chain=chain, description=(
-                f"Euler step {i} of a {'streaming (finalize=False)' if streaming else 'non-streaming'} synthesis; "
-                "next step's x = x + dt * ((1+cfg_rate) out[0] - cfg_rate out[1]) on both rows (host euler_cfg)")))
+                f"Euler step {i} of a non-streaming synthesis (chunk_frames = n_frames: full attention); next "
+                "step's x = x + dt * ((1+cfg_rate) out[0] - cfg_rate out[1]) on both rows (host euler_cfg)")))
             prev = name
+        feed, out = self._trace(True)[0]
+        cases.append(GoldenCase("stream_euler_step1", feed, {"estimator_out": out}, description=(
+            f"Euler step 1 of a streaming finalize=False synthesis (chunk_frames = {self.cfg.static_chunk_size}: "
+            "chunked attention, full left context)")))
+        self._cache["estimator"] = cases
         return cases
-
-    def estimator(self) -> list[GoldenCase]:
-        if "full" not in self._cache:
-            self._cache["full"] = self._euler_cases(False)
-        return self._cache["full"]
-
-    def estimator_stream(self) -> list[GoldenCase]:
-        if "stream" not in self._cache:
-            self._cache["stream"] = self._euler_cases(True)[:1]
-        return self._cache["stream"]

@@ -211,11 +211,14 @@ class DiTBlock(nn.Module):
 
 
 class DiT(nn.Module):
-    """``DiT.forward(x, mask, mu, t, spks, cond, streaming)`` of README F-DiT; channels-first I/O."""
+    """``DiT.forward(x, mask, mu, t, spks, cond, streaming)`` of README F-DiT; channels-first I/O.
+
+    ``streaming`` becomes ``chunk_frames``: ``static_chunk_size`` for upstream's streaming=True, ``None`` (or
+    any value >= T) for streaming=False.
+    """
 
     def __init__(self, cfg: FlowConfig):
         super().__init__()
-        self.chunk = cfg.static_chunk_size
         self.time_embed = TimestepEmbedding(cfg.dim)
         self.input_embed = InputEmbedding(cfg.dim)
         self.rotary_embed = RotaryEmbedding(cfg.dim_head)
@@ -224,22 +227,34 @@ class DiT(nn.Module):
         self.ln = layer_norm(cfg.dim)
         self.proj_out = nn.Linear(cfg.dim, MEL_BINS)
 
-    def attention_bias(self, mask: torch.Tensor, streaming: bool) -> torch.Tensor:
-        """README F-DiT 5 as an additive bias: [B, 1, 1, T] (full) or [B, 1, T, T] (chunked, full left context)."""
+    @staticmethod
+    def attention_bias(mask: torch.Tensor, chunk_frames: torch.Tensor | None) -> torch.Tensor:
+        """README F-DiT 5 as an additive bias: allowed(i, j) = mask[j] and j < (floor(i / c) + 1) * c.
+
+        ``chunk_frames`` c (float32 [1], a run-time graph input): c = static_chunk_size is upstream's streaming mask
+        (chunked causal, full left context); any c >= T gives floor(i / c) = 0, j < c for every key, i.e. exactly
+        the non-streaming mask, so one graph serves both modes. ``None`` (PyTorch only): the key mask alone,
+        [B, 1, 1, T] -- the independent full-attention path the chunked one is tested against.
+        i / c is exact enough for floor: i, c are integers < 2^24 and a non-integer i / c is >= 1/c away from
+        the next integer, far above float32 rounding.
+        """
         keys = mask[:, :, None, :]  # [B, 1, 1, T]
-        if streaming:
-            pos = torch.arange(mask.shape[-1], dtype=torch.float32)
-            chunk_end = (torch.floor(pos / self.chunk) + 1) * self.chunk  # per query i
+        if chunk_frames is not None:
+            pos = torch.arange(mask.shape[-1], dtype=torch.float32)  # [T] (Range)
+            chunk_end = (torch.floor(pos / chunk_frames) + 1) * chunk_frames  # [T], per query i
             keys = keys * (pos.unsqueeze(0) < chunk_end.unsqueeze(1)).float()  # [B, 1, T, T]
         return (1.0 - keys) * MASK_NEG
 
-    def forward(self, x, mask, mu, t, spks, cond, streaming: bool = False, debug: dict | None = None):
-        # x, mu, cond: [B, 80, T]; mask: [B, 1, T]; t: [B]; spks: [B, 80] -> [B, 80, T]
+    def forward(self, x, mask, mu, t, spks, cond, chunk_frames: torch.Tensor | float | None = None,
+                debug: dict | None = None):
+        # x, mu, cond: [B, 80, T]; mask: [B, 1, T]; t: [B]; spks: [B, 80]; chunk_frames: [1] -> [B, 80, T]
+        if chunk_frames is not None and not torch.is_tensor(chunk_frames):
+            chunk_frames = torch.tensor([float(chunk_frames)])
         temb = self.time_embed(t)  # [B, D]
         silu_temb = F.silu(temb)
         h = self.input_embed(x.transpose(1, 2), cond.transpose(1, 2), mu.transpose(1, 2), spks)  # [B, T, D]
         angles = self.rotary_embed.angles(x.shape[2])
-        bias = self.attention_bias(mask, streaming)
+        bias = self.attention_bias(mask, chunk_frames)
         row_mask = mask.transpose(1, 2)  # [B, T, 1]: zero attention rows of masked frames
         if debug is not None:
             debug.update(time_embed=temb, input_embed=h, rope_angles=angles)
@@ -302,11 +317,12 @@ class FlowModel(nn.Module):
         t_span = 1 - torch.cos(torch.linspace(0, 1, steps + 1) * 0.5 * torch.pi)
         t, dt = t_span[0], t_span[1] - t_span[0]
         zeros_2d = torch.zeros_like(spks)
+        chunk = self.cfg.static_chunk_size if streaming else None
         for step in range(1, steps + 1):
             out = self.decoder.estimator(
                 torch.cat([x, x]), torch.ones(2, 1, t_len), torch.cat([mu, torch.zeros_like(mu)]),
                 t.reshape(1).expand(2), torch.cat([spks, zeros_2d]), torch.cat([cond, torch.zeros_like(cond)]),
-                streaming=streaming)
+                chunk_frames=chunk)
             v = (1.0 + self.cfg.cfg_rate) * out[:1] - self.cfg.cfg_rate * out[1:]
             x = x + dt * v
             t = t + dt

@@ -9,6 +9,9 @@ Two details community ports get wrong, and the tests pin: the time grid is the *
 ``t_i = 1 - cos(pi/2 * i/n)`` (its exact float32 values ship as ``t_span``), with ``t`` accumulated in float32
 (``t += dt; dt = t_span[i+1] - t``) rather than read from the table; and the unconditional CFG row has
 ``mu = spks = cond = 0`` (only ``x``, ``mask`` and ``t`` are shared).
+
+Streaming vs non-streaming is one estimator graph; the host only picks its ``chunk_frames`` input (README F-DiT 5):
+``chunk_frames_streaming`` (upstream's static chunk) or the call's ``n_frames`` (full attention).
 """
 from __future__ import annotations
 
@@ -32,7 +35,14 @@ def _check(name: str, a: np.ndarray, dtype: type, shape: tuple) -> np.ndarray:
     return a
 
 
-def cfg_batch(x: np.ndarray, mu: np.ndarray, spks: np.ndarray, cond: np.ndarray, t: np.float32) -> dict:
+def chunk_frames(constants: Mapping[str, Any], n_frames: int, streaming: bool) -> np.ndarray:
+    """The estimator's ``chunk_frames`` input, float32 [1]: the static chunk (streaming) or n_frames (full)."""
+    c = int(constants["chunk_frames_streaming"]) if streaming else n_frames
+    return np.array([c], F32)
+
+
+def cfg_batch(x: np.ndarray, mu: np.ndarray, spks: np.ndarray, cond: np.ndarray, t: np.float32,
+              chunk: np.ndarray) -> dict:
     """The estimator's batch-2 inputs: row 0 conditional, row 1 unconditional (mu = spks = cond = 0)."""
     t_len = x.shape[2]
     return {
@@ -42,13 +52,15 @@ def cfg_batch(x: np.ndarray, mu: np.ndarray, spks: np.ndarray, cond: np.ndarray,
         "t": np.full((2,), t, F32),
         "spks": np.concatenate([spks, np.zeros_like(spks)]),
         "cond": np.concatenate([cond, np.zeros_like(cond)]),
+        "chunk_frames": chunk,
     }
 
 
 def euler_cfg(estimator: Runner, mu: np.ndarray, spks: np.ndarray, cond: np.ndarray, noise: np.ndarray,
-              constants: Mapping[str, Any], trace: list | None = None) -> np.ndarray:
+              constants: Mapping[str, Any], trace: list | None = None, streaming: bool = False) -> np.ndarray:
     """README F.6: x0 = noise[:, :, :T]; n Euler steps of v = (1+w) v_cond - w v_uncond. Returns x [1, 80, T].
 
+    ``streaming`` selects the chunked attention mask through the estimator's ``chunk_frames`` input.
     ``trace`` (optional) receives each step's estimator inputs and outputs (used to write chained goldens).
     """
     t_len = mu.shape[2]
@@ -58,10 +70,11 @@ def euler_cfg(estimator: Runner, mu: np.ndarray, spks: np.ndarray, cond: np.ndar
     t_span = np.asarray(constants["t_span"], F32)
     w = F32(constants["cfg_rate"])
     steps = int(constants["n_timesteps"])
+    chunk = chunk_frames(constants, t_len, streaming)
     x = np.ascontiguousarray(noise[:, :, :t_len], F32)
     t, dt = t_span[0], F32(t_span[1] - t_span[0])
     for step in range(1, steps + 1):
-        inputs = cfg_batch(x, mu, spks, cond, t)
+        inputs = cfg_batch(x, mu, spks, cond, t, chunk)
         out = np.asarray(estimator(inputs)["estimator_out"], F32)  # [2, 80, T]
         if trace is not None:
             trace.append((inputs, out))
@@ -80,7 +93,7 @@ def synthesize(runners: Mapping[str, Runner], constants: Mapping[str, Any], nois
 
     token [1, K] and prompt_token [1, P] int32; prompt_feat [1, P*R, 80] (time-major, as upstream takes it);
     embedding [1, 192]. Returns mel [1, 80, K*R] (finalize) or [1, 80, (K-Lk)*R] (finalize=False).
-    ``streaming`` selects the chunk-masked estimator graph; ``finalize=False`` drops the last Lk tokens' frames,
+    ``streaming`` selects the chunked attention (``chunk_frames``); ``finalize=False`` drops the last Lk tokens' frames,
     which is exactly upstream's right-context PreLookahead (outputs i < N-Lk never see the zero padding).
     """
     ratio, lookahead = int(constants["token_mel_ratio"]), int(constants["pre_lookahead_len"])
@@ -105,6 +118,5 @@ def synthesize(runners: Mapping[str, Runner], constants: Mapping[str, Any], nois
         mu = mu[:, :, : (tokens.shape[1] - lookahead) * ratio]
     cond = np.zeros_like(mu)
     cond[:, :, :p_frames] = prompt_feat[0].T
-    estimator = runners[graphs["estimator_streaming" if streaming else "estimator"]]
-    x = euler_cfg(estimator, mu, spks, cond, noise, constants, trace)
+    x = euler_cfg(runners[graphs["estimator"]], mu, spks, cond, noise, constants, trace, streaming)
     return x[:, :, p_frames:]

@@ -38,6 +38,12 @@ ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor""".split(
 BANNED = {"If", "Loop", "Scan", "Einsum", "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
           "Bernoulli", "Multinomial"}
 INT32 = (-2**31, 2**31 - 1)
+EST_KEYS = ("x", "mask", "mu", "t", "spks", "cond")
+BIG_CHUNK = 15000.0  # >= every n_frames the noise table allows: full attention
+
+
+def chunk(c: float) -> np.ndarray:
+    return np.array([c], np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +122,13 @@ def test_rejects_other_schedule(tmp_path, tiny_a):
         load_model(src)
 
 
+def test_rejects_zero_attention_chunk(tmp_path, tiny_a):
+    src = _fake_checkpoint(tmp_path, tiny_a, edit_yaml=lambda t: t.replace(
+        "static_chunk_size: !ref <chunk_size> * <token_mel_ratio>", "static_chunk_size: 0"))
+    with pytest.raises(CheckpointError, match="static_chunk_size"):
+        load_model(src)
+
+
 # ---------------------------------------------------------------- PyTorch parity with upstream
 
 
@@ -129,18 +142,22 @@ def test_torch_frontend_parity(model, ref):
 
 def test_torch_dit_parity(model, ref):
     est = model.decoder.estimator
-    args = [torch.from_numpy(ref[f"est_in_{k}"]) for k in ("x", "mask", "mu", "t", "spks", "cond")]
+    args = [torch.from_numpy(ref[f"est_in_{k}"]) for k in EST_KEYS]
+    n_frames, c = args[0].shape[2], model.cfg.static_chunk_size
     dbg: dict = {}
     with torch.no_grad():
-        close("dit non-stream", est(*args, debug=dbg), ref["est_out_nonstream"])
-        close("dit stream", est(*args, streaming=True), ref["est_out_stream"])
+        full = est(*args, debug=dbg)  # key mask only: the independent non-streaming path
+        close("dit non-stream", full, ref["est_out_nonstream"])
+        close("dit stream (chunk_frames = static chunk)", est(*args, chunk_frames=c), ref["est_out_stream"])
+        for big in (n_frames, n_frames + 1, BIG_CHUNK):  # any chunk >= n_frames is exactly full attention
+            close(f"dit chunk_frames={big:g} vs full attention", est(*args, chunk_frames=big), full, 0.0)
         for k in ("time_embed", "input_embed", "block0_out", "block1_out", "norm_out"):
             close(k, dbg[k], ref[f"est_dbg_{k}"])
         angles = dbg["rope_angles"]  # [T, dh/2]; upstream stores each angle twice (adjacent channels)
         close("rope angles", torch.stack([angles, angles], -1).reshape(ref["est_dbg_rope_freqs"].shape),
               ref["est_dbg_rope_freqs"], 0.0)
         for s in range(10):  # every Euler step's batch-2 call (row 1 = unconditional)
-            step = [torch.from_numpy(ref[f"euler_est_{k}"][s]) for k in ("x", "mask", "mu", "t", "spks", "cond")]
+            step = [torch.from_numpy(ref[f"euler_est_{k}"][s]) for k in EST_KEYS]
             close(f"euler step {s + 1}", est(*step), ref["euler_est_out"][s])
 
 
@@ -170,12 +187,15 @@ def test_constants_t_span_bit_exact(bundle, ref):
 
 
 def test_graph_names_and_io(bundle):
-    graphs, _, _ = bundle
-    assert list(graphs) == ["flow_frontend", "flow_estimator", "flow_estimator_stream"]
-    for name in ("flow_estimator", "flow_estimator_stream"):
-        model = graphs[name][1]
-        assert [i.name for i in model.graph.input] == ["x", "mask", "mu", "t", "spks", "cond"]
-        assert [o.name for o in model.graph.output] == ["estimator_out"]
+    graphs, constants, _ = bundle
+    assert list(graphs) == ["flow_frontend", "flow_estimator"]  # one DiT graph for both modes
+    assert constants["graphs"] == {"frontend": "flow_frontend", "estimator": "flow_estimator"}
+    assert constants["chunk_input"] == "chunk_frames" and constants["chunk_frames_streaming"] == 8
+    model = graphs["flow_estimator"][1]
+    assert [i.name for i in model.graph.input] == [*EST_KEYS, "chunk_frames"]
+    assert [o.name for o in model.graph.output] == ["estimator_out"]
+    c_in = model.graph.input[-1].type.tensor_type
+    assert c_in.elem_type == onnx.TensorProto.FLOAT and [d.dim_value for d in c_in.shape.dim] == [1]
 
 
 def test_sentis_rules(bundle):
@@ -210,12 +230,18 @@ def test_onnx_parity_with_upstream(bundle, ref):
     close("onnx mu", out["mu"], ref["mu"])
     close("onnx spks", out["spks"], ref["spk_proj"])
 
-    est, est_stream = session(graphs["flow_estimator"][1]), session(graphs["flow_estimator_stream"][1])
-    pair = {k: np.concatenate([ref[f"est_in_{k}"]] * 2) for k in ("x", "mask", "mu", "t", "spks", "cond")}
-    close("onnx dit non-stream", run_onnx(est, pair)["estimator_out"][:1], ref["est_out_nonstream"])
-    close("onnx dit stream", run_onnx(est_stream, pair)["estimator_out"][:1], ref["est_out_stream"])
+    est = session(graphs["flow_estimator"][1])
+    pair = {k: np.concatenate([ref[f"est_in_{k}"]] * 2) for k in EST_KEYS}
+    n_frames = pair["x"].shape[2]
+    full = run_onnx(est, {**pair, "chunk_frames": chunk(n_frames)})["estimator_out"]
+    close("onnx dit non-stream (chunk_frames = n_frames)", full[:1], ref["est_out_nonstream"])
+    big = run_onnx(est, {**pair, "chunk_frames": chunk(BIG_CHUNK)})["estimator_out"]
+    close("onnx dit chunk_frames = 15000 vs n_frames", big, full, 0.0)
+    close("onnx dit stream (chunk_frames = 8)", run_onnx(est, {**pair, "chunk_frames": chunk(8)})["estimator_out"][:1],
+          ref["est_out_stream"])
     for s in range(10):
-        feed = {k: ref[f"euler_est_{k}"][s] for k in ("x", "mask", "mu", "t", "spks", "cond")}
+        feed = {k: ref[f"euler_est_{k}"][s] for k in EST_KEYS}
+        feed["chunk_frames"] = chunk(feed["x"].shape[2])
         close(f"onnx euler step {s + 1}", run_onnx(est, feed)["estimator_out"], ref["euler_est_out"][s])
 
 
@@ -248,10 +274,22 @@ def test_goldens_match_onnx_within_tolerance(bundle):
     assert total < 1_500_000, f"goldens too large: {total} bytes"
 
 
+def test_estimator_goldens_cover_both_modes(bundle):
+    graphs, constants, _ = bundle
+    cases = {c.name: c for c in graphs["flow_estimator"][0].cases()}
+    assert list(cases) == ["euler_step1", "euler_step2", "euler_step3", "stream_euler_step1"]
+    for name in ("euler_step1", "euler_step2", "euler_step3"):  # non-streaming: chunk = n_frames
+        assert cases[name].inputs["chunk_frames"].tolist() == [cases[name].inputs["x"].shape[2]]
+    stream = cases["stream_euler_step1"].inputs
+    assert stream["chunk_frames"].tolist() == [constants["chunk_frames_streaming"]]
+    assert stream["x"].shape[2] > constants["chunk_frames_streaming"]  # the mask really is chunked
+    assert cases["stream_euler_step1"].chain is None
+
+
 def test_chained_goldens_follow_host_update(bundle):
     graphs, constants, _ = bundle
     g = graphs["flow_estimator"][0]
-    cases = g.cases()
+    cases = [c for c in g.cases() if c.name.startswith("euler_step")]
     t_span, w = np.asarray(constants["t_span"], np.float32), np.float32(constants["cfg_rate"])
     for i, (a, b) in enumerate(zip(cases, cases[1:]), start=1):
         assert b.chain["after"] == a.name

@@ -24,8 +24,7 @@ def setup(tiny_a: Path):
     """PyTorch runners for tiny_a, the manifest constants and the noise table."""
     model = load_model(Source(checkpoint=tiny_a))
     runners = {"flow_frontend": torch_runner(FrontendGraph(model), FRONTEND_IN, FRONTEND_OUT),
-               "flow_estimator": torch_runner(EstimatorGraph(model, False), ESTIMATOR_IN, ESTIMATOR_OUT),
-               "flow_estimator_stream": torch_runner(EstimatorGraph(model, True), ESTIMATOR_IN, ESTIMATOR_OUT)}
+               "flow_estimator": torch_runner(EstimatorGraph(model), ESTIMATOR_IN, ESTIMATOR_OUT)}
     return runners, Flow().constants(model.cfg), noise_table()
 
 
@@ -61,6 +60,7 @@ def test_cfg_rows_and_trace_match_upstream(setup, ref):
         for k in ("x", "mask", "mu", "t", "spks", "cond"):
             np.testing.assert_allclose(feed[k], ref[f"euler_est_{k}"][s], atol=1e-5, err_msg=f"step {s + 1} {k}")
         np.testing.assert_allclose(out, ref["euler_est_out"][s], atol=1e-5)
+        assert feed["chunk_frames"].dtype == np.float32 and feed["chunk_frames"].tolist() == [feed["x"].shape[2]]
     e = float(np.abs(mel - ref["feat"]).max())
     print(f"torch runners + host loop: feat max abs err {e:.3g}")
     assert e <= 1e-4
@@ -68,10 +68,25 @@ def test_cfg_rows_and_trace_match_upstream(setup, ref):
 
 def test_streaming_finalize_false(setup, ref):
     runners, constants, noise = setup
-    mel = euler.synthesize(runners, constants, noise, *args(ref), streaming=True, finalize=False)
+    trace: list = []
+    mel = euler.synthesize(runners, constants, noise, *args(ref), streaming=True, finalize=False, trace=trace)
     e = float(np.abs(mel - ref["stream_feat"]).max())
     print(f"torch runners + host loop: stream feat max abs err {e:.3g}")
     assert mel.shape == ref["stream_feat"].shape and e <= 1e-4
+    assert all(feed["chunk_frames"].tolist() == [constants["chunk_frames_streaming"]] for feed, _ in trace)
+    e_step = float(np.abs(trace[0][1] - ref["stream_euler_est_out_step0"]).max())
+    print(f"torch runners: streaming Euler step 1 max abs err {e_step:.3g}")
+    assert e_step <= 1e-4
+
+
+def test_streaming_needs_the_chunked_mask(setup, ref):
+    """Streaming through the full-attention mask (the mistake the one-graph design makes easy) breaks parity."""
+    runners, constants, noise = setup
+    constants = dict(constants, chunk_frames_streaming=15000)
+    mel = euler.synthesize(runners, constants, noise, *args(ref), streaming=True, finalize=False)
+    bad = float(np.abs(mel - ref["stream_feat"]).max())
+    print(f"streaming with full attention: stream feat err {bad:.3g}")
+    assert bad > 1e-2
 
 
 def test_linear_schedule_breaks_parity(setup, ref):
@@ -84,10 +99,10 @@ def test_linear_schedule_breaks_parity(setup, ref):
 
 def test_unzeroed_uncond_row_breaks_parity(setup, ref, monkeypatch):
     """Community-port mistake 2: the CFG row keeps mu/spks/cond instead of zeros. Our parity check must catch it."""
-    def same_rows(x, mu, spks, cond, t):
+    def same_rows(x, mu, spks, cond, t, chunk):
         two = lambda a: np.concatenate([a, a])
         return {"x": two(x), "mask": np.ones((2, 1, x.shape[2]), np.float32), "mu": two(mu),
-                "t": np.full((2,), t, np.float32), "spks": two(spks), "cond": two(cond)}
+                "t": np.full((2,), t, np.float32), "spks": two(spks), "cond": two(cond), "chunk_frames": chunk}
     good = mel_error(setup, ref)
     monkeypatch.setattr(euler, "cfg_batch", same_rows)
     bad = mel_error(setup, ref)
