@@ -1,7 +1,8 @@
 """``python -m packager build``: source -> verified bundle folder, atomically and deterministically.
 
-Stages per graph: export (trace or take the shipped graph, rewrite) -> convert (precision; fp32 for now) -> save ->
-check (onnxruntime vs reference goldens) -> golden (write .npy) ; then package (manifest, package.json, README).
+Stages per graph: export (trace or take the shipped graph, rewrite) -> save -> check (onnxruntime vs reference
+goldens) -> convert (precision policy: the shipped variant, its Sentis-view goldens and its measured cost vs the fp32
+reference; docs/precision.md) -> golden (write .npy) ; then package (manifest, package.json, README).
 Everything is written into a temporary sibling folder that is renamed onto ``--out`` only after success; an error,
 Ctrl-C or SIGTERM removes it and leaves an existing bundle untouched.
 """
@@ -21,11 +22,13 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import onnx
 
-from packager import GENERATOR_NAME, __version__, registry
+from packager import GENERATOR_NAME, __version__, preflight, registry, synth
+from packager import precision as precision_policy
 from packager.checkpoint import Source
-from packager.component import ComponentBuild, GraphDef
+from packager.component import ComponentBuild, GoldenCase, GraphDef
 from packager.errors import PackagerError
 from packager.stages import check as check_stage
+from packager.stages import convert as convert_stage
 from packager.stages import golden as golden_stage
 from packager.stages.export import DEFAULT_OPSET, export_graph
 from packager.stages.package import MODELS_DIR, save_model, write_bundle_files
@@ -46,6 +49,7 @@ class BuildOptions:
     target: str = "ie-2.4"
     opset: int = DEFAULT_OPSET
     force: bool = False
+    precision: str | Path | precision_policy.PrecisionPlan = "recommended"  # a policy name or JSON file, or a plan
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
 
 
@@ -108,6 +112,7 @@ def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[
     model = export_graph(g, opts.opset)
     log(f"  [{comp}] {g.name}: exported ({len(model.graph.node)} nodes, {time.perf_counter() - t0:.1f} s)")
     entry = save_model(tmp, g.name, model, precision="fp32")
+    _preflight(tmp / entry["file"], g.name, opts)
     t1 = time.perf_counter()
     cases = g.cases()
     for case in cases:
@@ -132,9 +137,57 @@ def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[
     })
     if g.description:
         entry["description"] = g.description
+    policy = opts.precision.for_component(comp)
+    if policy.precision != "fp32":
+        entry.update(_convert_graph(tmp, comp, g, model, policy, cases, tolerances, entry, opts))
     return {k: entry[k] for k in ("name", "description", "file", "sha256", "bytes", "external_data", "opset",
                                   "precision", "unity_quantization", "sentis_importable", "inputs", "outputs",
-                                  "tolerances", "goldens", "measured", "timeout_ms") if k in entry}
+                                  "tolerances", "goldens", "measured", "precision_cost", "timeout_ms") if k in entry}
+
+
+def _convert_graph(tmp: Path, comp: str, g: GraphDef, model: onnx.ModelProto, policy, cases, tolerances,
+                   fp32_entry: dict[str, Any], opts: BuildOptions) -> dict[str, Any]:
+    """Replace the checked fp32 graph by the policy's variant: goldens = onnxruntime on the variant's Sentis view
+    (what Unity computes), checked again from the written file; cost = that view vs the fp32 reference goldens."""
+    t0 = time.perf_counter()
+    conv = convert_stage.convert(model, policy, g.keep_float32, cases)
+    for o in conv.overflows:
+        opts.log(f"  [{comp}] {g.name}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
+                 f"kept float32: {', '.join(o.nodes)}")
+    target_outputs = convert_stage.outputs_of(conv.view or conv.model, cases)
+    variant = [GoldenCase(c.name, c.inputs, {k: target_outputs[i][k] for k in c.outputs}, c.chain, c.description)
+               for i, c in enumerate(cases)]
+    var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}
+    entry = save_model(tmp, g.name, conv.model, precision=conv.precision, unity_quantization=conv.unity_quantization)
+    shipped = onnx.load(str(tmp / entry["file"]))
+    view = convert_stage.sentis_view(shipped, conv.unity_quantization) if conv.view is not None else shipped
+    results = convert_stage.run_model_cases(view, [s.name for s in g.outputs], var_tol, variant)
+    check_stage.require_pass(g.name, results)
+    if conv.precision != "int8":
+        convert_stage.require_sentis_ready(shipped, g.name)
+    cost = convert_stage.cost(model, conv, cases, target_outputs, tolerances, fp32_entry["bytes"], entry["bytes"])
+    sentis = {m["output"]: m for m in cost["error"]}
+    opts.log(f"  [{comp}] {g.name}: {conv.precision} (unity_quantization {conv.unity_quantization}) "
+             f"{fp32_entry['bytes']} -> {entry['bytes']} bytes ({time.perf_counter() - t0:.1f} s); vs fp32 reference: "
+             + ", ".join(f"{k} max_abs={m['max_abs']:.2g} sqnr={m['sqnr_db']:.1f} dB" for k, m in sentis.items()))
+    entry.update({
+        "tolerances": [{"output": k, **v} for k, v in var_tol.items()],
+        "goldens": [golden_stage.write_case(tmp, comp, g.name, c) for c in variant],
+        "precision_cost": cost,
+    })
+    return entry
+
+
+def _preflight(path: Path, graph: str, opts: BuildOptions) -> None:
+    """Sentis pre-flight rules on the saved file (external-data layout included); an error fails the build."""
+    findings = preflight.check_file(path, opts.target, graph)
+    bad = preflight.errors(findings)
+    if bad:
+        raise PackagerError(f"fails the Sentis pre-flight check for {opts.target}:\n"
+                            + preflight.format_findings(bad, limit=None), key=graph)
+    if findings:
+        opts.log(f"  [{graph}] pre-flight: {len(findings)} warning(s) for {opts.target}: "
+                 + "; ".join(sorted({f.rule for f in findings})))
 
 
 def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]:
@@ -156,6 +209,8 @@ def build(opts: BuildOptions) -> BuildSummary:
     if opts.target not in TARGETS:
         raise PackagerError(f"unknown target {opts.target!r}", key="--target", expected=", ".join(TARGETS))
     components = [registry.get(n).name for n in opts.components]  # validates names early
+    if not isinstance(opts.precision, precision_policy.PrecisionPlan):
+        opts.precision = precision_policy.plan(opts.precision, components)
     out = opts.out.resolve() if not opts.out.is_absolute() else opts.out
     opts.out = out
     _check_out(opts)
@@ -174,8 +229,14 @@ def build(opts: BuildOptions) -> BuildSummary:
                            "package": "com.cosyvoice3.bundle." + _bundle_name(opts.source).removeprefix("cosyvoice3-")},
                 "source": opts.source.describe(),
                 "target": {"runtime": opts.target, **TARGETS[opts.target]},
+                "precision_policy": {"name": opts.precision.name, "components": {
+                    n: opts.precision.for_component(n).to_json() for n in components}},
                 "components": entries,
             }
+            pipeline = synth.pipeline_goldens(tmp, manifest, opts.source.seed, golden_stage.write_array)
+            if pipeline:
+                manifest["pipeline"] = pipeline
+                opts.log("[pipeline] end-to-end golden: tts_greedy")
             write_bundle_files(tmp, manifest)
             _swap_into_place(tmp, out)
     except BaseException:

@@ -52,6 +52,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    help="Unity runtime: ie-2.4 = com.unity.ai.inference 2.4 (default), sentis-2.1 = com.unity.sentis 2.1.3")
     p.add_argument("--opset", type=int, default=15, help="ONNX opset of the exported graphs (default 15; 7..17)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out (only after success)")
+    p.add_argument("--precision", default="recommended", metavar="POLICY",
+                   help="recommended (default: llm fp16, flow fp16, hift fp32, campplus fp16), fp32, fp16, or a JSON "
+                        "file with a precision (fp32|fp16|uint8|int8) and optional keep_float32 list per component "
+                        "(docs/precision.md)")
     p.set_defaults(func=_cmd_build)
 
 
@@ -72,7 +76,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if not names:
         raise PackagerError("no components given", key="--components", expected=", ".join(registry.names()))
     summary = build(BuildOptions(out=args.out, source=source, components=names, target=args.target,
-                                 opset=args.opset, force=args.force))
+                                 opset=args.opset, force=args.force, precision=args.precision))
     rows = [(c, g, _human(b)) for c, g, b in summary.graphs]
     print(_table(["component", "graph", "size"], rows))
     print(f"\nbundle {summary.out}: {len(summary.graphs)} graphs, {_human(summary.total_bytes)} in all, "
@@ -168,7 +172,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise PackagerError(f"not a readable .npz file: {exc}", file=str(args.inputs)) from None
     validate_inputs(g["name"], g["inputs"], inputs, where=str(args.inputs))
     t0 = time.perf_counter()
-    outputs = run_onnx(str(safe_path(args.bundle, g["file"], "file")), inputs)
+    model: Any = str(safe_path(args.bundle, g["file"], "file"))
+    if g.get("precision") in ("fp16", "uint8") or g.get("unity_quantization", "none") != "none":
+        import onnx
+
+        from packager.stages.convert import sentis_view
+
+        # what Unity computes (and what the goldens hold): fp16 weights upcast, Unity's weight quantization applied
+        model = sentis_view(onnx.load(model), g.get("unity_quantization", "none"))
+    outputs = run_onnx(model, inputs)
     dt = time.perf_counter() - t0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.output, **outputs)
@@ -179,17 +191,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- plug-in verbs
-PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity"}
+PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity", "synth": "packager.synth"}
 
 
 def _add_plugins(sub: argparse._SubParsersAction) -> None:
     helps = {"check": "Sentis pre-flight check of a model or bundle",
-             "unity-install": "install a bundle into a Unity project"}
+             "unity-install": "install a bundle into a Unity project",
+             "synth": "end-to-end speech synthesis over a bundle (onnxruntime + host loops)"}
     for verb, module in PLUGINS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
+        mod = importlib.import_module(module)
         p = sub.add_parser(verb, help=helps[verb], description=helps[verb])
         mod.add_arguments(p)
         p.set_defaults(func=mod.run)

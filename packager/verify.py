@@ -73,6 +73,10 @@ def listed_files(manifest: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
                         yield f"{base}.goldens[{ki}].{side}[{ti}]", t
         for di, d in enumerate(c.get("data", [])):
             yield f"components[{ci}].data[{di}]", d
+    for pi, case in enumerate(manifest.get("pipeline", {}).get("goldens", [])):
+        for side in ("inputs", "outputs"):
+            for ti, t in enumerate(case.get(side, [])):
+                yield f"pipeline.goldens[{pi}].{side}[{ti}]", t
 
 
 def load_array(root: Path, entry: dict[str, Any], field: str) -> np.ndarray:
@@ -174,6 +178,13 @@ def verify(bundle: Path) -> list[Row]:
                 rows += _verify_goldens(bundle, g, subject)
             except PackagerError as exc:
                 rows.append(Row("golden", subject, False, str(exc)))
+    if manifest.get("pipeline"):
+        from packager.synth import verify_pipeline
+
+        try:
+            rows += [Row("pipeline", s, ok, d) for s, ok, d in verify_pipeline(bundle, manifest)]
+        except PackagerError as exc:
+            rows.append(Row("pipeline", "pipeline", False, str(exc)))
     return rows
 
 
@@ -185,5 +196,15 @@ def _verify_goldens(bundle: Path, g: dict[str, Any], subject: str) -> list[Row]:
         cases.append(GoldenCase(case["name"], ins, outs))
     tolerances = {t["output"]: t for t in g["tolerances"]}
     outputs = [o["name"] for o in g["outputs"]]
-    results: list[CaseResult] = run_cases(safe_path(bundle, g["file"], "file"), g["name"], outputs, tolerances, cases)
+    path = safe_path(bundle, g["file"], "file")
+    if g["precision"] in ("fp16", "uint8") or g["unity_quantization"] != "none":
+        # the goldens describe what Sentis computes: run the Sentis view of the shipped file (docs/precision.md)
+        import onnx
+
+        from packager.stages.convert import run_model_cases, sentis_view
+
+        view = sentis_view(onnx.load(str(path)), g["unity_quantization"])
+        results: list[CaseResult] = run_model_cases(view, outputs, tolerances, cases)
+    else:
+        results = run_cases(path, g["name"], outputs, tolerances, cases)
     return [Row("golden", f"{subject}/{r.case}/{v.output}", v.passed, v.summary()) for r in results for v in r.verdicts]

@@ -1,0 +1,135 @@
+"""Precision policies: what ``--precision`` means, per component (issue #7 part 1; docs/precision.md).
+
+A policy names, for every component, one precision and optional extra keep-float32 names:
+
+- ``fp32``  the exported graph as is (``unity_quantization: none``);
+- ``fp16``  fp16 weights in the ONNX (onnxruntime's float16 converter, float32 I/O, block lists below). Sentis
+            imports fp16 initializers as float32 (``Mathf.HalfToFloat``) and computes in float32, so what Unity
+            runs is "fp16-rounded weights, fp32 activations" (design/sentis.md §1.5);
+- ``uint8`` the fp32 ONNX plus an instruction for the Unity side to call
+            ``ModelQuantizer.QuantizeWeights(QuantizationType.Uint8)`` after import (design/sentis.md §3.3);
+- ``int8``  onnxruntime dynamic quantization of MatMul/Gemm weights; only on request (a JSON policy), and marked
+            as not importable by Sentis (it rejects every (De)QuantizeLinear / *Integer op).
+
+``--precision`` takes ``recommended`` (the default), ``fp32``, ``fp16`` or the path of a JSON file::
+
+    {"llm": "fp16", "flow": {"precision": "fp16", "keep_float32": ["/dit/Softmax"]}, "hift": "fp32"}
+
+Components the file does not name get their ``recommended`` precision. ``keep_float32`` entries are node names,
+initializer names or tensor names of the exported graph (``packager inspect`` / Netron show them).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from packager.errors import PackagerError
+
+PRECISIONS = ("fp32", "fp16", "uint8", "int8")
+NAMED_POLICIES = ("recommended", "fp32", "fp16")
+# Why these: docs/precision.md "Recommended" (measured on the tiny preset and tiny_a, benchmarks/precision_report.py).
+# HiFT stays fp32: its STFT/iSTFT bases and the phase path are where fp16 rounding is audible, and Sentis's own
+# uint8/float16 weight quantization cannot exclude a constant, so only fp32 keeps the bases exact.
+RECOMMENDED: dict[str, str] = {"llm": "fp16", "flow": "fp16", "hift": "fp32", "campplus": "fp16"}
+# The ModelQuantizer step the Unity side runs after import, per precision ("none" when the file is final).
+UNITY_QUANTIZATION = {"fp32": "none", "fp16": "float16", "uint8": "uint8", "int8": "none"}
+
+# Op types whose fp16 compute is wrong or unsupported: the ORT float16 fork's default list (Range, CumSum, TopK,
+# Resize, Upsample, Min, Max, Random*, NonMaxSuppression, RoiAlign, ...) is added by the converter itself; these are
+# ours. At opset 15 a LayerNorm/RMSNorm is decomposed, and its statistics (x^2, mean, sqrt) overflow or lose all
+# precision in fp16 (|x| > 256 already gives x^2 > 65504): design/precision_tooling.md §2.4.
+KEEP_FLOAT32_OPS: tuple[str, ...] = (
+    "Range", "CumSum", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
+    "Pow", "Sqrt", "Reciprocal", "BatchNormalization", "InstanceNormalization", "LayerNormalization",
+)
+# Initializer-name fragments of DSP constants (STFT/iSTFT bases, windows, mel matrices): their fp16 rounding error
+# lands directly in spectra. Components can name more in GraphDef.keep_float32.
+KEEP_FLOAT32_NAME_PARTS: tuple[str, ...] = ("dft", "stft", "basis", "window", "mel")
+
+
+@dataclass(frozen=True)
+class ComponentPolicy:
+    precision: str = "fp32"
+    keep_float32: tuple[str, ...] = ()
+
+    @property
+    def unity_quantization(self) -> str:
+        return UNITY_QUANTIZATION[self.precision]
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"precision": self.precision}
+        if self.keep_float32:
+            d["keep_float32"] = list(self.keep_float32)
+        return d
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """The policy of one build: ``name`` (recommended/fp32/fp16/the JSON file's name) and a policy per component."""
+
+    name: str = "fp32"
+    components: Mapping[str, ComponentPolicy] = field(default_factory=dict)
+
+    def for_component(self, component: str) -> ComponentPolicy:
+        return self.components.get(component, ComponentPolicy(_default(self.name, component)))
+
+
+def _default(policy: str, component: str) -> str:
+    if policy in ("fp32", "fp16"):
+        return policy
+    return RECOMMENDED.get(component, "fp32")
+
+
+def plan(value: str | Path | None, components: list[str]) -> PrecisionPlan:
+    """``--precision`` -> a plan for ``components``. A name, or a JSON file (see the module docstring)."""
+    text = "recommended" if value is None else str(value)
+    if text in NAMED_POLICIES:
+        return PrecisionPlan(text, {c: ComponentPolicy(_default(text, c)) for c in components})
+    path = Path(text)
+    if not path.suffix.lower() == ".json" and not path.exists():
+        raise PackagerError(f"unknown precision policy {text!r}", key="--precision",
+                            expected="recommended, fp32, fp16 or a .json file")
+    return PrecisionPlan(path.name, _from_json(path, components))
+
+
+def _from_json(path: Path, components: list[str]) -> dict[str, ComponentPolicy]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PackagerError("file not found", file=str(path), key="--precision") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PackagerError(f"not valid JSON: {exc}", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise PackagerError("must be a JSON object", file=str(path), expected='{"<component>": "<precision>"}',
+                            found=type(data).__name__)
+    unknown = [k for k in data if k not in components]
+    if unknown:
+        raise PackagerError("names a component that is not being built", file=str(path), key=unknown[0],
+                            expected=", ".join(components))
+    out = {c: ComponentPolicy(RECOMMENDED.get(c, "fp32")) for c in components}
+    for comp, entry in data.items():
+        out[comp] = _entry(path, comp, entry)
+    return out
+
+
+def _entry(path: Path, comp: str, entry: Any) -> ComponentPolicy:
+    if isinstance(entry, str):
+        entry = {"precision": entry}
+    if not isinstance(entry, dict):
+        raise PackagerError("must be a precision name or an object", file=str(path), key=comp,
+                            expected='"fp16" or {"precision": "fp16", "keep_float32": [...]}', found=repr(entry))
+    extra = sorted(set(entry) - {"precision", "keep_float32"})
+    if extra:
+        raise PackagerError("unknown field", file=str(path), key=f"{comp}.{extra[0]}",
+                            expected="precision, keep_float32")
+    precision = entry.get("precision")
+    if precision not in PRECISIONS:
+        raise PackagerError("unknown precision", file=str(path), key=f"{comp}.precision",
+                            expected=", ".join(PRECISIONS), found=repr(precision))
+    keep = entry.get("keep_float32", [])
+    if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
+        raise PackagerError("must be a list of node, initializer or tensor names", file=str(path),
+                            key=f"{comp}.keep_float32", found=repr(keep))
+    return ComponentPolicy(precision, tuple(keep))

@@ -1,0 +1,440 @@
+"""Convert stage: an fp32 graph -> the variant a precision policy ships, and the "Sentis view" that models it.
+
+Implements issue #7 parts 1-3 (docs/precision.md). Facts used (design/sentis.md §1.5, §3.3 and the
+com.unity.ai.inference 2.4.0 source of ``QuantizeConstantsPass``, ``BurstJobsQuantizeTensor`` and the CPU
+``DequantizeUint8Job``):
+
+- Sentis has no fp16 compute: the importer turns fp16 initializers/Constants into float32 (``HalfToFloat``) and a
+  Cast to FLOAT16 into a Cast to float. So an fp16 ONNX runs as "fp16-rounded weights, fp32 activations".
+- ``ModelQuantizer.QuantizeWeights`` (after import and after the import-time optimisation passes) replaces every
+  float constant that is an input of a Conv, ConvTranspose, Gather, Dense, MatMul or MatMul2D layer. Dense comes
+  from MatMul/Gemm + Add(constant bias), so those biases are quantized too. There is no exclusion list.
+  * Float16: float32-subnormals -> 0, clamp to +-65504, round to half.
+  * Uint8, one (scale, zero point) per tensor: ``scale = (max(0, max) - min(0, min)) / 255``,
+    ``zp = round(clamp(-min / scale, 0, 255))``, ``q = clamp(round(x / scale) + zp, 0, 255)``,
+    run time ``(q - zp) * scale``, all float32, rounding half to even (``Mathf.Round``).
+- Not emulated (documented gap): constants that Sentis's FuseLinearLayersPass folds together before quantizing
+  (Conv + Add/ScalarMad/ScaleBias, Dense + Dense); our TorchScript exports keep biases inside Conv/Gemm.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from packager import precision as P
+from packager.component import GoldenCase
+from packager.errors import PackagerError
+from packager.onnx_utils import run_onnx, session
+from packager.stages.check import CaseResult
+from packager.tolerance import compare, metric
+
+FP16_MAX = 65504.0
+SENTIS_ATOL_FLOOR = 1e-3  # Unity's own CPU tests compare with 1e-3 absolute (design/sentis.md §1.8)
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "Gather", "MatMul", "Gemm")  # ONNX ops behind Sentis's layer set
+MAX_OVERFLOW_ROUNDS = 8
+CONVERTER = "onnxruntime.transformers.float16"  # chosen by measurement: docs/precision.md "Converter"
+
+
+# --- fp16 conversion ------------------------------------------------------------------------------------------------
+def keep_nodes(model: onnx.ModelProto, keep: Iterable[str]) -> list[str]:
+    """Node names to block: named nodes, the producer of a named tensor, and every consumer of a named tensor,
+    of an initializer whose name has a DSP fragment (P.KEEP_FLOAT32_NAME_PARTS) or of an op in P.KEEP_FLOAT32_OPS."""
+    keep = set(keep)
+    g = model.graph
+    dsp = {t.name for t in g.initializer if any(p in t.name.lower() for p in P.KEEP_FLOAT32_NAME_PARTS)}
+    names = []
+    for n in g.node:
+        if (n.name in keep or n.op_type in P.KEEP_FLOAT32_OPS or any(o in keep for o in n.output)
+                or any(i in keep or i in dsp for i in n.input)):
+            names.append(n.name)
+    return names
+
+
+def to_fp16(model: onnx.ModelProto, keep: Iterable[str] = (), converter: str = "onnxruntime") -> onnx.ModelProto:
+    """fp16 weights and compute, float32 graph I/O; blocked nodes (``keep_nodes``) stay float32.
+
+    ``converter`` "onnxconverter-common" exists for the measurement in benchmarks/precision_report.py only.
+    """
+    _name_nodes(model)
+    nodes = keep_nodes(model, keep)
+    src = onnx.ModelProto()
+    src.CopyFrom(model)
+    if converter == "onnxruntime":
+        from onnxruntime.transformers import float16 as f16
+
+        from onnxruntime.transformers.onnx_model import OnnxModel
+
+        out = f16.convert_float_to_float16(src, keep_io_types=True, op_block_list=f16.DEFAULT_OP_BLOCK_LIST
+                                           + list(P.KEEP_FLOAT32_OPS), node_block_list=nodes)
+        # The fork's own post-pass against Cast->Cast chains (design/precision_tooling.md §2.3-2.4), then a
+        # topological order (the converter appends input Casts after their consumers). Its remove_useless_cast_nodes
+        # is skipped: it runs symbolic shape inference (slow, noisy) and finds nothing in our graphs.
+        om = OnnxModel(out)
+        om.remove_cascaded_cast_nodes()
+        om.topological_sort(is_deterministic=True)
+        out = om.model
+    else:
+        from onnxconverter_common import float16 as occ
+
+        out = occ.convert_float_to_float16(src, keep_io_types=True, op_block_list=occ.DEFAULT_OP_BLOCK_LIST
+                                           + list(P.KEEP_FLOAT32_OPS), node_block_list=nodes,
+                                           max_finite_val=FP16_MAX, min_positive_val=5.96e-8)
+        from onnxruntime.transformers.onnx_model import OnnxModel
+
+        OnnxModel(out).topological_sort(is_deterministic=True)
+    produced = {o for n in out.graph.node for o in n.output}
+    stale = [v for v in out.graph.value_info if v.name not in produced]  # left behind by the Cast clean-up
+    for v in stale:
+        out.graph.value_info.remove(v)
+    for t in out.graph.initializer:  # Sentis reads fp16 only from raw_data (design/sentis.md §1.5)
+        if t.data_type == TensorProto.FLOAT16 and not t.HasField("raw_data"):
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
+    onnx.checker.check_model(out)
+    return out
+
+
+def _name_nodes(model: onnx.ModelProto) -> None:
+    for i, n in enumerate(model.graph.node):
+        if not n.name:
+            n.name = f"{n.op_type}_{i}"
+
+
+# --- the Sentis view ------------------------------------------------------------------------------------------------
+def sentis_view(model: onnx.ModelProto, unity_quantization: str = "none") -> onnx.ModelProto:
+    """What Sentis computes for ``model`` (+ the ModelQuantizer step), as an fp32 graph onnxruntime can run."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    for i, t in enumerate(g.initializer):
+        if t.data_type == TensorProto.FLOAT16:
+            g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name))
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT16:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float32), a.t.name))
+            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT16:
+                a.i = TensorProto.FLOAT
+    for v in list(g.input) + list(g.output):
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            v.type.tensor_type.elem_type = TensorProto.FLOAT
+    del g.value_info[:]  # stale fp16 types; onnxruntime infers them again
+    if unity_quantization != "none":
+        _quantize_constants(m, unity_quantization)
+    return m
+
+
+def sentis_float16(x: np.ndarray) -> np.ndarray:
+    """``CastFloatToHalfJob`` then ``HalfToFloat``."""
+    x = np.asarray(x, np.float32)
+    x = np.where(np.abs(x) < np.finfo(np.float32).tiny, np.float32(0), x)
+    return np.clip(x, -FP16_MAX, FP16_MAX).astype(np.float16).astype(np.float32)
+
+
+def sentis_uint8(x: np.ndarray) -> np.ndarray:
+    """``QuantizeUint8Job`` then ``DequantizeUint8Job`` with the per-tensor min/max scale and zero point."""
+    x = np.asarray(x, np.float32)
+    if x.size == 0:
+        return x
+    lo, hi = np.float32(x.min()), np.float32(x.max())
+    scale = np.float32((max(np.float32(0), hi) - min(np.float32(0), lo)) / np.float32(255))
+    if scale == 0:  # all-zero tensor: Sentis's NaN path dequantizes to 0
+        return np.zeros_like(x)
+    zp = np.float32(np.rint(np.clip(np.float32(-lo) / scale, 0, 255)))
+    q = np.clip(np.rint(x / scale) + zp, 0, 255)
+    return ((q - zp).astype(np.float32) * scale).astype(np.float32)
+
+
+def quantized_constants(model: onnx.ModelProto) -> list[str]:
+    """Names of the float constants ``ModelQuantizer.QuantizeWeights`` touches (inputs of QUANTIZED_OPS and the
+    Add biases Sentis fuses into Dense), in graph order."""
+    g = model.graph
+    const = _constant_tensors(model)
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    names: dict[str, None] = {}
+    for n in g.node:
+        if n.op_type not in QUANTIZED_OPS:
+            continue
+        for i in n.input:
+            if i in const:
+                names[i] = None
+        if n.op_type == "MatMul" and len(n.input) == 2 and n.input[1] in const:
+            follow = users.get(n.output[0], [])
+            if len(follow) == 1 and follow[0].op_type == "Add":
+                bias = [i for i in follow[0].input if i != n.output[0]]
+                if bias and bias[0] in const:
+                    names[bias[0]] = None
+    return [k for k in names if _is_float(model, k)]
+
+
+def _constant_tensors(model: onnx.ModelProto) -> set[str]:
+    """Initializers, Constant outputs and outputs of nodes fed only by those (what Sentis folds at import)."""
+    g = model.graph
+    const = {t.name for t in g.initializer} - {i.name for i in g.input}
+    for n in g.node:
+        if n.op_type in ("Constant", "ConstantOfShape") and not (set(n.input) - const - {""}) or \
+                (n.input and all(i in const or i == "" for i in n.input) and not n.op_type.startswith("Random")):
+            const.update(n.output)
+    return const
+
+
+def _is_float(model: onnx.ModelProto, name: str) -> bool:
+    return _constant_values(model, [name])[name].dtype == np.float32
+
+
+def _constant_values(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, np.ndarray]:
+    inits = {t.name: t for t in model.graph.initializer}
+    out = {n: numpy_helper.to_array(inits[n]) for n in names if n in inits}
+    rest = [n for n in names if n not in out]
+    if rest:  # evaluate the constant-only subgraph (no graph inputs needed)
+        const = _constant_tensors(model)
+        sub = onnx.ModelProto()
+        sub.CopyFrom(model)
+        nodes = [n for n in sub.graph.node if all(o in const for o in n.output)]
+        del sub.graph.node[:], sub.graph.input[:], sub.graph.output[:], sub.graph.value_info[:]
+        sub.graph.node.extend(nodes)
+        sub.graph.output.extend(onnx.ValueInfoProto(name=n) for n in rest)
+        out.update(run_onnx(sub, {}))
+    return out
+
+
+def _quantize_constants(m: onnx.ModelProto, kind: str) -> None:
+    """Rewire every quantized constant's consumers to its Sentis-quantized copy (as ReplaceNode does)."""
+    fn = {"float16": sentis_float16, "uint8": sentis_uint8}[kind]
+    names = quantized_constants(m)
+    values = _constant_values(m, names)
+    for name in names:
+        new = f"{name}__sentis_{kind}"
+        m.graph.initializer.append(numpy_helper.from_array(fn(values[name]), new))
+        for n in m.graph.node:
+            for k, i in enumerate(n.input):
+                if i == name:
+                    n.input[k] = new
+
+
+def unity_quantization_for(precision: str, shipped: onnx.ModelProto) -> str:
+    """fp16: ask Unity for Float16 weight storage only where that is lossless (every quantized constant is already
+    fp16 in the file), so a kept-float32 DSP basis is never rounded behind our back; else "none"."""
+    if precision != "fp16":
+        return P.UNITY_QUANTIZATION[precision]
+    f16 = {t.name for t in shipped.graph.initializer if t.data_type == TensorProto.FLOAT16}
+    view = sentis_view(shipped)
+    targets = quantized_constants(view)
+    producers = {o: n for n in shipped.graph.node for o in n.output}
+    ok = all(t in f16 or (t in producers and producers[t].op_type == "Cast" and producers[t].input[0] in f16)
+             for t in targets)
+    return "float16" if ok else "none"
+
+
+# --- int8 (onnxruntime only) ----------------------------------------------------------------------------------------
+def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnxruntime dynamic quantization of MatMul/Gemm weights (never Conv: ConvInteger is slow/missing)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "in.onnx", Path(d) / "out.onnx"
+        onnx.save_model(model, str(src))
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
+                         extra_options={"MatMulConstBOnly": True})
+        return onnx.load(str(dst))
+
+
+# --- overflow ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Overflow:
+    tensor: str
+    max_abs: float
+    nodes: tuple[str, ...]  # producer and consumers: what keeps it float32
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tensor": self.tensor, "max_abs": float(self.max_abs), "kept_float32": list(self.nodes)}
+
+
+def fp32_ranges(model: onnx.ModelProto, cases: Sequence[GoldenCase]) -> dict[str, float]:
+    """max |finite value| of every float constant and every float node output over the cases."""
+    ranges: dict[str, float] = {}
+    for t in model.graph.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype == np.float32 and a.size:
+            ranges[t.name] = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=o) for n in probe.graph.node for o in n.output
+                              if o and o not in have)
+    sess = session(probe)
+    for case in cases:
+        for name, a in run_onnx(sess, case.inputs).items():
+            if a.dtype == np.float32 and a.size:
+                v = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+                ranges[name] = max(ranges.get(name, 0.0), v)
+    return ranges
+
+
+def find_overflows(fp16: onnx.ModelProto, ranges: Mapping[str, float]) -> list[Overflow]:
+    """Tensors whose fp32 values exceed 65504 and that the fp16 graph stores or computes in fp16."""
+    g = fp16.graph
+    produced = {o for n in g.node for o in n.output}
+    typed = {t.name for t in g.initializer if t.data_type == TensorProto.FLOAT16}
+    typed |= {v.name for v in g.value_info if v.type.tensor_type.elem_type == TensorProto.FLOAT16} & produced
+    for n in g.node:
+        if n.op_type == "Constant" and n.attribute[0].t.data_type == TensorProto.FLOAT16:
+            typed.add(n.output[0])
+        if n.op_type == "Cast" and any(a.name == "to" and a.i == TensorProto.FLOAT16 for a in n.attribute):
+            typed.add(n.input[0])
+    found = []
+    for name in sorted(typed):
+        # a blocked node's fp32 output is renamed "<name>_cast_to_fp16" by the converter (misleadingly)
+        src = name.removesuffix("_cast_to_fp16").removesuffix("_cast_to_fp32")
+        if ranges.get(src, 0.0) > FP16_MAX:
+            nodes = [n.name for n in g.node if name in n.output or name in n.input or src in n.output]
+            found.append(Overflow(src, ranges[src], tuple(nodes)))
+    return found
+
+
+def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str], cases: Sequence[GoldenCase]
+                          ) -> tuple[onnx.ModelProto, list[Overflow]]:
+    """Convert; any value > 65504 reaching fp16 (on the golden cases) is kept float32 with its producer and
+    consumers, and reported; what still overflows after MAX_OVERFLOW_ROUNDS is an error."""
+    ranges = fp32_ranges(model, cases)
+    keep, report = list(keep), []
+    for _ in range(MAX_OVERFLOW_ROUNDS):
+        out = to_fp16(model, keep)
+        found = find_overflows(out, ranges)
+        if not found:
+            return out, report
+        report += found
+        keep += [n for o in found for n in o.nodes if not n.endswith(("_cast", "_cast0"))] + [o.tensor for o in found]
+    raise PackagerError("values above 65504 still reach fp16 after keeping their nodes float32: "
+                        + ", ".join(f"{o.tensor} (|x| up to {o.max_abs:.3g})" for o in found),
+                        expected="keep_float32 entries in a --precision JSON file, or fp32 for this component")
+
+
+# --- running and measuring --------------------------------------------------------------------------------------------
+def run_model_cases(model: onnx.ModelProto, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
+                    cases: Sequence[GoldenCase]) -> list[CaseResult]:
+    """``check.run_cases`` for an in-memory model (the Sentis view is never written to the bundle)."""
+    sess = session(model)
+    results = []
+    for case in cases:
+        got = run_onnx(sess, case.inputs)
+        res = CaseResult(case.name)
+        res.verdicts = [compare(o, got[o], case.outputs[o], tolerances[o]) for o in outputs if o in case.outputs]
+        results.append(res)
+    return results
+
+
+def outputs_of(model: onnx.ModelProto, cases: Sequence[GoldenCase]) -> list[dict[str, np.ndarray]]:
+    sess = session(model)
+    return [run_onnx(sess, c.inputs) for c in cases]
+
+
+def error_vs(reference: Sequence[GoldenCase], got: Sequence[Mapping[str, np.ndarray]],
+             tolerances: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per output, worst over the cases: max/mean |error|, SQNR, cosine, and top1/kl where the output declares
+    them (logits)."""
+    acc: dict[str, dict[str, float]] = {}
+    for case, out in zip(reference, got):
+        for name, ref in case.outputs.items():
+            a, e = np.asarray(out[name], np.float64), np.asarray(ref, np.float64)
+            if a.dtype.kind != "f" or e.size == 0 or tolerances[name].get("exact"):
+                continue
+            d = acc.setdefault(name, {"output": name, "max_abs": 0.0, "mean_abs": 0.0, "sqnr_db": 999.0,
+                                      "cosine": 1.0})
+            d["max_abs"] = max(d["max_abs"], metric("max_abs", a, e))
+            d["mean_abs"] = max(d["mean_abs"], float(np.mean(np.abs(a - e))))
+            d["sqnr_db"] = min(d["sqnr_db"], min(999.0, metric("sqnr_db", a, e)))
+            d["cosine"] = min(d["cosine"], metric("cosine", a, e))
+            for k in ("top1", "kl"):
+                if k in (tolerances[name].get("metrics") or {}):
+                    v = metric(k, a, e)
+                    d[k] = min(d.get(k, v), v) if k == "top1" else max(d.get(k, v), v)
+    return [{k: (round(v, 9) if isinstance(v, float) else v) for k, v in d.items()} for d in acc.values()]
+
+
+def variant_tolerance(tol: Mapping[str, Any]) -> dict[str, Any]:
+    """A variant's goldens are the Sentis view run by onnxruntime, so its check covers only runtime noise (Sentis
+    CPU vs onnxruntime on the same float32 math): the component's measured fp32 tolerance, never below the 1e-3
+    absolute floor Unity's own tests use. Exact outputs stay exact."""
+    out = dict(tol)
+    if not out.get("exact"):
+        out["atol"] = max(float(out["atol"]), SENTIS_ATOL_FLOOR)
+    return out
+
+
+@dataclass
+class Converted:
+    model: onnx.ModelProto  # what ships
+    precision: str
+    unity_quantization: str
+    view: onnx.ModelProto | None  # what the goldens are computed on (None for int8: onnxruntime runs the file)
+    overflows: list[Overflow] = field(default_factory=list)
+
+
+def convert(model: onnx.ModelProto, policy: P.ComponentPolicy, keep_float32: Sequence[str],
+            cases: Sequence[GoldenCase]) -> Converted:
+    """The shipped variant for one graph under ``policy`` (fp32 returns the model unchanged)."""
+    keep = list(keep_float32) + list(policy.keep_float32)
+    if policy.precision == "fp32":
+        return Converted(model, "fp32", "none", None)
+    if policy.precision == "fp16":
+        out, overflows = fp16_without_overflow(model, keep, cases)
+        uq = unity_quantization_for("fp16", out)
+        return Converted(out, "fp16", uq, sentis_view(out, uq), overflows)
+    if policy.precision == "uint8":
+        return Converted(model, "uint8", "uint8", sentis_view(model, "uint8"))
+    if policy.precision == "int8":
+        return Converted(to_int8(model), "int8", "none", None)
+    raise PackagerError("unknown precision", key="precision", expected=", ".join(P.PRECISIONS),
+                        found=policy.precision)
+
+
+def require_sentis_ready(model: onnx.ModelProto, graph: str) -> None:
+    """The converted graph must pass the Sentis pre-flight checker for every target (packager/preflight.py)."""
+    from packager import preflight, sentis_rules
+
+    found = [f for t in sentis_rules.TARGETS for f in preflight.errors(preflight.check_model(model, t, graph))]
+    if found:
+        raise PackagerError("the converted graph fails the Sentis pre-flight check:\n"
+                            + preflight.format_findings(found), key=graph)
+
+
+def unity_weight_bytes(model: onnx.ModelProto, unity_quantization: str) -> int:
+    """Bytes of the initializers once imported (fp16 -> float32) and quantized by ModelQuantizer."""
+    view = sentis_view(model)
+    quantized = set(quantized_constants(view)) if unity_quantization != "none" else set()
+    per = {"none": 4, "float16": 2, "uint8": 1}[unity_quantization]
+    total = 0
+    for t in view.graph.initializer:
+        n = int(np.prod(t.dims, dtype=np.int64))
+        total += n * (per if t.name in quantized else helper.tensor_dtype_to_np_dtype(t.data_type).itemsize)
+    return total
+
+
+def cost(fp32: onnx.ModelProto, conv: Converted, cases: Sequence[GoldenCase],
+         target_outputs: Sequence[Mapping[str, np.ndarray]], tolerances: Mapping[str, Mapping[str, Any]],
+         bytes_fp32: int, bytes_shipped: int) -> dict[str, Any]:
+    """The manifest's ``precision_cost``: what this variant costs against the fp32 reference goldens."""
+    d: dict[str, Any] = {
+        "bytes_fp32": int(bytes_fp32), "bytes": int(bytes_shipped),
+        "unity_weight_bytes_fp32": unity_weight_bytes(fp32, "none"),
+        "unity_weight_bytes": unity_weight_bytes(conv.model, conv.unity_quantization) if conv.precision != "int8"
+        else None,
+        "error": error_vs(cases, target_outputs, tolerances),
+    }
+    if d["unity_weight_bytes"] is None:
+        del d["unity_weight_bytes"]
+    if conv.precision == "fp16":  # for onnxruntime users: true fp16 compute of the same file
+        d["converter"] = CONVERTER
+        d["error_onnxruntime_fp16"] = error_vs(cases, outputs_of(conv.model, cases), tolerances)
+    if conv.overflows:
+        d["overflow"] = [o.to_json() for o in conv.overflows]
+    return d

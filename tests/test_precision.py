@@ -1,0 +1,65 @@
+"""Precision policies: parsing ``--precision`` (names and JSON files) and the plan per component (docs/precision.md)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from packager import precision as P
+from packager.errors import PackagerError
+
+COMPONENTS = ["campplus", "llm", "flow", "hift"]
+
+
+def test_recommended_is_the_default():
+    plan = P.plan(None, COMPONENTS)
+    assert plan.name == "recommended"
+    got = {c: plan.for_component(c).precision for c in COMPONENTS}
+    assert got == {"campplus": "fp16", "llm": "fp16", "flow": "fp16", "hift": "fp32"}
+    assert plan.for_component("llm").unity_quantization == "float16"
+    assert plan.for_component("hift").unity_quantization == "none"
+
+
+@pytest.mark.parametrize("name", ["fp32", "fp16"])
+def test_named_policies_apply_to_every_component(name):
+    plan = P.plan(name, COMPONENTS)
+    assert {plan.for_component(c).precision for c in COMPONENTS} == {name}
+
+
+def test_json_policy_with_keep_list_and_defaults(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"llm": "uint8", "flow": {"precision": "fp16", "keep_float32": ["/dit/Softmax"]},
+                                "hift": "int8"}))
+    plan = P.plan(str(path), COMPONENTS)
+    assert plan.name == "p.json"
+    assert plan.for_component("llm") == P.ComponentPolicy("uint8")
+    assert plan.for_component("llm").unity_quantization == "uint8"
+    assert plan.for_component("flow") == P.ComponentPolicy("fp16", ("/dit/Softmax",))
+    assert plan.for_component("hift").unity_quantization == "none"  # int8: onnxruntime only
+    assert plan.for_component("campplus").precision == "fp16"  # not named: recommended
+    assert plan.for_component("flow").to_json() == {"precision": "fp16", "keep_float32": ["/dit/Softmax"]}
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"vocoder": "fp16"}, "not being built"),
+    ({"llm": "bf16"}, "unknown precision"),
+    ({"llm": {"precision": "fp16", "keep": []}}, "unknown field"),
+    ({"llm": {"precision": "fp16", "keep_float32": "x"}}, "list of node"),
+    (["fp16"], "JSON object"),
+])
+def test_bad_json_policies_name_the_key(tmp_path, content, message):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(PackagerError, match=message):
+        P.plan(str(path), COMPONENTS)
+
+
+def test_unknown_name_and_missing_or_broken_file(tmp_path):
+    with pytest.raises(PackagerError, match="unknown precision policy"):
+        P.plan("half", COMPONENTS)
+    with pytest.raises(PackagerError, match="file not found"):
+        P.plan(str(tmp_path / "nope.json"), COMPONENTS)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(PackagerError, match="not valid JSON"):
+        P.plan(str(bad), COMPONENTS)
