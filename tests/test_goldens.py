@@ -29,3 +29,14 @@ def test_tiny_goldens(tiny_bundle, component, ndarrays_regression):
         arrays[f"data.{d['name']}.head"] = arr.reshape(-1)[:4096]
     ndarrays_regression.check(arrays, fullpath=REPO / "golden" / f"{component}.npz",
                               default_tolerance={"atol": 1e-6, "rtol": 1e-6})
+
+
+def test_tiny_pipeline_golden(tiny_bundle, ndarrays_regression):
+    """The end-to-end tts() golden of the tiny bundle (speech tokens, mel, waveform)."""
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    (case,) = manifest["pipeline"]["goldens"]
+    arrays = {f"{side[:-1]}.{t['name']}": np.load(tiny_bundle / t["file"])
+              for side in ("inputs", "outputs") for t in case[side]}
+    assert arrays["output.speech_tokens"].shape[1] > 0
+    ndarrays_regression.check(arrays, fullpath=REPO / "golden" / "pipeline.npz",
+                              default_tolerance={"atol": 1e-6, "rtol": 1e-6})

@@ -92,7 +92,11 @@ namespace CosyVoice3.Bundles
             var root = Json.Parse(json, origin);
             var r = new Reader(origin);
             var m = new BundleManifest();
-            r.Object(root, new[] { "format_version", "generator", "bundle", "source", "target", "components" }, new string[0]);
+            r.Object(root, new[] { "format_version", "generator", "bundle", "source", "target", "components" },
+                     new[] { "precision_policy", "pipeline" });
+            // Informational / later-use sections: the Python side validates them against the schema; here only their kind.
+            if (root.Has("precision_policy")) r.Kind(root.Get("precision_policy"), JsonKind.Object);
+            if (root.Has("pipeline")) r.Kind(root.Get("pipeline"), JsonKind.Object);
             var fv = root.Get("format_version");
             if (!(fv.IsInteger && fv.NumberValue == 1)) throw r.Err(fv, "unsupported format_version", "1", Show(fv));
             var gen = root.Get("generator");
@@ -162,7 +166,8 @@ namespace CosyVoice3.Bundles
         static GraphEntry ParseGraph(Reader r, JsonValue g)
         {
             r.Object(g, new[] { "name", "file", "sha256", "bytes", "opset", "precision", "unity_quantization", "inputs", "outputs", "tolerances", "goldens", "timeout_ms" },
-                     new[] { "description", "external_data", "sentis_importable", "measured" });
+                     new[] { "description", "external_data", "sentis_importable", "measured", "precision_cost" });
+            if (g.Has("precision_cost")) r.Kind(g.Get("precision_cost"), JsonKind.Object);
             var ge = new GraphEntry
             {
                 Name = r.Str(g, "name", NamePattern),
