@@ -140,6 +140,8 @@ def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[
     policy = opts.precision.for_component(comp)
     if policy.precision != "fp32":
         entry.update(_convert_graph(tmp, comp, g, model, policy, cases, tolerances, entry, opts))
+        if entry.get("sentis_importable", True):
+            _preflight(tmp / entry["file"], g.name, opts)  # the shipped variant, not only its fp32 source
     return {k: entry[k] for k in ("name", "description", "file", "sha256", "bytes", "external_data", "opset",
                                   "precision", "unity_quantization", "sentis_importable", "inputs", "outputs",
                                   "tolerances", "goldens", "measured", "precision_cost", "timeout_ms") if k in entry}

@@ -169,3 +169,10 @@ def test_module_entry_point_builds_by_default(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "packager", "build", "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "--checkpoint" in proc.stdout
+
+
+@pytest.mark.parametrize("target", ["ie-2.4", "sentis-2.1"])
+def test_default_bundle_passes_preflight_for_both_targets(tiny_bundle, target):
+    code, out, err = run_cli("check", tiny_bundle, "--target", target)
+    assert code == 0, out + err
+    assert "0 error(s)" in out
