@@ -155,6 +155,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from packager.onnx_utils import run_onnx
     from packager.stages.check import validate_inputs
+    from packager.stages.golden import read_npz
     from packager.verify import load_manifest, safe_path
 
     m = load_manifest(args.bundle)
@@ -163,13 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise PackagerError(f"no graph {args.graph!r} in the bundle", file=str(args.bundle),
                             expected=", ".join(graphs))
     g = graphs[args.graph]
-    try:
-        with np.load(args.inputs, allow_pickle=False) as z:
-            inputs = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise PackagerError("file not found", file=str(args.inputs)) from None
-    except (ValueError, OSError) as exc:
-        raise PackagerError(f"not a readable .npz file: {exc}", file=str(args.inputs)) from None
+    inputs = read_npz(args.inputs)
     validate_inputs(g["name"], g["inputs"], inputs, where=str(args.inputs))
     t0 = time.perf_counter()
     model: Any = str(safe_path(args.bundle, g["file"], "file"))

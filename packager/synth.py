@@ -28,6 +28,7 @@ from packager.errors import InputError, PackagerError
 from packager.host import euler_cfg, llm_generate
 from packager.host.hift_noise import noise_for_frames
 from packager.onnx_utils import run_onnx, session
+from packager.stages.golden import read_npz
 from packager.verify import load_manifest, safe_path
 
 REQUIRED = ("llm", "flow", "hift")
@@ -294,13 +295,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        with np.load(args.inputs, allow_pickle=False) as z:
-            case = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise PackagerError("file not found", file=str(args.inputs)) from None
-    except (ValueError, OSError) as exc:
-        raise PackagerError(f"not a readable .npz file: {exc}", file=str(args.inputs)) from None
+    case = read_npz(args.inputs)
     validate_case(case, str(args.inputs))
     pipe = Pipeline.open(args.bundle)
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from packager.component import GoldenCase
+from packager.errors import PackagerError
 
 GOLDEN_DIR = "Golden~"
 DATA_DIR = "Data"
@@ -45,3 +46,14 @@ def write_case(root: Path, component: str, graph: str, case: GoldenCase) -> dict
     if case.chain:
         entry["chain"] = case.chain
     return entry
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """A user's .npz of named arrays (no pickles), with errors that name the file."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise PackagerError("file not found", file=str(path)) from None
+    except (ValueError, OSError) as exc:
+        raise PackagerError(f"not a readable .npz file: {exc}", file=str(path)) from None
