@@ -63,3 +63,26 @@ def test_unknown_name_and_missing_or_broken_file(tmp_path):
     bad.write_text("{")
     with pytest.raises(PackagerError, match="not valid JSON"):
         P.plan(str(bad), COMPONENTS)
+
+
+@pytest.mark.parametrize("policy", ["fp32", "fp16"])
+def test_policy_bundles_verify_and_pass_preflight(tmp_path, policy):
+    """Issue #7's done-when for the named policies (the default `recommended` is tests/test_cli.py's tiny_bundle)."""
+    import json
+
+    from tests.conftest import run_cli
+
+    out = tmp_path / policy
+    code, _, err = run_cli("build", "--out", out, "--precision", policy)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    graphs = [g for c in manifest["components"] for g in c["graphs"]]
+    assert {g["precision"] for g in graphs} == {policy}
+    if policy == "fp16":
+        assert all(g["precision_cost"]["bytes"] < g["precision_cost"]["bytes_fp32"] for g in graphs)
+        assert all(g["precision_cost"]["error"] for g in graphs)
+    code, out_text, _ = run_cli("verify", out)
+    assert code == 0, out_text
+    for target in ("ie-2.4", "sentis-2.1"):
+        code, out_text, _ = run_cli("check", out, "--target", target)
+        assert code == 0 and "0 error(s)" in out_text, out_text
