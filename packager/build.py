@@ -69,6 +69,20 @@ def _bundle_name(source: Source) -> str:
 
 
 @contextlib.contextmanager
+def _single_threaded_torch() -> Iterator[None]:
+    """Reference computations (and the tiny preset's BatchNorm statistics) depend on torch's thread count through
+    the order of its parallel reductions; one thread makes a bundle byte-identical on every machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Make SIGTERM (kill) unwind like Ctrl-C so the temporary folder is removed."""
     def handler(signum, frame):  # noqa: ARG001
@@ -222,7 +236,7 @@ def build(opts: BuildOptions) -> BuildSummary:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), _single_threaded_torch():
             entries = [_build_component(tmp, n, opts) for n in components]
             manifest = {
                 "format_version": 1,
