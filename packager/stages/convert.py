@@ -172,7 +172,8 @@ def quantized_constants(model: onnx.ModelProto) -> list[str]:
                 bias = [i for i in follow[0].input if i != n.output[0]]
                 if bias and bias[0] in const:
                     names[bias[0]] = None
-    return [k for k in names if _is_float(model, k)]
+    values = _constant_values(model, list(names))  # one evaluation for all (a session per name is O(n * model))
+    return [k for k in names if values[k].dtype == np.float32]
 
 
 def _constant_tensors(model: onnx.ModelProto) -> set[str]:
@@ -186,20 +187,18 @@ def _constant_tensors(model: onnx.ModelProto) -> set[str]:
     return const
 
 
-def _is_float(model: onnx.ModelProto, name: str) -> bool:
-    return _constant_values(model, [name])[name].dtype == np.float32
-
-
 def _constant_values(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, np.ndarray]:
     inits = {t.name: t for t in model.graph.initializer}
     out = {n: numpy_helper.to_array(inits[n]) for n in names if n in inits}
     rest = [n for n in names if n not in out]
     if rest:  # evaluate the constant-only subgraph (no graph inputs needed)
         const = _constant_tensors(model)
-        sub = onnx.ModelProto()
-        sub.CopyFrom(model)
-        nodes = [n for n in sub.graph.node if all(o in const for o in n.output)]
-        del sub.graph.node[:], sub.graph.input[:], sub.graph.output[:], sub.graph.value_info[:]
+        nodes = [n for n in model.graph.node if all(o in const for o in n.output)]
+        used = {i for n in nodes for i in n.input}
+        sub = onnx.ModelProto(ir_version=model.ir_version)  # only what the constant nodes read, not every weight
+        sub.opset_import.extend(model.opset_import)
+        sub.graph.name = "constants"
+        sub.graph.initializer.extend(t for t in model.graph.initializer if t.name in used)
         sub.graph.node.extend(nodes)
         sub.graph.output.extend(onnx.ValueInfoProto(name=n) for n in rest)
         out.update(run_onnx(sub, {}))
