@@ -1,12 +1,14 @@
 """Small ONNX helpers shared by stages and components."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from google.protobuf.message import EncodeError
 
 from packager.errors import PackagerError
 
@@ -45,8 +47,24 @@ def session(model: onnx.ModelProto | bytes | str, threads: int = 1) -> ort.Infer
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    payload = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    if isinstance(model, onnx.ModelProto):
+        try:
+            payload = model.SerializeToString()
+        except (EncodeError, ValueError):  # over protobuf's 2 GB: hand onnxruntime a file with external data
+            return _session_via_file(model, opts)
+    else:
+        payload = model
     return ort.InferenceSession(payload, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _session_via_file(model: onnx.ModelProto, opts: ort.SessionOptions) -> ort.InferenceSession:
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)  # save_model(save_as_external_data=True) rewrites the proto it is given
+    with tempfile.TemporaryDirectory(prefix="packager-ort-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="model.onnx.data", size_threshold=1024, convert_attribute=False)
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 def run_onnx(model: onnx.ModelProto | bytes | str | ort.InferenceSession,
@@ -55,6 +73,17 @@ def run_onnx(model: onnx.ModelProto | bytes | str | ort.InferenceSession,
     sess = model if isinstance(model, ort.InferenceSession) else session(model, threads)
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, dict(inputs))))
+
+
+def weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the initializers held in the proto (``ByteSize()`` itself fails above protobuf's 2 GB)."""
+    total = 0
+    for t in model.graph.initializer:
+        if t.raw_data:
+            total += len(t.raw_data)
+        else:
+            total += 4 * (len(t.float_data) + len(t.int32_data)) + 8 * (len(t.int64_data) + len(t.double_data))
+    return total
 
 
 def opset_of(model: onnx.ModelProto) -> int:

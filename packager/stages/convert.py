@@ -210,7 +210,11 @@ def _quantize_constants(m: onnx.ModelProto, kind: str) -> None:
     fn = {"float16": sentis_float16, "uint8": sentis_uint8}[kind]
     names = quantized_constants(m)
     values = _constant_values(m, names)
+    inits = {t.name: i for i, t in enumerate(m.graph.initializer)}
     for name in names:
+        if name in inits:  # replace in place: every consumer sees the quantized tensor, no second copy in memory
+            m.graph.initializer[inits[name]].CopyFrom(numpy_helper.from_array(fn(values[name]), name))
+            continue
         new = f"{name}__sentis_{kind}"
         m.graph.initializer.append(numpy_helper.from_array(fn(values[name]), new))
         for n in m.graph.node:

@@ -11,7 +11,7 @@ import jsonschema
 import onnx
 
 from packager.errors import PackagerError
-from packager.onnx_utils import opset_of
+from packager.onnx_utils import opset_of, weight_bytes
 
 MODELS_DIR = "Models"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"
@@ -48,13 +48,15 @@ def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     entry: dict[str, Any] = {"file": rel}
-    if model.ByteSize() < INLINE_LIMIT:
+    if weight_bytes(model) < INLINE_LIMIT:
         path.write_bytes(model.SerializeToString())
     else:
         # onnx writes the external tensors to one file, in initializer order, back to back (no alignment):
         # the layout Sentis requires (it reads external data sequentially and ignores offsets).
         data_rel = f"{rel}.data"
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)  # save_model(save_as_external_data=True) strips the tensors of the proto it is given
+        onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=Path(data_rel).name, size_threshold=1024, convert_attribute=False)
         entry["external_data"] = {"file": data_rel, "sha256": _sha(root / data_rel),
                                   "bytes": (root / data_rel).stat().st_size}
