@@ -18,6 +18,7 @@ from packager.components.llm_model import TINY, CosyVoice3LM, LLMConfig, load_ll
 from packager.config import Tagged, require
 from packager.errors import CheckpointError
 from packager.host.llm_generate import build_prompt
+from packager.text_tokenizer import NO_TOKENIZER, bundle_tokenizer
 
 CONFIG_FILE = "cosyvoice3.yaml"
 LLM_FILE = "llm.pt"
@@ -78,7 +79,8 @@ def load_model(source: Source) -> tuple[CosyVoice3LM, dict[str, float]]:
     return load_llm(cfg, source.state_dict(LLM_FILE), str(source.path(LLM_FILE))), sampling
 
 
-def constants(cfg: LLMConfig, sampling: dict[str, float]) -> dict[str, Any]:
+def constants(cfg: LLMConfig, sampling: dict[str, float],
+              text_tokenizer: dict[str, Any] = NO_TOKENIZER) -> dict[str, Any]:
     """Everything the host loop needs (manifest ``constants`` of the component; docs/llm.md)."""
     S = cfg.speech_token_size
     return {
@@ -101,6 +103,7 @@ def constants(cfg: LLMConfig, sampling: dict[str, float]) -> dict[str, Any]:
                      "carry": {"past_key": "present_key", "past_value": "present_value"},
                      "keys": "after RoPE"},
         "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.rms_eps,
+        "text_tokenizer": dict(text_tokenizer),  # docs/tokenizer.md
     }
 
 
@@ -287,4 +290,7 @@ class LLM(Component):
 
     def build(self, source: Source) -> ComponentBuild:
         model, sampling = load_model(source)
-        return ComponentBuild(graphs=graph_defs(model), constants=constants(model.cfg, sampling))
+        # CosyVoice-BlankEN's tokenizer as int32 tables, when the checkpoint has one (docs/tokenizer.md)
+        data, tokenizer = bundle_tokenizer(source, model.cfg.text_vocab)
+        return ComponentBuild(graphs=graph_defs(model), constants=constants(model.cfg, sampling, tokenizer),
+                              data=data)
