@@ -9,6 +9,7 @@ Ctrl-C or SIGTERM removes it and leaves an existing bundle untouched.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -154,6 +155,7 @@ def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[
     policy = opts.precision.for_component(comp)
     if policy.precision != "fp32":
         entry.update(_convert_graph(tmp, comp, g, model, policy, cases, tolerances, entry, opts))
+        gc.collect()  # the conversion's model copies are large at full size; free them before the next graph
         if entry.get("sentis_importable", True):
             _preflight(tmp / entry["file"], g.name, opts)  # the shipped variant, not only its fp32 source
     return {k: entry[k] for k in ("name", "description", "file", "sha256", "bytes", "external_data", "opset",
@@ -170,14 +172,17 @@ def _convert_graph(tmp: Path, comp: str, g: GraphDef, model: onnx.ModelProto, po
     for o in conv.overflows:
         opts.log(f"  [{comp}] {g.name}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
                  f"kept float32: {', '.join(o.nodes)}")
+    has_view = conv.view is not None
     target_outputs = convert_stage.outputs_of(conv.view or conv.model, cases)
+    conv.view = None  # a full-size view is GBs; the re-check below rebuilds it from the written file
     variant = [GoldenCase(c.name, c.inputs, {k: target_outputs[i][k] for k in c.outputs}, c.chain, c.description)
                for i, c in enumerate(cases)]
     var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}
     entry = save_model(tmp, g.name, conv.model, precision=conv.precision, unity_quantization=conv.unity_quantization)
     shipped = onnx.load(str(tmp / entry["file"]))
-    view = convert_stage.sentis_view(shipped, conv.unity_quantization) if conv.view is not None else shipped
+    view = convert_stage.sentis_view(shipped, conv.unity_quantization) if has_view else shipped
     results = convert_stage.run_model_cases(view, [s.name for s in g.outputs], var_tol, variant)
+    del view
     check_stage.require_pass(g.name, results)
     if conv.precision != "int8":
         convert_stage.require_sentis_ready(shipped, g.name)
@@ -210,6 +215,7 @@ def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]
     comp = registry.get(name)
     t0 = time.perf_counter()
     built: ComponentBuild = comp.build(opts.source)
+    opts.source.release_weights()  # the component's model holds its own copy of the weights now
     opts.log(f"[{name}] loaded ({time.perf_counter() - t0:.1f} s)")
     graphs = [_build_graph(tmp, name, g, opts) for g in built.graphs]
     data = [golden_stage.write_array(tmp, f"{golden_stage.DATA_DIR}/{d.name}.npy.bytes", d.name,

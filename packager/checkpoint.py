@@ -95,6 +95,11 @@ class Source:
         self._cache[name] = dict(sd)
         return self._cache[name]
 
+    def release_weights(self) -> None:
+        """Forget cached state dicts (GBs at full size) once a component has loaded them into its model."""
+        for name in [k for k, v in self._cache.items() if k not in ("config", "qwen")]:
+            del self._cache[name]
+
     def used_files(self) -> list[dict[str, Any]]:
         """Every checkpoint file read so far, sorted: ``{path, sha256, bytes}`` for the manifest."""
         return [{"path": n, "sha256": sha256_file(p), "bytes": p.stat().st_size}
