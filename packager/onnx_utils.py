@@ -41,12 +41,14 @@ def load_onnx_file(path: Path) -> onnx.ModelProto:
     return model
 
 
-def session(model: onnx.ModelProto | bytes | str, threads: int = 1) -> ort.InferenceSession:
+def session(model: onnx.ModelProto | bytes | str, threads: int = 1, prepack: bool = True) -> ort.InferenceSession:
     """A deterministic CPU onnxruntime session (1 thread by default, all graph optimisations on)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if not prepack:  # one-off checks: skip the weight repacking copies (~1 GB less per full-size session)
+        opts.add_session_config_entry("session.disable_prepacking", "1")
     if isinstance(model, onnx.ModelProto):
         try:
             payload = model.SerializeToString()

@@ -273,7 +273,7 @@ def fp32_ranges(model: onnx.ModelProto, cases: Sequence[GoldenCase]) -> dict[str
     have = {o.name for o in probe.graph.output}
     probe.graph.output.extend(onnx.ValueInfoProto(name=o) for n in probe.graph.node for o in n.output
                               if o and o not in have)
-    sess = session(probe)
+    sess = session(probe, prepack=False)
     for case in cases:
         for name, a in run_onnx(sess, case.inputs).items():
             if a.dtype == np.float32 and a.size:
@@ -325,7 +325,7 @@ def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str], cases: Se
 def run_model_cases(model: onnx.ModelProto, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
                     cases: Sequence[GoldenCase]) -> list[CaseResult]:
     """``check.run_cases`` for an in-memory model (the Sentis view is never written to the bundle)."""
-    sess = session(model)
+    sess = session(model, prepack=False)
     results = []
     for case in cases:
         got = run_onnx(sess, case.inputs)
@@ -336,7 +336,7 @@ def run_model_cases(model: onnx.ModelProto, outputs: Sequence[str], tolerances: 
 
 
 def outputs_of(model: onnx.ModelProto, cases: Sequence[GoldenCase]) -> list[dict[str, np.ndarray]]:
-    sess = session(model)
+    sess = session(model)  # these become goldens: the default (prepacked) kernels, as every other run uses
     return [run_onnx(sess, c.inputs) for c in cases]
 
 
