@@ -136,7 +136,7 @@ def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[
     if missing:
         raise PackagerError("no tolerance declared for outputs " + ", ".join(missing), key=g.name)
     tolerances = {s.name: g.tolerances[s.name].to_json() for s in g.outputs}
-    results = check_stage.run_cases(tmp / entry["file"], g.name, [s.name for s in g.outputs], tolerances, cases)
+    results = check_stage.run_cases(tmp / entry["file"], [s.name for s in g.outputs], tolerances, cases)
     check_stage.require_pass(g.name, results)
     worst = check_stage.measured(results)
     log(f"  [{comp}] {g.name}: {len(cases)} golden cases reproduced by onnxruntime "
@@ -181,7 +181,7 @@ def _convert_graph(tmp: Path, comp: str, g: GraphDef, model: onnx.ModelProto, po
     entry = save_model(tmp, g.name, conv.model, precision=conv.precision, unity_quantization=conv.unity_quantization)
     shipped = onnx.load(str(tmp / entry["file"]))
     view = convert_stage.sentis_view(shipped, conv.unity_quantization) if has_view else shipped
-    results = convert_stage.run_model_cases(view, [s.name for s in g.outputs], var_tol, variant)
+    results = check_stage.run_cases(view, [s.name for s in g.outputs], var_tol, variant)
     del view
     check_stage.require_pass(g.name, results)
     if conv.precision != "int8":

@@ -169,6 +169,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from packager.onnx_utils import run_onnx
     from packager.stages.check import validate_inputs
+    from packager.stages.convert import target_model
     from packager.stages.golden import read_npz
     from packager.verify import load_manifest, safe_path
 
@@ -181,15 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     inputs = read_npz(args.inputs)
     validate_inputs(g["name"], g["inputs"], inputs, where=str(args.inputs))
     t0 = time.perf_counter()
-    model: Any = str(safe_path(args.bundle, g["file"], "file"))
-    if g.get("precision") in ("fp16", "uint8") or g.get("unity_quantization", "none") != "none":
-        import onnx
-
-        from packager.stages.convert import sentis_view
-
-        # what Unity computes (and what the goldens hold): fp16 weights upcast, Unity's weight quantization applied
-        model = sentis_view(onnx.load(model), g.get("unity_quantization", "none"))
-    outputs = run_onnx(model, inputs)
+    outputs = run_onnx(target_model(safe_path(args.bundle, g["file"], "file"), g), inputs)
     dt = time.perf_counter() - t0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.output, **outputs)

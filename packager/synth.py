@@ -28,6 +28,7 @@ from packager.errors import InputError, PackagerError
 from packager.host import euler_cfg, llm_generate
 from packager.host.hift_noise import noise_for_frames
 from packager.onnx_utils import run_onnx, session
+from packager.stages.convert import target_model
 from packager.stages.golden import read_npz
 from packager.verify import load_manifest, safe_path
 
@@ -65,15 +66,8 @@ class Pipeline:
         runners, data = {}, {}
         for name in REQUIRED:
             for g in comps[name]["graphs"]:
-                path = _checked(bundle, g, f"{name}/{g['name']}")
-                if g.get("precision") not in (None, "fp32"):
-                    from packager.stages.convert import sentis_view  # the arithmetic Unity performs
-                    import onnx
-
-                    model = sentis_view(onnx.load(str(path)), g.get("unity_quantization", "none"))
-                    sess = session(model, threads)
-                else:
-                    sess = session(str(path), threads)
+                # the arithmetic Unity performs: the Sentis view of fp16/uint8 graphs
+                sess = session(target_model(_checked(bundle, g, f"{name}/{g['name']}"), g), threads)
                 runners[g["name"]] = lambda inputs, s=sess: run_onnx(s, inputs)
             for d in comps[name]["data"]:
                 data[d["name"]] = np.load(_checked(bundle, d, f"{name}/{d['name']}"), allow_pickle=False)

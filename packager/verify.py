@@ -15,6 +15,7 @@ import numpy as np
 from packager.checkpoint import sha256_file
 from packager.errors import PackagerError
 from packager.stages.check import CaseResult, run_cases
+from packager.stages.convert import target_model
 from packager.component import GoldenCase
 from packager.stages.package import validate_manifest
 
@@ -196,15 +197,6 @@ def _verify_goldens(bundle: Path, g: dict[str, Any], subject: str) -> list[Row]:
         cases.append(GoldenCase(case["name"], ins, outs))
     tolerances = {t["output"]: t for t in g["tolerances"]}
     outputs = [o["name"] for o in g["outputs"]]
-    path = safe_path(bundle, g["file"], "file")
-    if g["precision"] in ("fp16", "uint8") or g["unity_quantization"] != "none":
-        # the goldens describe what Sentis computes: run the Sentis view of the shipped file (docs/precision.md)
-        import onnx
-
-        from packager.stages.convert import run_model_cases, sentis_view
-
-        view = sentis_view(onnx.load(str(path)), g["unity_quantization"])
-        results: list[CaseResult] = run_model_cases(view, outputs, tolerances, cases)
-    else:
-        results = run_cases(path, g["name"], outputs, tolerances, cases)
+    model = target_model(safe_path(bundle, g["file"], "file"), g)  # the goldens describe what Sentis computes
+    results: list[CaseResult] = run_cases(model, outputs, tolerances, cases)
     return [Row("golden", f"{subject}/{r.case}/{v.output}", v.passed, v.summary()) for r in results for v in r.verdicts]

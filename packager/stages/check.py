@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import onnx
 
 from packager.component import GoldenCase, TensorSpec
 from packager.errors import InputError, VerificationError
@@ -50,10 +51,11 @@ class CaseResult:
         return all(v.passed for v in self.verdicts)
 
 
-def run_cases(model_path: Path, graph: str, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
+def run_cases(model: Path | onnx.ModelProto, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
               cases: Sequence[GoldenCase]) -> list[CaseResult]:
-    """Run every case; compare each output to the reference with the output's tolerance (manifest JSON form)."""
-    sess = session(str(model_path), prepack=False)
+    """Run every case on a saved graph or an in-memory one (a Sentis view); compare each output to the reference
+    with the output's tolerance (manifest JSON form)."""
+    sess = session(model if isinstance(model, onnx.ModelProto) else str(model), prepack=False)
     results = []
     for case in cases:
         got = run_onnx(sess, case.inputs)

@@ -322,17 +322,13 @@ def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str], cases: Se
 
 
 # --- running and measuring --------------------------------------------------------------------------------------------
-def run_model_cases(model: onnx.ModelProto, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
-                    cases: Sequence[GoldenCase]) -> list[CaseResult]:
-    """``check.run_cases`` for an in-memory model (the Sentis view is never written to the bundle)."""
-    sess = session(model, prepack=False)
-    results = []
-    for case in cases:
-        got = run_onnx(sess, case.inputs)
-        res = CaseResult(case.name)
-        res.verdicts = [compare(o, got[o], case.outputs[o], tolerances[o]) for o in outputs if o in case.outputs]
-        results.append(res)
-    return results
+def target_model(path: Path, graph: Mapping[str, Any]) -> str | onnx.ModelProto:
+    """What to run for a manifest graph entry so that it computes what Unity computes (and what its goldens hold):
+    the file itself, or for fp16/uint8 weights the Sentis view of it (fp16 upcast, Unity's quantization applied)."""
+    quant = graph.get("unity_quantization", "none")
+    if graph.get("precision") in ("fp16", "uint8") or quant != "none":
+        return sentis_view(onnx.load(str(path)), quant)
+    return str(path)
 
 
 def outputs_of(model: onnx.ModelProto, cases: Sequence[GoldenCase]) -> list[dict[str, np.ndarray]]:
