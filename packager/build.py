@@ -157,7 +157,8 @@ def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[
         entry.update(_convert_graph(tmp, comp, g, model, policy, cases, tolerances, entry, opts))
         gc.collect()  # the conversion's model copies are large at full size; free them before the next graph
         if entry.get("sentis_importable", True):
-            _preflight(tmp / entry["file"], g.name, opts)  # the shipped variant, not only its fp32 source
+            # the shipped variant, not only its fp32 source, for every target
+            _preflight(tmp / entry["file"], g.name, opts, tuple(TARGETS))
     return {k: entry[k] for k in ("name", "description", "file", "sha256", "bytes", "external_data", "opset",
                                   "precision", "unity_quantization", "sentis_importable", "inputs", "outputs",
                                   "tolerances", "goldens", "measured", "precision_cost", "timeout_ms") if k in entry}
@@ -172,20 +173,15 @@ def _convert_graph(tmp: Path, comp: str, g: GraphDef, model: onnx.ModelProto, po
     for o in conv.overflows:
         opts.log(f"  [{comp}] {g.name}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
                  f"kept float32: {', '.join(o.nodes)}")
-    has_view = conv.view is not None
     target_outputs = convert_stage.outputs_of(conv.view or conv.model, cases)
     conv.view = None  # a full-size view is GBs; the re-check below rebuilds it from the written file
     variant = [GoldenCase(c.name, c.inputs, {k: target_outputs[i][k] for k in c.outputs}, c.chain, c.description)
                for i, c in enumerate(cases)]
     var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}
     entry = save_model(tmp, g.name, conv.model, precision=conv.precision, unity_quantization=conv.unity_quantization)
-    shipped = onnx.load(str(tmp / entry["file"]))
-    view = convert_stage.sentis_view(shipped, conv.unity_quantization) if has_view else shipped
-    results = check_stage.run_cases(view, [s.name for s in g.outputs], var_tol, variant)
-    del view
+    results = check_stage.run_cases(convert_stage.target_model(tmp / entry["file"], entry),
+                                    [s.name for s in g.outputs], var_tol, variant)
     check_stage.require_pass(g.name, results)
-    if conv.precision != "int8":
-        convert_stage.require_sentis_ready(shipped, g.name)
     cost = convert_stage.cost(model, conv, cases, target_outputs, tolerances, fp32_entry["bytes"], entry["bytes"])
     sentis = {m["output"]: m for m in cost["error"]}
     opts.log(f"  [{comp}] {g.name}: {conv.precision} (unity_quantization {conv.unity_quantization}) "
@@ -199,16 +195,18 @@ def _convert_graph(tmp: Path, comp: str, g: GraphDef, model: onnx.ModelProto, po
     return entry
 
 
-def _preflight(path: Path, graph: str, opts: BuildOptions) -> None:
-    """Sentis pre-flight rules on the saved file (external-data layout included); an error fails the build."""
-    findings = preflight.check_file(path, opts.target, graph)
-    bad = preflight.errors(findings)
-    if bad:
-        raise PackagerError(f"fails the Sentis pre-flight check for {opts.target}:\n"
-                            + preflight.format_findings(bad, limit=None), key=graph)
-    if findings:
-        opts.log(f"  [{graph}] pre-flight: {len(findings)} warning(s) for {opts.target}: "
-                 + "; ".join(sorted({f.rule for f in findings})))
+def _preflight(path: Path, graph: str, opts: BuildOptions, targets: tuple[str, ...] = ()) -> None:
+    """Sentis pre-flight rules on the saved file (external-data layout included) for the build target, or for
+    ``targets``; an error fails the build."""
+    for target in targets or (opts.target,):
+        findings = preflight.check_file(path, target, graph)
+        bad = preflight.errors(findings)
+        if bad:
+            raise PackagerError(f"fails the Sentis pre-flight check for {target}:\n"
+                                + preflight.format_findings(bad, limit=None), key=graph)
+        if findings:
+            opts.log(f"  [{graph}] pre-flight: {len(findings)} warning(s) for {target}: "
+                     + "; ".join(sorted({f.rule for f in findings})))
 
 
 def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]:

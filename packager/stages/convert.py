@@ -396,16 +396,6 @@ def convert(model: onnx.ModelProto, policy: P.ComponentPolicy, keep_float32: Seq
                         found=policy.precision)
 
 
-def require_sentis_ready(model: onnx.ModelProto, graph: str) -> None:
-    """The converted graph must pass the Sentis pre-flight checker for every target (packager/preflight.py)."""
-    from packager import preflight, sentis_rules
-
-    found = [f for t in sentis_rules.TARGETS for f in preflight.errors(preflight.check_model(model, t, graph))]
-    if found:
-        raise PackagerError("the converted graph fails the Sentis pre-flight check:\n"
-                            + preflight.format_findings(found), key=graph)
-
-
 def unity_weight_bytes(model: onnx.ModelProto, unity_quantization: str) -> int:
     """Bytes of the initializers once imported (fp16 -> float32) and quantized by ModelQuantizer."""
     view = sentis_view(model)
