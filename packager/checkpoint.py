@@ -106,9 +106,26 @@ class Source:
                 for n, p in sorted(self._used.items())]
 
     def describe(self) -> dict[str, Any]:
+        """The manifest's ``source`` section, with the model's identity (``model_id``)."""
         if self.is_preset:
-            return {"kind": "preset", "preset": self.preset, "seed": self.seed}
-        return {"kind": "checkpoint", "name": self.checkpoint.name, "files": self.used_files()}
+            d: dict[str, Any] = {"kind": "preset", "preset": self.preset, "seed": self.seed}
+        else:
+            d = {"kind": "checkpoint", "name": self.checkpoint.name, "files": self.used_files()}
+        return {**d, "model_id": model_id(d)}
+
+
+def model_id(source: Mapping[str, Any]) -> str:
+    """The model's identity, independent of where its files lie and of the precision a bundle ships: sha256 over
+    the checkpoint files read (relative path + sha256 each), or over the preset name, seed and generator version
+    (a preset's weights are defined by this package's code). Voice packs record it (docs/voice.md)."""
+    from packager import __version__
+
+    if source["kind"] == "preset":
+        text = f"preset\n{source['preset']}\n{source['seed']}\n{__version__}\n"
+    else:
+        text = "checkpoint\n" + "".join(f"{f['path']}\t{f['sha256']}\n" for f in sorted(source["files"],
+                                                                                      key=lambda f: f["path"]))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def check_state_dict(sd: Mapping[str, torch.Tensor], expected: Mapping[str, Iterable[int]], file: str,

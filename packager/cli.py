@@ -193,13 +193,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- plug-in verbs
-PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity", "synth": "packager.synth"}
+PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity", "synth": "packager.synth",
+           "voice": "packager.voice"}
 
 
 def _add_plugins(sub: argparse._SubParsersAction) -> None:
     helps = {"check": "Sentis pre-flight check of a model or bundle",
              "unity-install": "install a bundle into a Unity project",
-             "synth": "end-to-end speech synthesis over a bundle (onnxruntime + host loops)"}
+             "synth": "speech from text and a voice pack (or upstream frontend arrays) over a bundle",
+             "voice": "make a voice pack from a reference recording and its transcript"}
     for verb, module in PLUGINS.items():
         mod = importlib.import_module(module)
         p = sub.add_parser(verb, help=helps[verb], description=helps[verb])

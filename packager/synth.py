@@ -15,11 +15,11 @@ final ``finalize=True`` call.
 from __future__ import annotations
 
 import argparse
+import os
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from packager.host.hift_noise import noise_for_frames
 from packager.onnx_utils import run_onnx, session
 from packager.stages.convert import target_model
 from packager.stages.golden import read_npz
+from packager.text_tokenizer import Qwen2Tokenizer
 from packager.verify import load_manifest, safe_path
 
 REQUIRED = ("llm", "flow", "hift")
@@ -58,23 +59,42 @@ class Pipeline:
     @classmethod
     def open(cls, bundle: Path, threads: int = 1, manifest: dict[str, Any] | None = None) -> "Pipeline":
         manifest = manifest if manifest is not None else load_manifest(bundle)
-        comps = {c["name"]: c for c in manifest["components"]}
-        missing = [c for c in REQUIRED if c not in comps]
-        if missing:
-            raise PackagerError("the bundle lacks components needed for synthesis", file=str(bundle),
-                                expected=", ".join(REQUIRED), found=", ".join(comps))
-        runners, data = {}, {}
-        for name in REQUIRED:
-            for g in comps[name]["graphs"]:
-                # the arithmetic Unity performs: the Sentis view of fp16/uint8 graphs
-                sess = session(target_model(_checked(bundle, g, f"{name}/{g['name']}"), g), threads)
-                runners[g["name"]] = lambda inputs, s=sess: run_onnx(s, inputs)
-            for d in comps[name]["data"]:
-                data[d["name"]] = np.load(_checked(bundle, d, f"{name}/{d['name']}"), allow_pickle=False)
-        return cls(runners, {n: comps[n]["constants"] for n in REQUIRED}, data)
+        return cls(*open_components(bundle, manifest, REQUIRED, threads, purpose="synthesis"))
+
+    def tokenizer(self) -> Qwen2Tokenizer:
+        """The bundle's text tokenizer (its ``text_tokenizer_*`` tables), or an error naming what is missing."""
+        return bundle_tokenizer(self.constants["llm"], self.data)
 
 
-def _checked(bundle: Path, entry: Mapping[str, Any], what: str) -> Path:
+def open_components(bundle: Path, manifest: Mapping[str, Any], names: Sequence[str], threads: int = 1,
+                    purpose: str = "synthesis"):
+    """(runners, constants, data) of components ``names``: one onnxruntime session per graph over the arithmetic
+    Unity performs (the Sentis view of fp16/uint8 graphs), each file checked against its sha256 first."""
+    comps = {c["name"]: c for c in manifest["components"]}
+    missing = [c for c in names if c not in comps]
+    if missing:
+        raise PackagerError(f"the bundle lacks components needed for {purpose}", file=str(bundle),
+                            expected=", ".join(names), found=", ".join(comps))
+    runners, data = {}, {}
+    for name in names:
+        for g in comps[name]["graphs"]:
+            sess = session(target_model(checked_path(bundle, g, f"{name}/{g['name']}"), g), threads)
+            runners[g["name"]] = lambda inputs, s=sess: run_onnx(s, inputs)
+        for d in comps[name]["data"]:
+            data[d["name"]] = np.load(checked_path(bundle, d, f"{name}/{d['name']}"), allow_pickle=False)
+    return runners, {n: comps[n]["constants"] for n in names}, data
+
+
+def bundle_tokenizer(llm_constants: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> Qwen2Tokenizer:
+    info = llm_constants.get("text_tokenizer", {})
+    if not info.get("available"):
+        raise PackagerError("the bundle has no text tokenizer: " + str(info.get("reason", "")), key="text_tokenizer",
+                            expected="a bundle built from a checkpoint with CosyVoice-BlankEN/ tokenizer files")
+    prefix = "text_tokenizer_"
+    return Qwen2Tokenizer.from_tables({n[len(prefix):]: data[n] for n in info["data"]})
+
+
+def checked_path(bundle: Path, entry: Mapping[str, Any], what: str) -> Path:
     path = safe_path(bundle, entry["file"], what)
     if not path.is_file() or path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
         raise PackagerError("missing or modified (sha256/size differ from the manifest); run verify",
@@ -140,47 +160,79 @@ def _flow(p: Pipeline, tokens: np.ndarray, case: Mapping[str, np.ndarray], strea
 
 
 def synthesize(p: Pipeline, case: Mapping[str, np.ndarray], sampling: str = "greedy", seed: int | None = None,
-               stream: bool = False, upstream_quirks: bool = True) -> dict[str, np.ndarray]:
-    """Returns ``speech_tokens`` int32 [1, n] (after the silent filter), ``mel`` [1, 80, T], ``speech`` [1, 480 T]."""
+               stream: bool = False, upstream_quirks: bool = True,
+               on_audio: Callable[[np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+    """Returns ``speech_tokens`` int32 [1, n] (after the silent filter), ``mel`` [1, 80, T], ``speech`` [1, 480 T].
+
+    ``stream=True`` runs the flow and HiFT on each chunk as soon as the LLM has produced its tokens (upstream's
+    schedule), calling ``on_audio(samples [1, k])`` for each new piece of audio; the result is the same as running
+    the schedule after generation (``stream_tokens``)."""
     case = validate_case(case)
     _check_ranges(p, case)
+    streamer = _Streamer(p, case, on_audio) if stream else None
+    on_token = None
+    if streamer is not None:
+        emitted: list[int] = []
+
+        def on_token(token: int) -> None:
+            emitted.append(token)
+            streamer.push(np.asarray(llm_generate.silent_filter(emitted, p.constants["llm"]), np.int32)[None])
+
     gen = llm_generate.generate(p.runners, p.constants["llm"], case["text"][0], case["prompt_text"][0],
                                 case["llm_prompt_speech_token"][0], sampling=sampling, seed=seed,
-                                upstream_quirks=upstream_quirks)
+                                upstream_quirks=upstream_quirks, on_token=on_token)
     tokens = np.asarray(gen.tokens_for_flow, np.int32).reshape(1, -1)
     if tokens.shape[1] == 0:
         raise InputError("the LLM produced no speech tokens (it stopped at the first step)", key="text",
                          found=f"stop token {gen.stop_token}")
-    if not stream:
+    if streamer is None:
         mel = _flow(p, tokens, case, streaming=False, finalize=True)
-        return {"speech_tokens": tokens, "mel": mel, "speech": _hift(p, mel)}
-    return _synthesize_stream(p, tokens, case)
+        speech = _hift(p, mel)
+        if on_audio is not None:
+            on_audio(speech)
+        return {"speech_tokens": tokens, "mel": mel, "speech": speech}
+    return streamer.finish(tokens)
 
 
-def _synthesize_stream(p: Pipeline, tokens: np.ndarray, case: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Upstream's streaming token2wav schedule over already generated tokens (README "Orchestration")."""
-    ratio = int(p.constants["flow"]["token_mel_ratio"])
-    lookahead = int(p.constants["flow"]["pre_lookahead_len"])
-    n_prompt = case["flow_prompt_speech_token"].shape[1]
-    hop = TOKEN_HOP + (-(n_prompt) % TOKEN_HOP)  # pad the first hop: prompt + hop is a multiple of 25
-    offset, mel_acc, emitted, pieces = 0, None, 0, []
-    total = tokens.shape[1]
+def stream_tokens(p: Pipeline, tokens: np.ndarray, case: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Upstream's streaming token2wav schedule over already generated tokens."""
+    s = _Streamer(p, validate_case(case), None)
+    s.push(tokens)
+    return s.finish(tokens)
 
-    def emit(n_tokens: int, finalize: bool) -> None:
-        nonlocal mel_acc, emitted
-        mel = _flow(p, tokens[:, :n_tokens], case, streaming=not finalize, finalize=finalize)
-        new = mel[:, :, offset * ratio:]
-        mel_acc = new if mel_acc is None else np.concatenate([mel_acc, new], axis=2)
-        speech = _hift_stream(p, mel_acc, finalize)
-        pieces.append(speech[:, emitted:])
-        emitted = speech.shape[1]
 
-    while total - offset >= hop + lookahead:
-        emit(offset + hop + lookahead, finalize=False)
-        offset += hop
-        hop = min(TOKEN_MAX_HOP, hop * STREAM_SCALE)
-    emit(total, finalize=True)
-    return {"speech_tokens": tokens, "mel": mel_acc, "speech": np.concatenate(pieces, axis=1)}
+class _Streamer:
+    """Upstream's streaming token2wav schedule (README "Orchestration"), fed with the tokens generated so far."""
+
+    def __init__(self, p: Pipeline, case: Mapping[str, np.ndarray],
+                 on_audio: Callable[[np.ndarray], None] | None) -> None:
+        self.p, self.case, self.on_audio = p, case, on_audio
+        self.ratio = int(p.constants["flow"]["token_mel_ratio"])
+        self.lookahead = int(p.constants["flow"]["pre_lookahead_len"])
+        n_prompt = case["flow_prompt_speech_token"].shape[1]
+        self.hop = TOKEN_HOP + (-n_prompt % TOKEN_HOP)  # pad the first hop: prompt + hop is a multiple of 25
+        self.offset, self.mel_acc, self.emitted, self.pieces = 0, None, 0, []
+
+    def push(self, tokens: np.ndarray) -> None:
+        while tokens.shape[1] - self.offset >= self.hop + self.lookahead:
+            self._emit(tokens[:, :self.offset + self.hop + self.lookahead], finalize=False)
+            self.offset += self.hop
+            self.hop = min(TOKEN_MAX_HOP, self.hop * STREAM_SCALE)
+
+    def finish(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
+        self._emit(tokens, finalize=True)
+        return {"speech_tokens": tokens, "mel": self.mel_acc, "speech": np.concatenate(self.pieces, axis=1)}
+
+    def _emit(self, tokens: np.ndarray, finalize: bool) -> None:
+        mel = _flow(self.p, tokens, self.case, streaming=not finalize, finalize=finalize)
+        new = mel[:, :, self.offset * self.ratio:]
+        self.mel_acc = new if self.mel_acc is None else np.concatenate([self.mel_acc, new], axis=2)
+        speech = _hift_stream(self.p, self.mel_acc, finalize)
+        piece = speech[:, self.emitted:]
+        self.pieces.append(piece)
+        self.emitted = speech.shape[1]
+        if self.on_audio is not None and piece.shape[1]:
+            self.on_audio(piece)
 
 
 def _hift_stream(p: Pipeline, mel: np.ndarray, finalize: bool) -> np.ndarray:
@@ -261,47 +313,138 @@ def verify_pipeline(bundle: Path, manifest: dict[str, Any]) -> list[tuple[str, b
     return rows
 
 
-def write_wav(path: Path, speech: np.ndarray, sample_rate: int) -> None:
-    pcm = np.clip(np.round(np.asarray(speech, np.float64).reshape(-1) * 32767.0), -32768, 32767).astype("<i2")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-
-
 # ---------------------------------------------------------------- CLI
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Synthesize speech with a bundle: LLM generation, flow Euler/CFG and HiFT on onnxruntime, "
-                     "exactly as the Unity runtime runs them.")
+    p.description = ("Synthesize speech with a bundle: text frontend, LLM generation, flow Euler/CFG and HiFT on "
+                     "onnxruntime, exactly as the Unity runtime runs them. Either --voice + --text (a voice pack "
+                     "from `packager voice` and plain text) or --inputs (upstream's frontend arrays).")
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
-    p.add_argument("--inputs", type=Path, required=True, metavar="CASE.npz",
-                   help="upstream frontend arrays: " + ", ".join(CASE_KEYS))
-    p.add_argument("--output", type=Path, required=True, metavar="OUT.npz",
-                   help="writes speech_tokens, mel, speech")
-    p.add_argument("--wav", type=Path, metavar="OUT.wav", help="also write a 16-bit PCM WAV (24 kHz)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--voice", type=Path, metavar="NAME.voice", help="a voice pack made by `packager voice`")
+    src.add_argument("--inputs", type=Path, metavar="CASE.npz",
+                     help="upstream frontend arrays: " + ", ".join(CASE_KEYS))
+    p.add_argument("--text", help="the text to speak (with --voice)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--instruct", metavar="INSTRUCTION",
+                      help="instruct mode: e.g. 'Please speak as fast as you can.' (becomes the prompt text)")
+    mode.add_argument("--cross-lingual", action="store_true",
+                      help="cross-lingual mode: no prompt text, no LLM prompt speech tokens")
+    p.add_argument("--output", type=Path, metavar="OUT.npz", help="write speech_tokens, (mel,) speech")
+    p.add_argument("--wav", type=Path, metavar="OUT.wav", help="write a 16-bit PCM WAV (24 kHz)")
     p.add_argument("--sampling", choices=["greedy", "ras"], default="greedy")
-    p.add_argument("--seed", type=int, default=0, help="seed of the RAS sampler (numpy PCG64)")
-    p.add_argument("--stream", action="store_true", help="upstream's streaming schedule")
+    p.add_argument("--seed", type=int, default=0, help="seed of the RAS sampler (numpy PCG64); piece k uses seed + k")
+    p.add_argument("--stream", action="store_true",
+                   help="upstream's streaming schedule: audio written chunk by chunk as it is produced; prints the "
+                        "time to first audio")
+    p.add_argument("--no-wetext", action="store_true", help="skip wetext normalization even when it is installed")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per graph (default 1)")
     p.add_argument("--fix-min-len-quirk", action="store_true",
                    help="mask the whole stop range before min_len (upstream masks only SOS: quirk L3)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output is None and args.wav is None:
+        raise PackagerError("nothing to write", key="--wav", expected="--wav OUT.wav and/or --output OUT.npz")
+    if args.voice is not None:
+        return _run_voice(args)
+    if args.text is not None or args.instruct is not None or args.cross_lingual:
+        raise PackagerError("--text, --instruct and --cross-lingual need --voice", key="--inputs",
+                            expected="--voice NAME.voice --text '...'")
     case = read_npz(args.inputs)
     validate_case(case, str(args.inputs))
-    pipe = Pipeline.open(args.bundle)
-    t0 = time.perf_counter()
-    out = synthesize(pipe, case, sampling=args.sampling, seed=args.seed, stream=args.stream,
-                     upstream_quirks=not args.fix_min_len_quirk)
-    dt = time.perf_counter() - t0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.output, **out)
+    pipe = Pipeline.open(args.bundle, threads=args.threads)
     sr = int(pipe.constants["hift"]["sample_rate"])
-    if args.wav:
-        write_wav(args.wav, out["speech"], sr)
+    t0 = time.perf_counter()
+    with _AudioSink(args.wav, sr) as sink:
+        out = synthesize(pipe, case, sampling=args.sampling, seed=args.seed, stream=args.stream,
+                         upstream_quirks=not args.fix_min_len_quirk, on_audio=sink.write)
+        dt = time.perf_counter() - t0
+        if args.output:
+            _save_npz(args.output, out)
     seconds = out["speech"].shape[1] / sr
     print(f"{out['speech_tokens'].shape[1]} speech tokens, mel {list(out['mel'].shape)}, {seconds:.2f} s of audio "
-          f"in {dt:.2f} s (RTF {dt / max(seconds, 1e-9):.2f}) -> {args.output}" + (f", {args.wav}" if args.wav else ""))
+          f"in {dt:.2f} s (RTF {dt / max(seconds, 1e-9):.2f})" + _first_audio(sink, dt)
+          + " -> " + ", ".join(str(x) for x in (args.output, args.wav) if x))
     return 0
+
+
+def _run_voice(args: argparse.Namespace) -> int:
+    from packager import tts, voicepack
+
+    if args.text is None:
+        raise PackagerError("--voice needs the text to speak", key="--text", expected="--text '...'")
+    manifest = load_manifest(args.bundle)
+    voice = voicepack.load(args.voice)
+    voice.check_model(manifest, args.bundle)
+    mode = "instruct" if args.instruct is not None else "cross_lingual" if args.cross_lingual else "zero_shot"
+    pipe = Pipeline.open(args.bundle, threads=args.threads, manifest=manifest)
+    tts.text_pieces(pipe.tokenizer(), args.text, use_wetext=False if args.no_wetext else None)  # errors first
+    with _AudioSink(args.wav, int(pipe.constants["hift"]["sample_rate"])) as sink:
+        res = tts.speak(pipe, voice, args.text, mode=mode, instruct=args.instruct, sampling=args.sampling,
+                        seed=args.seed, stream=args.stream, upstream_quirks=not args.fix_min_len_quirk,
+                        on_audio=sink.write, use_wetext=False if args.no_wetext else None)
+        if args.output:
+            _save_npz(args.output, {"speech": res.speech.reshape(1, -1),
+                                    "speech_tokens": np.concatenate(res.speech_tokens, axis=1),
+                                    "piece_token_counts": np.asarray([t.shape[1] for t in res.speech_tokens],
+                                                                     np.int32)})
+    seconds = res.speech.size / res.sample_rate
+    print(f"{voice.name!r} ({mode}): {len(res.pieces)} text piece(s), "
+          f"{sum(t.shape[1] for t in res.speech_tokens)} speech tokens, {seconds:.2f} s of audio in "
+          f"{res.seconds:.2f} s (RTF {res.seconds / max(seconds, 1e-9):.2f})"
+          + (f"; first audio after {res.first_audio_s:.2f} s ({res.first_audio_s / res.seconds:.2f} of the total, "
+             f"{len(res.chunks)} chunks)" if args.stream and res.first_audio_s is not None else "")
+          + " -> " + ", ".join(str(x) for x in (args.output, args.wav) if x))
+    return 0
+
+
+def _first_audio(sink: "_AudioSink", total: float) -> str:
+    if sink.first_s is None or sink.chunks < 2:
+        return ""
+    return f"; first audio after {sink.first_s:.2f} s ({sink.first_s / total:.2f} of the total, {sink.chunks} chunks)"
+
+
+def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+class _AudioSink:
+    """Writes audio chunk by chunk into a temporary file that becomes ``path`` only when synthesis succeeded."""
+
+    def __init__(self, path: Path | None, sample_rate: int) -> None:
+        self.path, self.sample_rate = path, sample_rate
+        self.file = None
+        self.t0 = time.perf_counter()
+        self.first_s: float | None = None
+        self.chunks = 0
+
+    def __enter__(self) -> "_AudioSink":
+        if self.path is not None:
+            import soundfile
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+            self.file = soundfile.SoundFile(str(self.tmp), "w", samplerate=self.sample_rate, channels=1,
+                                            subtype="PCM_16", format="WAV")
+        self.t0 = time.perf_counter()
+        return self
+
+    def write(self, samples: np.ndarray) -> None:
+        if self.first_s is None:
+            self.first_s = time.perf_counter() - self.t0
+        self.chunks += 1
+        if self.file is not None:
+            self.file.write(np.clip(np.asarray(samples, np.float32).reshape(-1), -1.0, 1.0))
+            self.file.flush()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.file is None:
+            return
+        self.file.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)

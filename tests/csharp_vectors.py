@@ -267,7 +267,7 @@ def mini_bundle(root: Path) -> dict[str, Any]:
         "format_version": 1,
         "generator": {"name": "cosyvoice3-unity-packager", "version": "0.1.0"},
         "bundle": {"name": "vectors", "package": "com.example.vectors"},
-        "source": {"kind": "preset", "preset": "tiny", "seed": 0},
+        "source": {"kind": "preset", "preset": "tiny", "seed": 0, "model_id": "cd" * 32},
         "target": {"runtime": "ie-2.4", "unity_package": "com.unity.ai.inference", "package_version": "2.4.1",
                    "namespace": "Unity.InferenceEngine", "backend": "CPU"},
         "components": [{
@@ -354,7 +354,7 @@ def manifest_mutations(base: dict[str, Any]) -> dict[str, Any]:
 
     G = lambda m, i=0: m["components"][0]["graphs"][i]  # noqa: E731
     checkpoint = {"kind": "checkpoint", "name": "Fun-CosyVoice3-0.5B",
-                  "files": [{"path": "llm.pt", "sha256": "ab" * 32, "bytes": 10}]}
+                  "files": [{"path": "llm.pt", "sha256": "ab" * 32, "bytes": 10}], "model_id": "ef" * 32}
     cases: dict[str, Any] = {
         "ok_base": base,
         "ok_checkpoint_source": mut(lambda m: m.update(source=checkpoint)),
@@ -371,6 +371,8 @@ def manifest_mutations(base: dict[str, Any]) -> dict[str, Any]:
         "bad_package_name": mut(lambda m: m["bundle"].update(package="nodots")),
         "bad_source_preset": mut(lambda m: m["source"].update(preset="huge")),
         "bad_source_kind": mut(lambda m: m["source"].update(kind="url")),
+        "bad_source_no_model_id": mut(lambda m: m["source"].pop("model_id")),
+        "bad_source_model_id": mut(lambda m: m["source"].update(model_id="tiny-1234")),
         "bad_checkpoint_file_path": mut(lambda m: m.update(source={**checkpoint, "files": [
             {"path": "../llm.pt", "sha256": "ab" * 32, "bytes": 10}]})),
         "bad_target_backend": mut(lambda m: m["target"].update(backend="GPUCompute")),

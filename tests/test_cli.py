@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from packager import registry
+from packager import checkpoint, registry
 from tests.conftest import REPO, run_cli
 
 
@@ -40,7 +40,9 @@ def test_every_verb_has_help(verb, capsys):
 def test_build_verify_inspect(tiny_bundle):
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
     assert [c["name"] for c in manifest["components"]] == registry.names()
-    assert manifest["source"] == {"kind": "preset", "preset": "tiny", "seed": 1234}
+    assert manifest["source"] == {"kind": "preset", "preset": "tiny", "seed": 1234,
+                                  "model_id": checkpoint.model_id(manifest["source"])}
+    assert len(manifest["source"]["model_id"]) == 64
     assert (tiny_bundle / "package.json").is_file() and (tiny_bundle / "README.md").is_file()
     assert all(g["file"].startswith("Models/") for c in manifest["components"] for g in c["graphs"])
     goldens = [t["file"] for c in manifest["components"] for g in c["graphs"] for k in g["goldens"]

@@ -142,12 +142,14 @@ def silent_filter(tokens: Sequence[int], constants: Mapping[str, Any]) -> list[i
 def generate(runners: Mapping[str, Runner], constants: Mapping[str, Any], text: Sequence[int],
              prompt_text: Sequence[int] = (), prompt_speech_tokens: Sequence[int] = (), *,
              sampling: str = "greedy", seed: int | None = None, upstream_quirks: bool = True,
-             min_len: int | None = None, max_len: int | None = None) -> Generation:
+             min_len: int | None = None, max_len: int | None = None,
+             on_token: Callable[[int], None] | None = None) -> Generation:
     """Generate speech tokens.
 
     ``sampling``: "greedy" (argmax, first index on ties) or "ras" (seeded numpy RAS, defaults from constants).
     ``upstream_quirks=True`` reproduces upstream: before min_len only id S (SOS) is masked, so EOS can still end
     decoding early (quirk L3). ``False`` masks the whole stop range [S, S+200) before min_len instead.
+    ``on_token(token)`` is called for every emitted token as soon as it is decided (streaming).
     """
     S = constants["speech_token_size"]
     lo, hi = constants["stop_range"]
@@ -183,6 +185,8 @@ def generate(runners: Mapping[str, Runner], constants: Mapping[str, Any], text: 
             stop = token
             break
         tokens.append(token)
+        if on_token is not None:
+            on_token(token)
         embeds = runners["llm_speech_embed"]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
     return Generation(tokens, stop, min_len, max_len, silent_filter(tokens, constants))
 

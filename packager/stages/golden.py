@@ -4,12 +4,14 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from packager.component import GoldenCase
 from packager.errors import PackagerError
+
+if TYPE_CHECKING:  # torch-free at run time: voice packs and synth write/read arrays with these helpers
+    from packager.component import GoldenCase
 
 GOLDEN_DIR = "Golden~"
 DATA_DIR = "Data"

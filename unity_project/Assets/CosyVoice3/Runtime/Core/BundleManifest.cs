@@ -83,6 +83,7 @@ namespace CosyVoice3.Bundles
     {
         public string GeneratorName, GeneratorVersion, BundleName, BundlePackage;
         public string SourceKind, SourcePreset, SourceName;
+        public string ModelId;   // source.model_id: the model's identity; voice packs are tied to it
         public long SourceSeed;
         public string TargetRuntime, TargetUnityPackage, TargetPackageVersion, TargetNamespace, TargetBackend;
         public List<ComponentEntry> Components = new List<ComponentEntry>();
@@ -124,21 +125,23 @@ namespace CosyVoice3.Bundles
 
         static void ParseSource(Reader r, JsonValue s, BundleManifest m)
         {
-            // oneOf: {"kind": "preset", preset, seed} | {"kind": "checkpoint", name, files}
+            // oneOf: {"kind": "preset", preset, seed, model_id} | {"kind": "checkpoint", name, files, model_id}
             r.Kind(s, JsonKind.Object);
             var kind = s.Get("kind");
             if (kind != null && kind.Kind == JsonKind.String && kind.StringValue == "preset")
             {
-                r.Object(s, new[] { "kind", "preset", "seed" }, new string[0]);
+                r.Object(s, new[] { "kind", "preset", "seed", "model_id" }, new string[0]);
                 m.SourceKind = "preset";
                 m.SourcePreset = r.Enum(s, "preset", "tiny");
                 m.SourceSeed = r.Int(s, "seed", long.MinValue, long.MaxValue);
+                m.ModelId = r.Sha(s, "model_id");
             }
             else if (kind != null && kind.Kind == JsonKind.String && kind.StringValue == "checkpoint")
             {
-                r.Object(s, new[] { "kind", "name", "files" }, new string[0]);
+                r.Object(s, new[] { "kind", "name", "files", "model_id" }, new string[0]);
                 m.SourceKind = "checkpoint";
                 m.SourceName = r.Str(s, "name");
+                m.ModelId = r.Sha(s, "model_id");
                 foreach (var f in r.Array(s.Get("files"), 0, int.MaxValue))
                 {
                     r.Object(f, new[] { "path", "sha256", "bytes" }, new string[0]);

@@ -1,0 +1,177 @@
+"""``python -m packager voice``: a reference recording + its transcript -> a voice pack (docs/voice.md).
+
+Computes, once, what upstream's ``frontend_zero_shot`` derives from the prompt audio (design/frontend.md §4):
+
+    WAV (any rate >= 16 kHz, any channels) -> mono -> 16 kHz and 24 kHz (soxr)
+    16 kHz -> Whisper 128-bin log-mel -> speech_tokenizer_v3.onnx (onnxruntime) -> speech tokens (25 / s)
+    24 kHz -> Matcha 80-bin mel (50 frames / s); both trimmed so that frames = token_mel_ratio x tokens
+    16 kHz -> the bundle's campplus_fbank + campplus graphs -> 192-d speaker embedding (what Unity computes)
+    "You are a helpful assistant.<|endofprompt|>" + transcript -> the bundle's tokenizer -> prompt_text ids
+
+The speech tokenizer is read from the checkpoint folder (``--checkpoint``; the 969 MB graph never goes into a
+bundle). A tiny-preset bundle uses the tiny speech tokenizer that the preset defines (same architecture and I/O,
+seeded random weights), so the whole flow runs on a fresh machine.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from packager import GENERATOR_NAME, __version__, audio, features, voicepack
+from packager.checkpoint import sha256_file
+from packager.errors import InputError, PackagerError
+from packager.speech_tokenizer import SPEECH_TOKENIZER_FILE, SpeechTokenizer
+from packager.synth import bundle_tokenizer, open_components
+from packager.verify import load_manifest
+
+NEEDED = ("campplus", "llm", "flow")
+FULL_CODEBOOK = 3 ** 8  # speech_tokenizer_v3: FSQ over 8 dims with 3 levels
+SMALL_FILE = 64 << 20  # checkpoint files up to this size are compared by sha256, larger ones by size
+
+
+def speech_tokenizer_for(manifest: Mapping[str, Any], bundle: Path, checkpoint: Path | None
+                         ) -> tuple[SpeechTokenizer, dict[str, Any]]:
+    """The speech tokenizer of the bundle's model and its voice.json record."""
+    src = manifest["source"]
+    if src["kind"] == "preset":
+        from packager.components import speech_tokenizer_model as stm  # torch: only for the tiny preset
+
+        data = stm.tiny_speech_tokenizer_onnx(int(src["seed"]))
+        tok = SpeechTokenizer.from_bytes(data, f"tiny speech tokenizer (preset {src['preset']}, seed {src['seed']})")
+        import hashlib
+
+        return tok, {"kind": "tiny_speech_tokenizer_v3", "sha256": hashlib.sha256(data).hexdigest(),
+                     "bytes": len(data), "codebook_size": int(stm.TINY.codebook_size)}
+    if checkpoint is None:
+        raise PackagerError(f"this bundle was built from checkpoint {src['name']!r}; pass --checkpoint DIR, the "
+                            f"checkpoint folder that holds {SPEECH_TOKENIZER_FILE}", key="--checkpoint")
+    check_checkpoint_matches(checkpoint, src)
+    path = checkpoint / SPEECH_TOKENIZER_FILE
+    tok = SpeechTokenizer.from_file(path)
+    return tok, {"kind": "speech_tokenizer_v3", "sha256": sha256_file(path), "bytes": path.stat().st_size,
+                 "codebook_size": FULL_CODEBOOK}
+
+
+def check_checkpoint_matches(folder: Path, source: Mapping[str, Any]) -> None:
+    """``folder`` must hold the files the bundle was built from: same sizes, and same sha256 for small ones."""
+    if not folder.is_dir():
+        raise PackagerError("not a folder", file=str(folder), key="--checkpoint",
+                            expected=f"the checkpoint folder the bundle was built from ({source['name']})")
+    for f in source["files"]:
+        p = folder / f["path"]
+        same = p.is_file() and p.stat().st_size == f["bytes"] and (
+            f["bytes"] > SMALL_FILE or sha256_file(p) == f["sha256"])
+        if not same:
+            raise PackagerError("is not the checkpoint this bundle was built from", file=str(p), key="--checkpoint",
+                                expected=f"{f['bytes']} bytes, sha256 {f['sha256'][:12]}…",
+                                found="missing" if not p.is_file() else f"{p.stat().st_size} bytes")
+
+
+def make_voice(bundle: Path, wav: Path, transcript: str, checkpoint: Path | None = None,
+               threads: int | None = None, log=lambda msg: None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(voice.json metadata without ``arrays``, arrays) for a reference recording. Nothing is written."""
+    transcript = transcript.strip() if transcript is not None else ""
+    if not transcript:
+        raise InputError("empty transcript", key="--transcript",
+                         expected="the words spoken in the reference recording")
+    manifest = load_manifest(bundle)
+    ref = audio.load_reference(wav)
+    t0 = time.perf_counter()
+    st, st_info = speech_tokenizer_for(manifest, bundle, checkpoint)
+    runners, constants, data = open_components(bundle, manifest, NEEDED, threads or 1, purpose="a voice pack")
+    tok = bundle_tokenizer(constants["llm"], data)
+    log(f"opened the speech tokenizer and the bundle's graphs ({time.perf_counter() - t0:.1f} s)")
+
+    t1 = time.perf_counter()
+    mel16 = features.whisper_log_mel(ref.wave16k)
+    tokens = st.tokens(mel16).astype(np.int32)
+    high = min(int(constants["llm"]["speech_token_size"]), int(constants["flow"]["vocab_size"]))
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= high):
+        raise PackagerError("the speech tokenizer's ids do not fit this model", key=SPEECH_TOKENIZER_FILE,
+                            expected=f"ids in [0, {high})", found=f"[{int(tokens.min())}, {int(tokens.max())}]")
+    log(f"speech tokens: {tokens.size} ({time.perf_counter() - t1:.1f} s)")
+
+    feat = features.matcha_mel(ref.wave24k).T[None].astype(np.float32)  # [1, F, 80]
+    ratio = int(constants["flow"]["token_mel_ratio"])
+    n = min(feat.shape[1] // ratio, tokens.size)  # upstream's trim (frontend.md §4b)
+    if n < 1:
+        raise InputError("the reference is too short to give a speech token", file=str(wav))
+    prompt_tokens = tokens[:n].reshape(1, n)
+    prompt_feat = np.ascontiguousarray(feat[:, :ratio * n])
+
+    t2 = time.perf_counter()
+    fb = runners["campplus_fbank"]({"waveform": ref.wave16k.reshape(1, -1).astype(np.float32)})["features"]
+    embedding = runners["campplus"]({"input": fb})["output"].astype(np.float32).reshape(1, -1)
+    log(f"speaker embedding: {embedding.shape[1]} values from {fb.shape[1]} fbank frames "
+        f"({time.perf_counter() - t2:.1f} s)")
+
+    text = voicepack.prompt_text_string(transcript)
+    prompt_text = np.asarray(tok.encode(text), np.int32).reshape(1, -1)
+    meta = {
+        "format": voicepack.FORMAT, "format_version": voicepack.FORMAT_VERSION,
+        "generator": {"name": GENERATOR_NAME, "version": __version__},
+        "name": "",
+        "model": {"model_id": manifest["source"]["model_id"], "bundle": manifest["bundle"]["name"],
+                  "source": {k: manifest["source"][k] for k in ("kind", "preset", "seed", "name")
+                             if k in manifest["source"]}},
+        "reference": {"file_name": Path(wav).name, "sha256": ref.sha256, "bytes": Path(wav).stat().st_size,
+                      "sample_rate": int(ref.source_rate), "channels": int(ref.source_channels),
+                      "seconds": round(float(ref.seconds), 6), "transcript": transcript},
+        "prompt": {"text": text, "tokens": int(n), "mel_frames": int(ratio * n), "token_mel_ratio": ratio,
+                   "trimmed_from": {"tokens": int(tokens.size), "mel_frames": int(feat.shape[1])}},
+        "speech_tokenizer": st_info,
+        "features": {"whisper_log_mel": features.WHISPER_MEL, "matcha_mel": features.MATCHA_MEL,
+                     "resampler": audio.RESAMPLER,
+                     "embedding": "campplus_fbank.features -> campplus.output (the bundle's graphs, Unity's arithmetic)"},
+    }
+    arrays = {"prompt_text": prompt_text, "prompt_speech_token": prompt_tokens, "prompt_speech_feat": prompt_feat,
+              "embedding": embedding}
+    return meta, arrays
+
+
+# ---------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Make a voice pack from a few seconds of a voice and its transcript: speech tokens, prompt mel, "
+                     "speaker embedding and prompt text, computed once so that a player never runs the speech "
+                     "tokenizer.")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("--wav", type=Path, required=True, metavar="REF.wav",
+                   help="reference recording: 1..30 s, >= 16 kHz, any channel count (WAV, FLAC, OGG ...)")
+    p.add_argument("--transcript", required=True, help="the words spoken in the recording")
+    p.add_argument("--out", type=Path, required=True, metavar="NAME.voice", help="voice pack folder to create")
+    p.add_argument("--checkpoint", type=Path, metavar="DIR",
+                   help=f"the checkpoint folder the bundle was built from (for {SPEECH_TOKENIZER_FILE}); "
+                        "not needed for tiny-preset bundles")
+    p.add_argument("--name", help="the voice's display name (default: the --out folder name without .voice)")
+    p.add_argument("--dump-npz", type=Path, metavar="FILE.npz",
+                   help="also write the arrays under upstream's frontend names (what `synth --inputs` takes)")
+    p.add_argument("--force", action="store_true", help="replace an existing voice pack at --out")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    out: Path = args.out
+    if out.exists() and not args.force:
+        raise PackagerError("already exists; pass --force to replace it", file=str(out))
+    meta, arrays = make_voice(args.bundle, args.wav, args.transcript, args.checkpoint, args.threads,
+                              log=lambda m: print(m, flush=True))
+    name = args.name or (out.name[:-len(voicepack.SUFFIX)] if out.name.endswith(voicepack.SUFFIX) else out.name)
+    meta["name"] = name
+    voicepack.write(out, meta, arrays, force=args.force)
+    if args.dump_npz:
+        pack = voicepack.VoicePack(out, meta, {k: np.asarray(v) for k, v in arrays.items()})
+        tmp = args.dump_npz.with_name(args.dump_npz.name + ".tmp.npz")
+        args.dump_npz.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, **pack.frontend_arrays())
+        tmp.replace(args.dump_npz)
+    p = meta["prompt"]
+    print(f"voice {name!r}: {p['tokens']} speech tokens, {p['mel_frames']} mel frames, "
+          f"{arrays['prompt_text'].shape[1]} prompt text ids, {arrays['embedding'].shape[1]}-d embedding from "
+          f"{meta['reference']['seconds']:.2f} s of audio in {time.perf_counter() - t0:.2f} s -> {out}"
+          + (f", {args.dump_npz}" if args.dump_npz else ""))
+    return 0
