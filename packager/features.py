@@ -16,10 +16,12 @@ from functools import lru_cache
 import numpy as np
 
 WHISPER_MEL = {"sample_rate": 16000, "n_fft": 400, "hop": 160, "window": "periodic hann 400", "n_mels": 128,
+               "fmin": 0.0, "fmax": 8000.0, "mel_scale": "slaney", "norm": "slaney",
                "center": "reflect pad 200", "power": 2, "log": "log10(max(mel, 1e-10))", "floor": "max - 8",
                "scale": "(x + 4) / 4", "frames": "N // 160 (last STFT frame dropped)"}
 MATCHA_MEL = {"sample_rate": 24000, "n_fft": 1920, "hop": 480, "window": "periodic hann 1920", "n_mels": 80,
-              "fmin": 0.0, "fmax": 12000.0, "center": "reflect pad 720 each side, no centring",
+              "fmin": 0.0, "fmax": 12000.0, "mel_scale": "slaney", "norm": "slaney",
+              "center": "reflect pad 720 each side, no centring",
               "magnitude": "sqrt(re^2 + im^2 + 1e-9)", "log": "ln(max(mel, 1e-5))", "frames": "N // 480"}
 
 
@@ -39,20 +41,29 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _filterbank64(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    bins = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    bins = np.arange(n_fft // 2 + 1) * (sample_rate / n_fft)  # the rfft bin centres (odd n_fft too)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     width = np.diff(edges)
     rise = (bins[None, :] - edges[:-2, None]) / width[:-1, None]
     fall = (edges[2:, None] - bins[None, :]) / width[1:, None]
     weights = np.maximum(0.0, np.minimum(rise, fall))
-    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]  # each triangle has unit area
+    out = weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]  # Slaney: each triangle has unit area in Hz/2
+    out.setflags(write=False)  # cached: shared by every caller
+    return out
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
                    ) -> np.ndarray:
-    """float32 [n_mels, n_fft // 2 + 1]: Slaney-scale triangles with Slaney (area) normalisation."""
-    return _filterbank64(sample_rate, n_fft, n_mels, float(fmin),
-                         float(sample_rate / 2.0 if fmax is None else fmax)).astype(np.float32)
+    """float32 [n_mels, n_fft // 2 + 1]: Slaney-scale triangles with Slaney (area) normalisation.
+
+    The filters librosa.filters.mel builds by default (htk=False, norm='slaney'): ``n_mels + 2`` edges evenly spaced
+    on the Slaney mel scale between ``fmin`` and ``fmax`` (default: Nyquist), triangle ``m`` rising from edge ``m`` to
+    ``m + 1`` and falling to ``m + 2``, scaled by ``2 / (f[m + 2] - f[m])``. Computed in float64.
+    """
+    top = float(sample_rate / 2.0 if fmax is None else fmax)
+    if not 0.0 <= fmin < top:
+        raise ValueError(f"mel_filterbank needs 0 <= fmin < fmax, got fmin={fmin}, fmax={top}")
+    return _filterbank64(int(sample_rate), int(n_fft), int(n_mels), float(fmin), top).astype(np.float32)
 
 
 def _hann(n: int) -> np.ndarray:
@@ -68,7 +79,7 @@ def _spectrum(padded: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
 
 
 def whisper_log_mel(wave16k: np.ndarray, n_mels: int = 128) -> np.ndarray:
-    """float32 [n_mels, N // 160]."""
+    """Whisper's log-mel of a 16 kHz wave (N >= 201 samples) -> float32 [n_mels, N // 160] (see ``WHISPER_MEL``)."""
     x = np.asarray(wave16k, np.float64).reshape(-1)
     if x.size < 201:
         raise ValueError("whisper_log_mel needs at least 201 samples (reflect padding of 200)")
@@ -81,7 +92,7 @@ def whisper_log_mel(wave16k: np.ndarray, n_mels: int = 128) -> np.ndarray:
 
 
 def matcha_mel(wave24k: np.ndarray) -> np.ndarray:
-    """float32 [80, N // 480]."""
+    """CosyVoice3's Matcha mel of a 24 kHz wave (N >= 721 samples) -> float32 [80, N // 480] (see ``MATCHA_MEL``)."""
     x = np.asarray(wave24k, np.float64).reshape(-1)
     if x.size < 721:
         raise ValueError("matcha_mel needs at least 721 samples (reflect padding of 720)")
