@@ -30,9 +30,33 @@ VOCAB_FILE, MERGES_FILE = "vocab.json", "merges.txt"
 TOKENIZER_JSON, TOKENIZER_CONFIG = "tokenizer.json", "tokenizer_config.json"
 ENDOFPROMPT = "<|endofprompt|>"
 ENDOFPROMPT_ID = 151646  # upstream CosyVoice3LM.inference asserts this id is in the text (design/cosyvoice3.md §2.1)
-# Specials CosyVoice3's frontend adds at run time (add_special_tokens, in this order, ids from the first free one).
-# Only the confirmed head of its 280-entry list: enough for <|endofprompt|> = 151646 on a 151,646-entry BlankEN.
-COSYVOICE3_SPECIALS = ("<|im_start|>", "<|im_end|>", ENDOFPROMPT)
+# The 280 special tokens CosyVoice3's frontend adds at run time with one ``add_special_tokens`` call, in its order
+# (design/frontend.md §1.2): a token the files already define keeps its id, every other one takes the next free id.
+# On BlankEN (151,643 BPE entries + <|endoftext|> <|im_start|> <|im_end|>) list index i >= 2 gets id 151644 + i:
+# <|endofprompt|> 151646, [breath] 151647, <|endofsystem|> 151663, [AA] 151664, [a] 151748 ... [ǜ] 151923.
+COSYVOICE3_SPECIALS: tuple[str, ...] = tuple((
+    # head: the Qwen2 chat markers (already in BlankEN) and the prompt marker (3)
+    "<|im_start|> <|im_end|> <|endofprompt|> "
+    # paralinguistic / markup tags and the system marker (17)
+    "[breath] <strong> </strong> [noise] [laughter] [cough] [clucking] [accent] [quick_breath] <laughter> "
+    "</laughter> [hissing] [sigh] [vocalized-noise] [lipsmack] [mn] <|endofsystem|> "
+    # CMU ARPAbet phones with stress (84)
+    "[AA] [AA0] [AA1] [AA2] [AE] [AE0] [AE1] [AE2] [AH] [AH0] [AH1] [AH2] [AO] [AO0] [AO1] [AO2] [AW] [AW0] [AW1] "
+    "[AW2] [AY] [AY0] [AY1] [AY2] [B] [CH] [D] [DH] [EH] [EH0] [EH1] [EH2] [ER] [ER0] [ER1] [ER2] [EY] [EY0] "
+    "[EY1] [EY2] [F] [G] [HH] [IH] [IH0] [IH1] [IH2] [IY] [IY0] [IY1] [IY2] [JH] [K] [L] [M] [N] [NG] [OW] [OW0] "
+    "[OW1] [OW2] [OY] [OY0] [OY1] [OY2] [P] [R] [S] [SH] [T] [TH] [UH] [UH0] [UH1] [UH2] [UW] [UW0] [UW1] [UW2] "
+    "[V] [W] [Y] [Z] [ZH] "
+    # pinyin initials and finals with tone marks (176)
+    "[a] [ai] [an] [ang] [ao] [b] [c] [ch] [d] [e] [ei] [en] [eng] [f] [g] [h] [i] [ian] [in] [ing] [iu] [ià] "
+    "[iàn] [iàng] [iào] [iá] [ián] [iáng] [iáo] [iè] [ié] [iòng] [ióng] [iù] [iú] [iā] [iān] [iāng] [iāo] [iē] "
+    "[iě] [iōng] [iū] [iǎ] [iǎn] [iǎng] [iǎo] [iǒng] [iǔ] [j] [k] [l] [m] [n] [o] [ong] [ou] [p] [q] [r] [s] [sh] "
+    "[t] [u] [uang] [ue] [un] [uo] [uà] [uài] [uàn] [uàng] [uá] [uái] [uán] [uáng] [uè] [ué] [uì] [uí] [uò] [uó] "
+    "[uā] [uāi] [uān] [uāng] [uē] [uě] [uī] [uō] [uǎ] [uǎi] [uǎn] [uǎng] [uǐ] [uǒ] [vè] [w] [x] [y] [z] [zh] [à] "
+    "[ài] [àn] [àng] [ào] [á] [ái] [án] [áng] [áo] [è] [èi] [èn] [èng] [èr] [é] [éi] [én] [éng] [ér] [ì] [ìn] "
+    "[ìng] [í] [ín] [íng] [ò] [òng] [òu] [ó] [óng] [óu] [ù] [ùn] [ú] [ún] [ā] [āi] [ān] [āng] [āo] [ē] [ēi] [ēn] "
+    "[ēng] [ě] [ěi] [ěn] [ěng] [ěr] [ī] [īn] [īng] [ō] [ōng] [ōu] [ū] [ūn] [ǎ] [ǎi] [ǎn] [ǎng] [ǎo] [ǐ] [ǐn] "
+    "[ǐng] [ǒ] [ǒng] [ǒu] [ǔ] [ǔn] [ǘ] [ǚ] [ǜ] "
+).split())
 
 # Unicode White_Space (what \s means in the Oniguruma regex HF tokenizers runs; not Python's str.isspace, which
 # also counts U+001C..U+001F).
@@ -240,8 +264,9 @@ class Qwen2Tokenizer:
     @classmethod
     def from_folder(cls, folder: Path, extra_specials: Iterable[str] = ()) -> "Qwen2Tokenizer":
         """Load ``vocab.json`` + ``merges.txt`` (or the model inside ``tokenizer.json``) and the added tokens of
-        ``tokenizer.json`` / ``tokenizer_config.json``; then add ``extra_specials`` not yet present, each with the
-        next free id (what ``add_special_tokens`` does)."""
+        ``tokenizer.json`` / ``tokenizer_config.json``; then add ``extra_specials`` as ``add_special_tokens`` does:
+        one the files already define (as an added token, or as a vocabulary entry) keeps its id, every other one
+        takes the next free id, in list order. All are then matched as whole strings anywhere in the text."""
         folder = Path(folder)
         vocab, merges = _read_model(folder)
         byte_map = bytes_to_unicode()
@@ -260,9 +285,13 @@ class Qwen2Tokenizer:
         added = _read_added(folder)
         next_id = max([*vocab.values(), *(t.id for t in added.values())]) + 1
         for content in extra_specials:
-            if content not in added:
-                added[content] = AddedToken(next_id, content, True)
-                next_id += 1
+            if content in added:
+                continue
+            if content in vocab:  # a BPE entry already: HF registers it as an added token with its id
+                added[content] = AddedToken(vocab[content], content, True)
+                continue
+            added[content] = AddedToken(next_id, content, True)
+            next_id += 1
         return cls(np.array([vocab[byte_map[b]] for b in range(256)], np.int32),
                    np.array(rows, np.int32).reshape(-1, 3), list(added.values()))
 
@@ -347,14 +376,16 @@ TABLE_DESCRIPTIONS = {
 
 # The manifest's word for "this bundle has no tokenizer" (the llm constants' default, so the same for every such build)
 NO_TOKENIZER = {"available": False,
-                "reason": f"no tokenizer files in the checkpoint's {TOKENIZER_DIR}/ (the tiny preset has none: its "
-                          "text ids are arbitrary); text ids must come from elsewhere"}
+                "reason": f"no tokenizer files in the checkpoint's {TOKENIZER_DIR}/ (e.g. the tiny_a test checkpoint); "
+                          "text ids must come from elsewhere"}
 
 
 def load_checkpoint_tokenizer(source: Any) -> Qwen2Tokenizer | None:
-    """The checkpoint's ``CosyVoice-BlankEN`` tokenizer plus CosyVoice3's specials, or None (preset / no files)."""
+    """The checkpoint's ``CosyVoice-BlankEN`` tokenizer plus CosyVoice3's specials; for the tiny preset its own small
+    tokenizer (packager/tiny_tokenizer.py, loaded through the same files); None when a checkpoint has no files."""
     if source.is_preset:
-        return None
+        from packager.tiny_tokenizer import tiny_tokenizer  # here: tiny_tokenizer imports this module
+        return tiny_tokenizer()
     folder = source.checkpoint / TOKENIZER_DIR
     names = [n for n in (VOCAB_FILE, MERGES_FILE, TOKENIZER_JSON, TOKENIZER_CONFIG) if (folder / n).is_file()]
     if not names:
@@ -368,7 +399,7 @@ def bundle_tokenizer(source: Any, text_vocab: int) -> tuple[list[Any], dict[str,
     """(HostData tables, ``text_tokenizer`` constants) for the llm component; no tables when there is no tokenizer.
 
     ``<|endofprompt|>`` must get an id the text embedding has, and exactly 151646 for a full-size vocabulary
-    (upstream's assert); smaller test checkpoints (tiny_a has 300 text ids) only need it to be in range.
+    (upstream's assert); smaller vocabularies (the tiny preset's 1024 text ids) only need every id in range.
     """
     from packager.component import HostData  # here: component.py imports torch, which this module needs not
 

@@ -212,13 +212,16 @@ def replay_vectors(store: Store, bundle: Path, manifest: dict[str, Any]) -> list
         out[-1]["mel"] = store.put(mel)
 
     # Whole tts() runs (synth.py): the pipeline golden's case and settings, RAS, streaming
-    for name, settings in [(golden["name"], golden["settings"]),
-                           ("tts_ras_seed11", {"sampling": "ras", "seed": 11, "stream": False, "upstream_quirks": True}),
-                           ("tts_stream_greedy", {"sampling": "greedy", "stream": True, "upstream_quirks": True})]:
-        res = record(name, "tts", lambda r, s=settings: synthesize(
-            Pipeline(r, pipe.constants, pipe.data), case, sampling=s["sampling"], seed=s.get("seed"), stream=s["stream"],
+    # the streaming run speaks a longer text (the golden's repeated), so that it emits several hops' chunks
+    long_case = dict(case, text=np.tile(case["text"], (1, 6)))
+    for name, settings, c in [
+            (golden["name"], golden["settings"], case),
+            ("tts_ras_seed11", {"sampling": "ras", "seed": 11, "stream": False, "upstream_quirks": True}, case),
+            ("tts_stream_greedy", {"sampling": "greedy", "stream": True, "upstream_quirks": True}, long_case)]:
+        res = record(name, "tts", lambda r, s=settings, c=c: synthesize(
+            Pipeline(r, pipe.constants, pipe.data), c, sampling=s["sampling"], seed=s.get("seed"), stream=s["stream"],
             upstream_quirks=s["upstream_quirks"]), settings={**settings, "seed": str(settings.get("seed") or 0)},
-            case=_arrays(store, case), pipeline_golden=name == golden["name"])
+            case=_arrays(store, c), pipeline_golden=name == golden["name"])
         out[-1].update(outputs=_arrays(store, res), tokens=res["speech_tokens"][0].tolist())
     return out
 

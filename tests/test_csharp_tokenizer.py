@@ -1,8 +1,9 @@
 """The C# Qwen2Tokenizer (unity_project/.../Host/Qwen2Tokenizer.cs) gives the Python tokenizer's ids, under mono.
 
 Vectors: a synthetic Qwen2-style tokenizer trained with HF ``tokenizers`` (tests/test_text_tokenizer.py), loaded by
-packager/text_tokenizer.py with CosyVoice3's specials and written as the bundle's int32 tables, plus ~2,100 strings
-(special-token cases, NFC, emoji / surrogate pairs, lone surrogates, every whitespace kind, fuzz) with Python's ids.
+packager/text_tokenizer.py with CosyVoice3's 280 specials and written as the bundle's int32 tables, plus ~2,700
+strings (every special alone and inside text, NFC, emoji / surrogate pairs, lone surrogates, every whitespace kind,
+fuzz) with Python's ids.
 csharp/tests/TokenizerTests.cs encodes each string and must give the same ids. It also reports where mono's Unicode
 tables class a code point (letter / number / space / other) differently from Python's unicodedata.
 Needs ``mcs`` and ``mono`` (see tests/test_csharp.py); missing tools fail, never skip.
@@ -20,7 +21,8 @@ import pytest
 
 from packager.text_tokenizer import COSYVOICE3_SPECIALS, ENDOFPROMPT, Qwen2Tokenizer, char_class
 from tests.test_csharp import CORE_CS, REPO, TESTS_CS, _diagnostics, _mcs, _tool
-from tests.test_text_tokenizer import CORPUS, SPECIALS, STRINGS, fuzz_strings, hf_tokenizer, write_folder
+from tests.test_text_tokenizer import (CORPUS, SPECIALS, STRINGS, fuzz_strings, hf_tokenizer, special_strings,
+                                      write_folder)
 
 CLASS_CODE = {"L": 1, "N": 2, "W": 3, "O": 4}
 # Python str holds code points, C# strings UTF-16 units: both read text as UTF-16 (an adjacent high+low pair is one
@@ -40,7 +42,8 @@ def write_tokenizer_vectors(out: Path) -> tuple[dict, Qwen2Tokenizer]:
     tok = Qwen2Tokenizer.from_folder(folder, COSYVOICE3_SPECIALS)
     for name, arr in tok.to_tables().items():
         np.save(out / f"{name}.npy", arr)
-    strings = STRINGS + CORPUS + LONE_SURROGATES + NEWER_UNICODE + fuzz_strings(2000, seed=2) + ["long " * 300 + "中文" * 200]
+    strings = (STRINGS + CORPUS + LONE_SURROGATES + NEWER_UNICODE + special_strings() + fuzz_strings(2000, seed=2)
+               + ["long " * 300 + "中文" * 200])
     cases = [{"name": f"s{k:04d}", "text": s, "ids": tok.encode(s)} for k, s in enumerate(strings)]
     index = {"cases": cases}
     (out / "index.json").write_text(json.dumps(index), encoding="ascii")  # \\uXXXX escapes keep lone surrogates
@@ -80,7 +83,10 @@ def test_csharp_ids_equal_python_ids(tok_run: dict) -> None:
 def test_vectors_cover_the_special_token_cases(tok_run: dict) -> None:
     tok, cases = tok_run["tok"], tok_run["index"]["cases"]
     eop = tok.token_id(ENDOFPROMPT)
-    assert eop == max(t.id for t in tok.added)  # added after the file's tokens, as CosyVoice3's frontend does
+    ids = [tok.token_id(s) for s in COSYVOICE3_SPECIALS]  # all 280; those the file lacks after its tokens, in order
+    assert ids[0] < eop and ids[2:] == list(range(eop, eop + 278)) and max(t.id for t in tok.added) == eop + 277
+    for s in COSYVOICE3_SPECIALS:  # each alone and inside text
+        assert any(c["text"] == s for c in cases) and any(c["text"] == f"a{s}b" for c in cases)
     with_eop = [c for c in cases if ENDOFPROMPT in c["text"]]
     assert len(with_eop) > 50 and all(c["ids"].count(eop) == c["text"].count(ENDOFPROMPT) for c in with_eop)
     assert any(any(0xD800 <= ord(ch) <= 0xDFFF for ch in c["text"]) for c in cases)

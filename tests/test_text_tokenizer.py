@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,17 @@ import pytest
 
 from packager.checkpoint import Source
 from packager.components.llm import LLM
+from packager.components.llm_model import TINY
 from packager.errors import CheckpointError
 from packager.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, ENDOFPROMPT_ID, NO_TOKENIZER, Qwen2Tokenizer,
                                      bytes_to_unicode, pretokenize)
+from packager.tiny_tokenizer import CORPUS as TINY_CORPUS
+from packager.tiny_tokenizer import TINY_MERGES, TINY_VOCAB, tiny_tokenizer, train_bpe, write_tiny_tokenizer
+from tests.conftest import SHARED
 
 tokenizers = pytest.importorskip("tokenizers")  # the `test` extra; only these comparisons need it
 
+DESIGN = SHARED / "design"  # upstream facts (design/frontend.md); optional checks when present
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                r"\s*[\r\n]+|\s+(?!\S)|\s+")
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", ENDOFPROMPT, "[breath]", "<|endofsystem|>"]
@@ -46,6 +53,18 @@ STRINGS = [
     "!!!???...", " !!!\n\n", "a \n\n b", "end with spaces   ", "\t\n \r\n\t x", "ＦＵＬＬ ｗｉｄｔｈ",
 ]
 
+
+
+def special_strings() -> list[str]:
+    """Each of CosyVoice3's 280 specials alone and inside text, plus near misses (prefixes, other case, NFD)."""
+    S = COSYVOICE3_SPECIALS
+    return [*S, *(f"a{s}b" for s in S), *(f"{s}{s} x{s}.\n" for s in S[::7]), " ".join(S), "".join(S),
+            "[j][ǐ]", "<strong>x</strong>", "[laughter]", "a[breath]b", "<laughter>haha</laughter>",
+            "You are a helpful assistant.<|endofprompt|>[breath]因为他们那一辈人[breath]在乡里面住的要习惯一点",
+            "<|endofsystem|>sys<|endofprompt|>[AA1][B][ch][iàng][uǎng]", "[AA][AA0][AA1][AA2][AA3]", "[a", "[ai",
+            "[ai]]", "[[a]]", "<strong", "</strong", "[ià]ng]", "[iàng]", "[ǜ][ǘ][ǚ]", "[quick_breath][breath]",
+            "[vocalized-noise]-", " [breath] ", "[Breath] [BREATH] [A] [Zh]", "[i\u0300ang] [u\u030c]",
+            "[mn][m][n][ng][NG]", "word[sigh]word [cough]. [noise]!"]
 
 def hf_tokenizer(vocab_size: int, specials: list[str]):
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -129,14 +148,48 @@ def test_tables_round_trip(hf):
 
 
 def test_cosyvoice3_specials_take_the_next_free_ids(tmp_path):
-    """A folder without <|endofprompt|> (like the real BlankEN): we add it as add_special_tokens would."""
+    """A folder without CosyVoice3's specials (like the real BlankEN): we add all 280 as add_special_tokens does,
+    and every one is matched atomically, alone or inside text, exactly like HF ``tokenizers``."""
     base = hf_tokenizer(600, SPECIALS[:1])
     folder = write_folder(base, tmp_path / "t", "qwen2")
     ours = Qwen2Tokenizer.from_folder(folder, COSYVOICE3_SPECIALS)
     base.add_special_tokens(list(COSYVOICE3_SPECIALS))
-    for s in STRINGS:
-        assert ours.encode(s) == base.encode(s).ids, repr(s)
+    for s in STRINGS + special_strings():
+        assert ours.encode(s) == base.encode(s, add_special_tokens=False).ids, repr(s)
     assert ours.token_id(ENDOFPROMPT) == base.token_to_id(ENDOFPROMPT) == 602
+    assert [ours.token_id(s) for s in COSYVOICE3_SPECIALS] == list(range(600, 880))
+    for k, s in enumerate(COSYVOICE3_SPECIALS):
+        assert ours.encode(s) == [600 + k] and ours.encode(f"a{s}b") == ours.encode("a") + [600 + k] + ours.encode("b")
+    assert ours.encode("[j][ǐ]") == [ours.token_id("[j]"), ours.token_id("[ǐ]")]
+    assert ours.encode("<strong>x</strong>") == [ours.token_id("<strong>"), *ours.encode("x"), ours.token_id("</strong>")]
+
+
+def test_cosyvoice3_specials_list():
+    """280 unique strings in upstream's order (design/frontend.md §1.2): 3 head + 17 tags + 84 ARPAbet + 176 pinyin."""
+    S = COSYVOICE3_SPECIALS
+    assert len(S) == len(set(S)) == 280 and S[:3] == ("<|im_start|>", "<|im_end|>", ENDOFPROMPT)
+    assert S[3:5] == ("[breath]", "<strong>") and S[18:21] == ("[mn]", "<|endofsystem|>", "[AA]")
+    assert S[103:105] == ("[ZH]", "[a]") and S[-1] == "[ǜ]"
+    assert all(unicodedata.normalize("NFC", s) == s and " " not in s for s in S)
+    doc = DESIGN / "frontend.md"
+    if doc.is_file():  # the whole list, when the design notes are beside the repository
+        listed = json.loads(re.search(r"```json\n(\[.*?\])\n```", doc.read_text(encoding="utf-8"), re.S).group(1))
+        assert tuple(listed) == S
+
+
+def test_a_special_that_is_a_vocabulary_entry_keeps_its_id(tmp_path):
+    """add_special_tokens on a token the model vocabulary has already: HF keeps that id (no new one)."""
+    base = hf_tokenizer(600, SPECIALS[:1])
+    folder = write_folder(base, tmp_path / "t", "qwen2")
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    vocab["[a]"] = len(vocab)  # id 600, an (unreachable) BPE entry
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    ours = Qwen2Tokenizer.from_folder(folder, COSYVOICE3_SPECIALS)
+    from tokenizers import Tokenizer, models
+    hf = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+    hf.add_special_tokens(["<|endoftext|>", *COSYVOICE3_SPECIALS])
+    assert [ours.token_id(s) for s in COSYVOICE3_SPECIALS] == [hf.token_to_id(s) for s in COSYVOICE3_SPECIALS]
+    assert ours.token_id("[a]") == 600 and ours.token_id("[ǜ]") == 600 + 279 and ours.encode("x[a]") [-1] == 600
 
 
 def test_endofprompt_is_151646_on_a_blanken_sized_vocabulary(tmp_path):
@@ -153,6 +206,17 @@ def test_endofprompt_is_151646_on_a_blanken_sized_vocabulary(tmp_path):
     ids = ours.encode("You are a helpful assistant.<|endofprompt|>Hello")
     assert ids.count(ENDOFPROMPT_ID) == 1 and ours.encode(ENDOFPROMPT) == [ENDOFPROMPT_ID]
     assert ids[:ids.index(ENDOFPROMPT_ID)] == ours.encode("You are a helpful assistant.")
+    # design/frontend.md appendix: list index i -> id 151644 + i (im_start/im_end already there), 151924 ids in all
+    assert {s: ours.token_id(s) for s in COSYVOICE3_SPECIALS} == {s: 151644 + i for i, s in enumerate(COSYVOICE3_SPECIALS)}
+    anchors = {"<|im_start|>": 151644, "<|im_end|>": 151645, "[breath]": 151647, "<strong>": 151648,
+               "</strong>": 151649, "[laughter]": 151651, "[mn]": 151662, "<|endofsystem|>": 151663, "[AA]": 151664,
+               "[ZH]": 151747, "[a]": 151748, "[j]": 151797, "[ǐ]": 151913, "[ǜ]": 151923}
+    assert all(ours.encode(s) == [i] for s, i in anchors.items())
+    assert max(t.id for t in ours.added) + 1 == 151924
+    doc = DESIGN / "frontend.md"
+    if doc.is_file():  # the appendix table itself, when the design notes are beside the repository
+        rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+(\S+)$", doc.read_text(encoding="utf-8").split("## Appendix")[1], re.M)
+        assert len(rows) == 280 and all(ours.token_id(tok) == int(tid) for _, tid, tok in rows)
 
 
 def test_bad_files_raise_checkpoint_errors(hf, tmp_path):
@@ -171,14 +235,28 @@ def test_bad_files_raise_checkpoint_errors(hf, tmp_path):
 # Shipping through the llm component
 # ----------------------------------------------------------------------------------------------------------------
 
-def checkpoint_with_tokenizer(tiny_a: Path, dst: Path, vocab_size: int) -> Path:
-    """tiny_a (300 text ids) plus a synthetic CosyVoice-BlankEN tokenizer that fits its embedding."""
+def checkpoint_with_tokenizer(tiny_a: Path, dst: Path, vocab_size: int, text_vocab: int = 1024) -> Path:
+    """tiny_a plus a synthetic CosyVoice-BlankEN tokenizer (``vocab_size`` BPE entries + the 280 specials). tiny_a's
+    300 text ids cannot hold the specials, so its text embedding is grown to ``text_vocab`` rows (the extra rows
+    random; ``text_vocab=300`` keeps tiny_a's llm.pt and config.json as they are)."""
+    import torch
     dst.mkdir()
-    for p in tiny_a.iterdir():
-        if p.is_file():
-            (dst / p.name).symlink_to(p)
     (dst / "CosyVoice-BlankEN").mkdir()
-    (dst / "CosyVoice-BlankEN" / "config.json").symlink_to(tiny_a / "CosyVoice-BlankEN" / "config.json")
+    grow = text_vocab != 300
+    for p in tiny_a.iterdir():
+        if p.is_file() and not (grow and p.name == "llm.pt"):
+            (dst / p.name).symlink_to(p)
+    qwen = tiny_a / "CosyVoice-BlankEN" / "config.json"
+    if grow:
+        sd = torch.load(tiny_a / "llm.pt", weights_only=True)
+        emb = sd["llm.model.model.embed_tokens.weight"]
+        extra = 0.1 * torch.randn(text_vocab - emb.shape[0], emb.shape[1], generator=torch.Generator().manual_seed(0))
+        sd["llm.model.model.embed_tokens.weight"] = sd["llm.model.lm_head.weight"] = torch.cat([emb, extra])
+        torch.save(sd, dst / "llm.pt")
+        cfg = json.loads(qwen.read_text(encoding="utf-8"))
+        (dst / "CosyVoice-BlankEN" / "config.json").write_text(json.dumps({**cfg, "vocab_size": text_vocab}))
+    else:
+        (dst / "CosyVoice-BlankEN" / "config.json").symlink_to(qwen)
     write_folder(hf_tokenizer(vocab_size, SPECIALS[:1]), dst / "CosyVoice-BlankEN", "qwen2")
     return dst
 
@@ -199,15 +277,85 @@ def test_llm_component_ships_the_tokenizer(tiny_a, tmp_path):
 
 
 def test_no_tokenizer_says_so(tiny_a):
-    assert LLM().build(Source(preset="tiny")).constants["text_tokenizer"]["available"] is False
-    built = LLM().build(Source(checkpoint=Path(tiny_a)))
+    built = LLM().build(Source(checkpoint=Path(tiny_a)))  # tiny_a: 300 text ids, no tokenizer files
     assert built.data == [] and built.constants["text_tokenizer"] == NO_TOKENIZER
-    assert not NO_TOKENIZER["available"] and "tiny preset" in NO_TOKENIZER["reason"]
+    assert not NO_TOKENIZER["available"] and "tiny_a" in NO_TOKENIZER["reason"]
+
+
+def test_tiny_preset_ships_its_tokenizer_like_a_checkpoint():
+    """The preset's llm carries the tiny tokenizer's tables and the same constants a checkpoint bundle gets."""
+    built = LLM().build(Source(preset="tiny"))
+    tables = {d.name.removeprefix("text_tokenizer_"): d.array for d in built.data}
+    assert sorted(tables) == ["added", "byte_ids", "classes", "merges"]
+    c = built.constants["text_tokenizer"]
+    assert c["available"] and c["kind"] == "qwen2_byte_bpe" and c["endofprompt_id"] == 746
+    assert c["data"] == [d.name for d in built.data] and len(c["special_tokens"]) == 281
+    assert built.constants["text_vocab_size"] == 1024 and c["special_tokens"]["[ǜ]"] == 1023
+    tok = tiny_tokenizer()
+    assert Qwen2Tokenizer.from_tables(tables).encode("Hi.<|endofprompt|>[breath]Hello 23!") == tok.encode(
+        "Hi.<|endofprompt|>[breath]Hello 23!")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The tiny preset's tokenizer (packager/tiny_tokenizer.py)
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_tiny_tokenizer_files_are_deterministic_and_qwen2_shaped(tmp_path):
+    a, b = write_tiny_tokenizer(tmp_path / "a"), write_tiny_tokenizer(tmp_path / "b")
+    names = ["merges.txt", "tokenizer_config.json", "vocab.json"]
+    assert sorted(p.name for p in a.iterdir()) == names
+    assert all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+    vocab = json.loads((a / "vocab.json").read_text(encoding="utf-8"))
+    merges = (a / "merges.txt").read_text(encoding="utf-8").splitlines()
+    assert merges[0] == "#version: 0.2" and len(merges) - 1 == TINY_MERGES == 487
+    assert sorted(vocab.values()) == list(range(256 + TINY_MERGES))
+    assert list(vocab)[:256] == list(bytes_to_unicode().values())  # GPT-2's byte order, as in Qwen2's vocab.json
+    cfg = json.loads((a / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert {int(k): v["content"] for k, v in cfg["added_tokens_decoder"].items()} == {
+        743: "<|endoftext|>", 744: "<|im_start|>", 745: "<|im_end|>"}
+    assert cfg["tokenizer_class"] == "Qwen2Tokenizer" and cfg["eos_token"] == "<|endoftext|>"
+
+
+def test_tiny_tokenizer_sizes():
+    tok = tiny_tokenizer()
+    ids = [tok.token_id(s) for s in COSYVOICE3_SPECIALS]
+    assert tok.token_id(ENDOFPROMPT) == 746 and ids[:3] == [744, 745, 746] and ids[3:] == list(range(747, 1024))
+    assert len(tok.merges) == 487 and int(tok.merges[:, 2].max()) == 742 and tok.token_id("<|endoftext|>") == 743
+    assert max(ids) + 1 == TINY_VOCAB == TINY.text_vocab == 1024
+    assert sorted(tok.byte_ids.tolist()) == list(range(256))
+
+
+def test_tiny_tokenizer_equals_hf_tokenizers_on_its_files(tmp_path):
+    """HF ``tokenizers`` with Qwen2's pipeline on the tiny files gives our ids: the merges suit the pre-tokenizer."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+    folder = write_tiny_tokenizer(tmp_path / "tiny")
+    hf = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+    hf.normalizer = normalizers.NFC()
+    hf.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    hf.add_special_tokens(["<|endoftext|>", *COSYVOICE3_SPECIALS])
+    ours = tiny_tokenizer()
+    for s in STRINGS + CORPUS + special_strings()[::5] + fuzz_strings(500, seed=4) + [TINY_CORPUS]:
+        assert ours.encode(s) == hf.encode(s, add_special_tokens=False).ids, repr(s)
+
+
+def test_tiny_tokenizer_reproduces_its_training_segmentation():
+    """Encoding a training piece with the merges by rank gives the segmentation the trainer ended with, and the
+    corpus is compact (far fewer tokens than bytes)."""
+    vocab, merges = train_bpe(TINY_CORPUS, TINY_MERGES)
+    tok = tiny_tokenizer()
+    inv = {v: k for k, v in vocab.items()}
+    text = "You are a helpful assistant. I have twenty-three apples."
+    assert "".join(inv[i] for i in tok.encode(text)) == "".join(bytes_to_unicode()[b] for b in text.encode())
+    assert len(tok.encode(TINY_CORPUS)) < len(TINY_CORPUS.encode()) / 2.5
+    assert train_bpe(TINY_CORPUS, 40) == (dict(list(vocab.items())[:296]), merges[:40])  # prefix-stable
 
 
 def test_ids_beyond_the_embedding_are_rejected(tiny_a, tmp_path):
-    ckpt = checkpoint_with_tokenizer(Path(tiny_a), tmp_path / "ckpt", 400)
-    with pytest.raises(CheckpointError, match="exceed the LLM text embedding"):
+    """tiny_a's 300 text ids cannot hold 256 bytes + CosyVoice3's 278 new specials."""
+    ckpt = checkpoint_with_tokenizer(Path(tiny_a), tmp_path / "ckpt", 280, text_vocab=300)
+    with pytest.raises(CheckpointError, match=r"exceed the LLM text embedding \(expected ids < 300, found 559\)"):
         LLM().build(Source(checkpoint=ckpt))
 
 

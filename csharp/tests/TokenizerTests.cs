@@ -79,6 +79,26 @@ namespace CosyVoice3.Tests
         }
 
         [Test]
+        public void SpecialsAreMatchedAnywhereLeftmostLongest()
+        {
+            var byteIds = new int[256];
+            for (int b = 0; b < 256; b++) byteIds[b] = b;
+            var added = new List<int>();
+            string[] specials = { "[a]", "[ai]", "[i]", "<strong>", "</strong>", "[breath]" };
+            for (int k = 0; k < specials.Length; k++)
+            {
+                added.Add(300 + k); added.Add(1); added.Add(specials[k].Length);
+                foreach (var ch in specials[k]) added.Add(ch);
+            }
+            var t = new Qwen2Tokenizer(byteIds, new int[0], added.ToArray());
+            Assert.AreEqual("[301, 300, 302]", IdsJson(t.Encode("[ai][a][i]")));
+            Assert.AreEqual("[303, 120, 304]", IdsJson(t.Encode("<strong>x</strong>")));
+            Assert.AreEqual("[97, 305, 98]", IdsJson(t.Encode("a[breath]b")));
+            Assert.AreEqual("[91, 97, 91, 300]", IdsJson(t.Encode("[a[[a]")));   // "[a" alone is plain text
+            Assert.AreEqual(305, t.TokenId("[breath]"));
+        }
+
+        [Test]
         public void SplitsLikeQwen2()
         {
             var t = Toy();

@@ -5,6 +5,7 @@ upstream are ~1.5e-6 (torch) and ~4e-6 (onnxruntime); the issue's bound is 1e-4.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -37,6 +38,7 @@ Xor""".split())
 FORBIDDEN = {"Einsum", "Bernoulli", "Multinomial", "RandomNormal", "RandomNormalLike", "RandomUniform",
              "RandomUniformLike", "If", "Loop", "Scan"}
 INT32 = (-2**31, 2**31 - 1)
+TINY_A = dataclasses.replace(TINY, text_vocab=300)  # the preset has 1024 text ids (its tokenizer), tiny_a 300
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def max_diff(a, b) -> float:
 
 def test_config_read_from_checkpoint_matches_tiny_a(tiny_a: Path):
     cfg, sampling = read_config(Source(checkpoint=tiny_a))
-    assert cfg == TINY  # hidden 64, 2 layers, 4/2 heads, intermediate 128, vocab 300, S 64, theta 1e6, eps 1e-6
+    assert cfg == TINY_A  # hidden 64, 2 layers, 4/2 heads, intermediate 128, vocab 300, S 64, theta 1e6, eps 1e-6
     assert sampling == {"top_p": 0.8, "top_k": 25, "win_size": 10, "tau_r": 0.1}
     assert cfg.speech_vocab == 264 and cfg.head_dim == 16 and cfg.group == 2
 
@@ -101,8 +103,8 @@ def test_wrong_config_is_named(tmp_path: Path, tiny_a: Path):
 
 def test_keys_are_exactly_upstreams(tiny_a: Path):
     sd = torch.load(tiny_a / "llm.pt", weights_only=True)
-    assert {k: tuple(v.shape) for k, v in sd.items()} == expected_shapes(TINY)
-    model = load_llm(TINY, sd)
+    assert {k: tuple(v.shape) for k, v in sd.items()} == expected_shapes(TINY_A)
+    model = load_llm(TINY_A, sd)
     ours = model.state_dict()
     assert set(ours) == set(sd) - {"llm.model.lm_head.weight"}  # tied head: present upstream, unused here
     assert all(torch.equal(ours[k], sd[k]) for k in ours)
@@ -232,7 +234,7 @@ def test_graphs_follow_sentis_rules(tiny_a_build):
 
 def test_step_graph_holds_no_embedding_tables(tiny_a_build):
     inits = {tuple(i.dims) for i in tiny_a_build[2]["llm_step"].graph.initializer}
-    assert (TINY.text_vocab, TINY.hidden) not in inits  # embed_tokens lives only in llm_text_embed
+    assert (TINY_A.text_vocab, TINY_A.hidden) not in inits  # embed_tokens lives only in llm_text_embed
     assert (TINY.speech_vocab, TINY.hidden) in inits or (TINY.hidden, TINY.speech_vocab) in inits  # llm_decoder
 
 
@@ -288,4 +290,5 @@ def test_constants_are_json_and_complete(preset_build):
     assert c["sampling"]["top_p"] == 0.8 and c["sampling"]["top_k"] == 25 and c["sampling"]["win_size"] == 10
     assert c["silent_tokens"] == [1, 2, 28, 29, 55, 248, 494, 2241, 2242, 2322, 2323] and c["max_silent_run"] == 5
     assert c["kv_cache"]["shape"] == [2, 1, 2, "len", 16] and c["kv_cache"]["initial_len"] == 0
-    assert c == constants(TINY, {"top_p": 0.8, "top_k": 25, "win_size": 10, "tau_r": 0.1})
+    assert c["text_vocab_size"] == 1024 and c["text_tokenizer"]["available"]  # the preset's own tokenizer
+    assert c == constants(TINY, {"top_p": 0.8, "top_k": 25, "win_size": 10, "tau_r": 0.1}, c["text_tokenizer"])

@@ -2,8 +2,9 @@
 // (docs/tokenizer.md). Steps: added tokens (<|endofprompt|> = 151646 ...) cut out first, leftmost-longest; NFC on the
 // text between them; Qwen2's pre-tokenizer split as a scanner over Unicode code points (not .NET Regex: \p{L} there
 // sees the two UTF-16 halves of an emoji or a CJK Extension B letter, not the character); UTF-8 bytes; BPE merges by
-// rank on token ids. Tables come from the bundle's llm data (text_tokenizer_byte_ids / _merges / _added).
-// Not implemented (as in Python): upstream's text normalisation (wetext/ttsfrd numbers, symbols), language tags.
+// rank on token ids. Tables come from the bundle's llm data (text_tokenizer_byte_ids / _merges / _added / _classes).
+// The added tokens include all 280 CosyVoice3 specials (<|endofprompt|>, [breath], <strong>, ARPAbet [AA1], pinyin
+// [iàng] ...), matched as whole strings anywhere in the text. Text normalisation before tokenizing: TextFrontend.cs.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
@@ -70,7 +71,8 @@ namespace CosyVoice3.Host
             }
         }
 
-        /// <summary>The tokenizer shipped with the bundle's llm component; null when it has none (tiny preset).</summary>
+        /// <summary>The tokenizer shipped with the bundle's llm component; null when it has none (a checkpoint
+        /// without CosyVoice-BlankEN tokenizer files, e.g. tiny_a).</summary>
         public static Qwen2Tokenizer FromBundle(Bundle bundle)
         {
             NpyArray byteIds = null, mergeRows = null, addedFlat = null, classes = null;
@@ -83,6 +85,16 @@ namespace CosyVoice3.Host
             }
             if (byteIds == null || mergeRows == null || addedFlat == null) return null;
             return new Qwen2Tokenizer(byteIds.Ints, mergeRows.Ints, addedFlat.Ints, classes == null ? null : classes.Ints);
+        }
+
+        /// <summary>Whether a code point is a letter or number (Unicode L* / N*) by the shipped class table (the
+        /// packager's Unicode), else this runtime's; surrogate code points are neither.</summary>
+        public bool IsLetterOrNumber(int codePoint)
+        {
+            if (codePoint < 0 || codePoint > 0x10FFFF || (codePoint >= 0xD800 && codePoint <= 0xDFFF)) return false;
+            byte c = classRanges != null ? Classify(codePoint, classRanges)
+                                         : Classify(codePoint, CharUnicodeInfo.GetUnicodeCategory(char.ConvertFromUtf32(codePoint), 0));
+            return c == L || c == N;
         }
 
         /// <summary>Id of an added token (e.g. "&lt;|endofprompt|&gt;"), or -1.</summary>
