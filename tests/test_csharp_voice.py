@@ -1,0 +1,115 @@
+"""The C# voice packs and text synthesis (VoicePack.cs, Synthesizer's text API) are packager/voicepack.py and
+packager/tts.py under mono.
+
+A tiny bundle is built and a voice pack made from espeak-ng speech with ``packager voice``; then
+tests/csharp_voice_vectors.py writes the frontend cases (texts x modes, Python's pieces and ids or its error),
+broken and good voice packs with Python's verdicts, and recorded ``tts.speak`` runs (zero-shot greedy, cross-lingual
+streaming, two-piece instruct RAS). The C# runtime is compiled with mcs (C# 7.2) and csharp/tests/VoiceTests.cs runs
+under mono: same verdicts, same pieces and ids, and speech bit-identical to Python's. Its results file is compared
+with Python's values here as well. Needs ``mcs``, ``mono`` and ``espeak-ng``; missing tools fail, never skip.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.csharp_voice_vectors import write_voice_vectors
+from tests.speech import espeak_wav
+from tests.test_csharp import CORE_CS, REPO, TESTS_CS, _diagnostics, _mcs, _tool
+
+TRANSCRIPT = "The quick brown fox jumps over the lazy dog."
+
+
+@pytest.fixture(scope="module")
+def voice_run(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("csharp_voice")
+    wav = espeak_wav(work / "ref.wav", TRANSCRIPT)
+    voice = work / "fox.voice"
+    code, _, err = run_cli("voice", tiny_bundle, "--wav", wav, "--transcript", TRANSCRIPT, "--out", voice)
+    assert code == 0, err
+    index = write_voice_vectors(work / "vectors", tiny_bundle, voice)
+    exe = work / "voice_tests.exe"
+    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
+    assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout + proc.stderr
+    results = work / "results.jsonl"
+    env = {**os.environ, "COSY_VOICE_VECTORS": str(work / "vectors"), "COSY_VOICE_RESULTS": str(results)}
+    run = subprocess.run([_tool("mono"), str(exe), "--filter", "Voice"], capture_output=True, text=True, timeout=300,
+                         env=env)
+    lines = [json.loads(x) for x in results.read_text().splitlines()] if results.exists() else []
+    return {"index": index, "proc": run, "results": {(r["kind"], r["name"]): r for r in lines}}
+
+
+def test_mono_voice_tests_pass(voice_run: dict) -> None:
+    proc = voice_run["proc"]
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    index = voice_run["index"]
+    cases = sum(len(index[k]) for k in ("frontend", "packs", "speak"))
+    assert tail.startswith("mono tests:") and " 0 failed" in tail, tail
+    assert int(tail.split()[2]) >= cases + 8, tail  # every vector case plus the self-contained unit tests ran
+
+
+def test_every_vector_has_a_csharp_result(voice_run: dict) -> None:
+    index, results = voice_run["index"], voice_run["results"]
+    want = {(k, v["name"]) for k, kind in (("frontend", "frontend"), ("pack", "packs"), ("speak", "speak"))
+            for v in index[kind]}
+    assert want - set(results) == set(), sorted(want - set(results))
+
+
+def test_frontend_cases_equal_python(voice_run: dict) -> None:
+    """Pieces, text ids, prompt_text and LLM prompt tokens per mode; Python's refusals are C#'s refusals."""
+    errors = 0
+    modes = set()
+    for v in voice_run["index"]["frontend"]:
+        cs = voice_run["results"][("frontend", v["name"])]
+        modes.add(v["mode"])
+        if "error" in v:
+            assert not cs["ok"] and cs["error"], (v["name"], v["error"])
+            errors += 1
+            continue
+        assert cs["ok"], (v["name"], cs["error"])
+        assert cs["pieces"] == v["pieces"], v["name"]
+        assert cs["text_ids"] == v["text_ids"], v["name"]
+        assert cs["prompt_text"] == v["prompt_text"], v["name"]
+        assert cs["llm_prompt_speech_token"] == v["llm_prompt_speech_token"], v["name"]
+    assert modes == {"zero_shot", "instruct", "cross_lingual"}
+    assert errors >= 10 and len(voice_run["index"]["frontend"]) >= 90
+    assert any(len(v.get("pieces", [])) > 1 for v in voice_run["index"]["frontend"])  # splitting is covered
+
+
+def test_voice_pack_verdicts_agree(voice_run: dict) -> None:
+    rejected = 0
+    for v in voice_run["index"]["packs"]:
+        py, cs = v["python"], voice_run["results"][("pack", v["name"])]
+        assert cs["ok"] == py["ok"], (v["name"], py["error"], cs["error"])
+        assert cs["model_ok"] == py["model_ok"], (v["name"], py["error"], cs["error"])
+        rejected += not py["ok"]
+    assert rejected >= 30
+    results = voice_run["results"]
+    # messages name the file and the field, and what was expected
+    assert "prompt_speech_feat.npy.bytes" in results[("pack", "changed_array_byte")]["error"]
+    assert "changed since the voice pack was made" in results[("pack", "changed_array_byte")]["error"]
+    assert "format_version" in results[("pack", "wrong_format_version_2")]["error"]
+    assert "token_mel_ratio" in results[("pack", "missing_field_token_mel_ratio")]["error"]
+    assert "arrays[0].file" in results[("pack", "path_with_slash")]["error"]
+    assert "symbolic link" in results[("pack", "symlinked_array")]["error"]
+    assert "another model" in results[("pack", "other_model_id")]["error"]
+    assert "frames" in results[("pack", "frames_mismatch")]["error"]
+
+
+def test_speech_bit_identical_to_python(voice_run: dict) -> None:
+    by_name = {v["name"]: v for v in voice_run["index"]["speak"]}
+    for name, v in by_name.items():
+        cs = voice_run["results"][("speak", name)]
+        assert cs["ok"], (name, cs["error"])
+        assert cs["first_difference"] == -1, name
+        assert cs["calls"] == v["n_calls"] and cs["pieces"] == v["pieces"] and cs["tokens"] == v["tokens"], name
+        assert cs["chunks"] == v["chunks"], name
+    # what the runs cover: several pieces (seed + k), a chunk emitted while the LLM still generates
+    assert len(by_name["speak_instruct_two_pieces_ras"]["pieces"]) == 2
+    assert len(by_name["speak_cross_lingual_greedy_stream"]["chunks"]) >= 2
