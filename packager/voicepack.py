@@ -106,6 +106,34 @@ class VoicePack:
                 f"make a voice for this bundle with `python -m packager voice {bundle} --wav REF.wav "
                 f"--transcript ...`", file=str(self.path), key="model.model_id",
                 expected=f"model_id {str(theirs)[:12]}… of {bundle}", found=f"{self.model_id[:12]}…")
+        self.check_sizes(manifest)
+
+    def check_sizes(self, manifest: Mapping[str, Any]) -> None:
+        """Every array fits the bundle's graphs (sizes the manifest carries): embedding width, mel bins, mel frames per
+        token, speech and text ids within their vocabularies. A pack of the right model always does; this catches
+        a pack edited by hand (its sha256 entries rewritten) before a graph sees out-of-range ids."""
+        consts = {c["name"]: c.get("constants", {}) for c in manifest.get("components", [])}
+        llm, flow = consts.get("llm", {}), consts.get("flow", {})
+        a = self.arrays
+        checks = [
+            ("embedding", a["embedding"].shape[1], flow.get("spk_embed_dim"), "values per speaker embedding"),
+            ("prompt_speech_feat", a["prompt_speech_feat"].shape[2], flow.get("mel_bins"), "mel bins"),
+            ("prompt.token_mel_ratio", int(self.meta["prompt"]["token_mel_ratio"]), flow.get("token_mel_ratio"),
+             "mel frames per speech token"),
+        ]
+        for key, found, want, what in checks:
+            if want is not None and int(found) != int(want):
+                raise PackagerError(f"does not fit this bundle: {found} {what}", file=str(self.path), key=key,
+                                    expected=f"{want} (the bundle manifest's flow constants)", found=str(found))
+        speech_limits = [int(v) for v in (llm.get("speech_token_size"), flow.get("vocab_size")) if v is not None]
+        limits = [("prompt_speech_token", min(speech_limits) if speech_limits else None),
+                  ("prompt_text", llm.get("text_vocab_size"))]
+        for name, limit in limits:
+            ids = a[name]
+            if limit is not None and ids.size and (ids.min() < 0 or ids.max() >= int(limit)):
+                raise PackagerError("holds ids outside the bundle's vocabulary", file=str(self.path),
+                                    key=f"arrays/{name}", expected=f"ids in 0..{int(limit) - 1}",
+                                    found=f"{int(ids.min())}..{int(ids.max())}")
 
 
 def _voice_json(path: Path) -> Path:

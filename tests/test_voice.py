@@ -214,3 +214,34 @@ def test_synth_bad_voice_and_text(tiny_bundle: Path, voice: Path, tmp_path: Path
     (nofield / "voice.json").write_text(json.dumps(meta))
     code, err = synth(nofield)
     assert code == 2 and "prompt" in err
+
+
+def _rewrite_array(pack: Path, name: str, arr: np.ndarray) -> None:
+    """Replace one array and its voice.json entry (size, sha256, shape), as a hand edit that keeps the pack valid."""
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    data = buf.getvalue()
+    meta = json.loads((pack / "voice.json").read_text())
+    entry = next(e for e in meta["arrays"] if e["name"] == name)
+    (pack / entry["file"]).write_bytes(data)
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), shape=list(arr.shape))
+    (pack / "voice.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("name, edit, key", [
+    ("embedding", lambda a: np.zeros((1, a.shape[1] + 1), np.float32), "embedding"),
+    ("prompt_speech_token", lambda a: np.full_like(a, 10_000), "prompt_speech_token"),
+    ("prompt_text", lambda a: np.full_like(a, 1 << 20), "prompt_text"),
+])
+def test_hand_edited_pack_that_does_not_fit_the_bundle_is_refused(tiny_bundle: Path, voice: Path, tmp_path: Path,
+                                                                  name: str, edit, key: str) -> None:
+    pack = tmp_path / "edited.voice"
+    shutil.copytree(voice, pack)
+    _rewrite_array(pack, name, edit(voicepack.load(voice).arrays[name]))
+    voicepack.load(pack)  # still a well-formed pack
+    wav = tmp_path / "x.wav"
+    code, _, err = run_cli("synth", tiny_bundle, "--voice", pack, "--text", "Hello.", "--wav", wav)
+    assert code == 2 and key in err and "Traceback" not in err and not wav.exists(), err
