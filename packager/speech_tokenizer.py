@@ -61,15 +61,20 @@ class SpeechTokenizer:
         """Open ``speech_tokenizer_v3.onnx`` (or another file with the same I/O). onnxruntime reads the file itself,
         so the 969 MB graph is not held twice. ``threads``: intra-op threads (None: onnxruntime's default)."""
         path = Path(path)
+        cls.check_file(path)
+        return cls(cls._open(str(path), str(path), threads), str(path))
+
+    @classmethod
+    def check_file(cls, path: str | Path) -> None:
+        """The cheap checks of ``from_file``: a non-empty file that is not a Git LFS pointer."""
+        path = Path(path)
         name = str(path)
         if not path.is_file():
             raise CheckpointError("missing" if not path.exists() else "is not a file", file=name,
                                   expected=f"the speech tokenizer graph ({SPEECH_TOKENIZER_FILE})")
-        size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(len(_LFS_PREFIX))
-        cls._check_head(head, size, name)
-        return cls(cls._open(str(path), name, threads), name)
+        cls._check_head(head, path.stat().st_size, name)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str, threads: int | None = None) -> "SpeechTokenizer":

@@ -67,9 +67,10 @@ class Pipeline:
 
 
 def open_components(bundle: Path, manifest: Mapping[str, Any], names: Sequence[str], threads: int = 1,
-                    purpose: str = "synthesis"):
+                    purpose: str = "synthesis", run: Sequence[str] | None = None):
     """(runners, constants, data) of components ``names``: one onnxruntime session per graph over the arithmetic
-    Unity performs (the Sentis view of fp16/uint8 graphs), each file checked against its sha256 first."""
+    Unity performs (the Sentis view of fp16/uint8 graphs), each file checked against its sha256 first. With
+    ``run``, only those components' graphs get sessions (the others give constants and data only)."""
     comps = {c["name"]: c for c in manifest["components"]}
     missing = [c for c in names if c not in comps]
     if missing:
@@ -77,7 +78,7 @@ def open_components(bundle: Path, manifest: Mapping[str, Any], names: Sequence[s
                             expected=", ".join(names), found=", ".join(comps))
     runners, data = {}, {}
     for name in names:
-        for g in comps[name]["graphs"]:
+        for g in (comps[name]["graphs"] if run is None or name in run else []):
             sess = session(target_model(checked_path(bundle, g, f"{name}/{g['name']}"), g), threads)
             runners[g["name"]] = lambda inputs, s=sess: run_onnx(s, inputs)
         for d in comps[name]["data"]:

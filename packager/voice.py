@@ -15,9 +15,11 @@ seeded random weights), so the whole flow runs on a fresh machine.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -28,32 +30,34 @@ from packager.speech_tokenizer import SPEECH_TOKENIZER_FILE, SpeechTokenizer
 from packager.synth import bundle_tokenizer, open_components
 from packager.verify import load_manifest
 
-NEEDED = ("campplus", "llm", "flow")
+NEEDED = ("campplus", "llm", "flow")  # campplus runs; llm (tokenizer tables) and flow (sizes) give constants and data
 FULL_CODEBOOK = 3 ** 8  # speech_tokenizer_v3: FSQ over 8 dims with 3 levels
 SMALL_FILE = 64 << 20  # checkpoint files up to this size are compared by sha256, larger ones by size
 
 
 def speech_tokenizer_for(manifest: Mapping[str, Any], bundle: Path, checkpoint: Path | None
-                         ) -> tuple[SpeechTokenizer, dict[str, Any]]:
-    """The speech tokenizer of the bundle's model and its voice.json record."""
+                         ) -> tuple[Callable[[], SpeechTokenizer], Callable[[], dict[str, Any]]]:
+    """(opener of the speech tokenizer of the bundle's model, maker of its voice.json record), after the checks that
+    name a wrong ``--checkpoint``. Both are slow at full size (parse / sha256 of 969 MB) and run on worker threads
+    while the main thread computes the other features."""
     src = manifest["source"]
     if src["kind"] == "preset":
         from packager.components import speech_tokenizer_model as stm  # torch: only for the tiny preset
 
         data = stm.tiny_speech_tokenizer_onnx(int(src["seed"]))
-        tok = SpeechTokenizer.from_bytes(data, f"tiny speech tokenizer (preset {src['preset']}, seed {src['seed']})")
-        import hashlib
-
-        return tok, {"kind": "tiny_speech_tokenizer_v3", "sha256": hashlib.sha256(data).hexdigest(),
-                     "bytes": len(data), "codebook_size": int(stm.TINY.codebook_size)}
+        label = f"tiny speech tokenizer (preset {src['preset']}, seed {src['seed']})"
+        return (lambda: SpeechTokenizer.from_bytes(data, label)), lambda: {
+            "kind": "tiny_speech_tokenizer_v3", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+            "codebook_size": int(stm.TINY.codebook_size)}
     if checkpoint is None:
         raise PackagerError(f"this bundle was built from checkpoint {src['name']!r}; pass --checkpoint DIR, the "
                             f"checkpoint folder that holds {SPEECH_TOKENIZER_FILE}", key="--checkpoint")
     check_checkpoint_matches(checkpoint, src)
     path = checkpoint / SPEECH_TOKENIZER_FILE
-    tok = SpeechTokenizer.from_file(path)
-    return tok, {"kind": "speech_tokenizer_v3", "sha256": sha256_file(path), "bytes": path.stat().st_size,
-                 "codebook_size": FULL_CODEBOOK}
+    SpeechTokenizer.check_file(path)  # a missing file or an LFS pointer is named before any work starts
+    return (lambda: SpeechTokenizer.from_file(path)), lambda: {
+        "kind": "speech_tokenizer_v3", "sha256": sha256_file(path), "bytes": path.stat().st_size,
+        "codebook_size": FULL_CODEBOOK}
 
 
 def check_checkpoint_matches(folder: Path, source: Mapping[str, Any]) -> None:
@@ -81,13 +85,23 @@ def make_voice(bundle: Path, wav: Path, transcript: str, checkpoint: Path | None
     manifest = load_manifest(bundle)
     ref = audio.load_reference(wav)
     t0 = time.perf_counter()
-    st, st_info = speech_tokenizer_for(manifest, bundle, checkpoint)
-    runners, constants, data = open_components(bundle, manifest, NEEDED, threads or 1, purpose="a voice pack")
-    tok = bundle_tokenizer(constants["llm"], data)
-    log(f"opened the speech tokenizer and the bundle's graphs ({time.perf_counter() - t0:.1f} s)")
+    open_tokenizer, tokenizer_record = speech_tokenizer_for(manifest, bundle, checkpoint)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # onnxruntime and hashlib release the GIL
+        opening, recording = pool.submit(open_tokenizer), pool.submit(tokenizer_record)
+        runners, constants, data = open_components(bundle, manifest, NEEDED, threads or 1, purpose="a voice pack",
+                                                   run=("campplus",))
+        tok = bundle_tokenizer(constants["llm"], data)
+        mel16 = features.whisper_log_mel(ref.wave16k)
+        feat = features.matcha_mel(ref.wave24k).T[None].astype(np.float32)  # [1, F, 80]
+        t2 = time.perf_counter()
+        fb = runners["campplus_fbank"]({"waveform": ref.wave16k.reshape(1, -1).astype(np.float32)})["features"]
+        embedding = runners["campplus"]({"input": fb})["output"].astype(np.float32).reshape(1, -1)
+        log(f"speaker embedding: {embedding.shape[1]} values from {fb.shape[1]} fbank frames "
+            f"({time.perf_counter() - t2:.1f} s)")
+        st, st_info = opening.result(), recording.result()
+    log(f"opened the speech tokenizer and the bundle's graphs, features computed ({time.perf_counter() - t0:.1f} s)")
 
     t1 = time.perf_counter()
-    mel16 = features.whisper_log_mel(ref.wave16k)
     tokens = st.tokens(mel16).astype(np.int32)
     high = min(int(constants["llm"]["speech_token_size"]), int(constants["flow"]["vocab_size"]))
     if tokens.size and (tokens.min() < 0 or tokens.max() >= high):
@@ -95,19 +109,12 @@ def make_voice(bundle: Path, wav: Path, transcript: str, checkpoint: Path | None
                             expected=f"ids in [0, {high})", found=f"[{int(tokens.min())}, {int(tokens.max())}]")
     log(f"speech tokens: {tokens.size} ({time.perf_counter() - t1:.1f} s)")
 
-    feat = features.matcha_mel(ref.wave24k).T[None].astype(np.float32)  # [1, F, 80]
     ratio = int(constants["flow"]["token_mel_ratio"])
     n = min(feat.shape[1] // ratio, tokens.size)  # upstream's trim (frontend.md §4b)
     if n < 1:
         raise InputError("the reference is too short to give a speech token", file=str(wav))
     prompt_tokens = tokens[:n].reshape(1, n)
     prompt_feat = np.ascontiguousarray(feat[:, :ratio * n])
-
-    t2 = time.perf_counter()
-    fb = runners["campplus_fbank"]({"waveform": ref.wave16k.reshape(1, -1).astype(np.float32)})["features"]
-    embedding = runners["campplus"]({"input": fb})["output"].astype(np.float32).reshape(1, -1)
-    log(f"speaker embedding: {embedding.shape[1]} values from {fb.shape[1]} fbank frames "
-        f"({time.perf_counter() - t2:.1f} s)")
 
     text = voicepack.prompt_text_string(transcript)
     prompt_text = np.asarray(tok.encode(text), np.int32).reshape(1, -1)
