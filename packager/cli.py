@@ -128,9 +128,9 @@ def _cost(g: dict[str, Any]) -> str:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from packager.verify import load_manifest
+    from packager.bundle import open_manifest
 
-    m = load_manifest(args.bundle)
+    m = open_manifest(args.bundle)
     src = m.get("source", {})
     where = (f"preset {src.get('preset')} (seed {src.get('seed')})" if src.get("kind") == "preset"
              else f"checkpoint {src.get('name')}")
@@ -171,9 +171,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from packager.stages.check import validate_inputs
     from packager.stages.convert import target_model
     from packager.stages.golden import read_npz
-    from packager.verify import load_manifest, safe_path
+    from packager.bundle import check_graph_files, open_manifest
 
-    m = load_manifest(args.bundle)
+    m = open_manifest(args.bundle)
     graphs = {g["name"]: g for c in m["components"] for g in c["graphs"]}
     if args.graph not in graphs:
         raise PackagerError(f"no graph {args.graph!r} in the bundle", file=str(args.bundle),
@@ -182,7 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     inputs = read_npz(args.inputs)
     validate_inputs(g["name"], g["inputs"], inputs, where=str(args.inputs))
     t0 = time.perf_counter()
-    outputs = run_onnx(target_model(safe_path(args.bundle, g["file"], "file"), g), inputs)
+    outputs = run_onnx(target_model(check_graph_files(args.bundle, g, g["name"]), g), inputs)
     dt = time.perf_counter() - t0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.output, **outputs)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from packager.checkpoint import sha256_file
+from packager import bundle as B
 from packager.errors import InputError, PackagerError
 from packager.host import euler_cfg, llm_generate
 from packager.host.hift_noise import noise_for_frames
@@ -31,7 +31,6 @@ from packager.onnx_utils import run_onnx, session
 from packager.stages.convert import target_model
 from packager.stages.golden import read_npz
 from packager.text_tokenizer import Qwen2Tokenizer
-from packager.verify import load_manifest, safe_path
 
 REQUIRED = ("llm", "flow", "hift")
 CASE_KEYS = {  # upstream frontend names -> (kind, shape pattern)
@@ -58,7 +57,7 @@ class Pipeline:
 
     @classmethod
     def open(cls, bundle: Path, threads: int = 1, manifest: dict[str, Any] | None = None) -> "Pipeline":
-        manifest = manifest if manifest is not None else load_manifest(bundle)
+        manifest = manifest if manifest is not None else B.open_manifest(bundle)
         return cls(*open_components(bundle, manifest, REQUIRED, threads, purpose="synthesis"))
 
     def tokenizer(self) -> Qwen2Tokenizer:
@@ -79,10 +78,10 @@ def open_components(bundle: Path, manifest: Mapping[str, Any], names: Sequence[s
     runners, data = {}, {}
     for name in names:
         for g in (comps[name]["graphs"] if run is None or name in run else []):
-            sess = session(target_model(checked_path(bundle, g, f"{name}/{g['name']}"), g), threads)
+            sess = session(target_model(B.check_graph_files(bundle, g, f"{name}/{g['name']}"), g), threads)
             runners[g["name"]] = lambda inputs, s=sess: run_onnx(s, inputs)
         for d in comps[name]["data"]:
-            data[d["name"]] = np.load(checked_path(bundle, d, f"{name}/{d['name']}"), allow_pickle=False)
+            data[d["name"]] = B.load_array(bundle, d, f"{name}/{d['name']}")
     return runners, {n: comps[n]["constants"] for n in names}, data
 
 
@@ -93,14 +92,6 @@ def bundle_tokenizer(llm_constants: Mapping[str, Any], data: Mapping[str, np.nda
                             expected="a bundle built from a checkpoint with CosyVoice-BlankEN/ tokenizer files")
     prefix = "text_tokenizer_"
     return Qwen2Tokenizer.from_tables({n[len(prefix):]: data[n] for n in info["data"]})
-
-
-def checked_path(bundle: Path, entry: Mapping[str, Any], what: str) -> Path:
-    path = safe_path(bundle, entry["file"], what)
-    if not path.is_file() or path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
-        raise PackagerError("missing or modified (sha256/size differ from the manifest); run verify",
-                            file=entry["file"])
-    return path
 
 
 def validate_case(case: Mapping[str, np.ndarray], where: str = "inputs") -> dict[str, np.ndarray]:
@@ -281,7 +272,7 @@ def pipeline_goldens(bundle: Path, manifest: dict[str, Any], seed: int, write_ar
             out = synthesize(pipe, case)
         except InputError:
             continue
-        base = "Golden~/pipeline/tts_greedy"
+        base = f"{B.PIPELINE_GOLDEN_DIR}/tts_greedy"
         return {"goldens": [{
             "name": "tts_greedy",
             "description": "CosyVoice3Model.tts(stream=False) with greedy sampling: LLM -> silent filter -> flow -> "
@@ -298,18 +289,17 @@ def pipeline_goldens(bundle: Path, manifest: dict[str, Any], seed: int, write_ar
 def verify_pipeline(bundle: Path, manifest: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """Re-run every end-to-end golden; (subject, passed, detail) per output."""
     from packager.tolerance import compare
-    from packager.verify import load_array
 
     rows = []
     pipe = Pipeline.open(bundle, manifest=manifest)
     for g in manifest.get("pipeline", {}).get("goldens", []):
-        case = {t["name"]: load_array(bundle, t, t["file"]) for t in g["inputs"]}
+        case = {t["name"]: B.load_array(bundle, t, t["file"]) for t in g["inputs"]}
         s = g["settings"]
         got = synthesize(pipe, case, sampling=s["sampling"], seed=s.get("seed"), stream=s["stream"],
                          upstream_quirks=s["upstream_quirks"])
         tols = {t["output"]: t for t in g["tolerances"]}
         for t in g["outputs"]:
-            v = compare(t["name"], got[t["name"]], load_array(bundle, t, t["file"]), tols[t["name"]])
+            v = compare(t["name"], got[t["name"]], B.load_array(bundle, t, t["file"]), tols[t["name"]])
             rows.append((f"pipeline/{g['name']}/{t['name']}", v.passed, v.summary()))
     return rows
 
@@ -374,7 +364,7 @@ def _run_voice(args: argparse.Namespace) -> int:
 
     if args.text is None:
         raise PackagerError("--voice needs the text to speak", key="--text", expected="--text '...'")
-    manifest = load_manifest(args.bundle)
+    manifest = B.open_manifest(args.bundle)
     voice = voicepack.load(args.voice)
     voice.check_model(manifest, args.bundle)
     mode = "instruct" if args.instruct is not None else "cross_lingual" if args.cross_lingual else "zero_shot"

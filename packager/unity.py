@@ -19,12 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from packager.checkpoint import sha256_file
+from packager import GENERATOR_NAME
+from packager.bundle import MANIFEST_FILE, PACKAGE_FILE, check_file, listed_files, open_manifest
 from packager.errors import PackagerError
-from packager.stages.package import validate_manifest
-from packager.verify import listed_files, load_manifest, safe_path
 
-GENERATOR = "cosyvoice3-unity-packager"
 RUNTIME_PACKAGES = ("com.unity.ai.inference", "com.unity.sentis")
 BATCH_COMMAND = ("Unity -batchmode -nographics -projectPath {project} -runTests -testPlatform EditMode "
                  "-testResults results.xml -logFile -")
@@ -32,21 +30,10 @@ BATCH_COMMAND = ("Unity -batchmode -nographics -projectPath {project} -runTests 
 
 def check_bundle(bundle: Path) -> dict[str, Any]:
     """The manifest of a complete, untampered bundle, or a PackagerError naming the first problem."""
-    manifest = load_manifest(bundle)
-    validate_manifest(manifest, where=str(bundle / "manifest.json"))
+    manifest = open_manifest(bundle)
     for field, entry in listed_files(manifest):
-        path = safe_path(bundle, entry["file"], field)
-        if not path.is_file():
-            raise PackagerError("listed file is missing", file=str(path), key=field)
-        size = path.stat().st_size
-        if size != entry["bytes"]:
-            raise PackagerError("file has the wrong size", file=str(path), key=field,
-                                expected=f"{entry['bytes']} bytes", found=f"{size} bytes")
-        digest = sha256_file(path)
-        if digest != entry["sha256"]:
-            raise PackagerError("file fails its sha256 check", file=str(path), key=field,
-                                expected=entry["sha256"], found=digest)
-    pkg_path = bundle / "package.json"
+        check_file(bundle, entry, field)
+    pkg_path = bundle / PACKAGE_FILE
     try:
         pkg = json.loads(pkg_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -100,14 +87,14 @@ def install_bundle(bundle: Path, project: Path, force: bool = False) -> Path:
     packages = (project / "Packages").resolve()
     dest = packages / manifest["bundle"]["package"]  # the schema's package pattern has no '/' or '..'
     if dest.exists() or dest.is_symlink():
-        previous = dest / "manifest.json"
-        ours = previous.is_file() and not dest.is_symlink() and GENERATOR in previous.read_text(encoding="utf-8")
+        previous = dest / MANIFEST_FILE
+        ours = previous.is_file() and not dest.is_symlink() and GENERATOR_NAME in previous.read_text(encoding="utf-8")
         if not force:
             raise PackagerError("already installed" if ours else "folder exists", file=str(dest),
                                 expected="no such folder (pass --force to replace an installed bundle)")
         if not ours:
             raise PackagerError("refusing to replace a folder that is not an installed bundle", file=str(dest),
-                                expected=f"a folder with a {GENERATOR} manifest.json")
+                                expected=f"a folder with a {GENERATOR_NAME} manifest.json")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=packages))  # hidden: Unity ignores dot-folders
     try:
         _copy_tree(bundle, tmp)
@@ -131,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     dest = install_bundle(args.bundle, args.project, args.force)
-    manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+    manifest = open_manifest(dest)
     graphs = [g for c in manifest["components"] for g in c["graphs"]]
     cases = sum(len(g["goldens"]) for g in graphs)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())

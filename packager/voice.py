@@ -24,11 +24,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from packager import GENERATOR_NAME, __version__, audio, features, voicepack
-from packager.checkpoint import sha256_file
+from packager.bundle import open_manifest, sha256_file
 from packager.errors import InputError, PackagerError
 from packager.speech_tokenizer import SPEECH_TOKENIZER_FILE, SpeechTokenizer
 from packager.synth import bundle_tokenizer, open_components
-from packager.verify import load_manifest
 
 NEEDED = ("campplus", "llm", "flow")  # campplus runs; llm (tokenizer tables) and flow (sizes) give constants and data
 FULL_CODEBOOK = 3 ** 8  # speech_tokenizer_v3: FSQ over 8 dims with 3 levels
@@ -82,7 +81,7 @@ def make_voice(bundle: Path, wav: Path, transcript: str, checkpoint: Path | None
     if not transcript:
         raise InputError("empty transcript", key="--transcript",
                          expected="the words spoken in the reference recording")
-    manifest = load_manifest(bundle)
+    manifest = open_manifest(bundle)
     ref = audio.load_reference(wav)
     t0 = time.perf_counter()
     open_tokenizer, tokenizer_record = speech_tokenizer_for(manifest, bundle, checkpoint)

@@ -5,13 +5,13 @@
 (csharp/tests/VectorTests.cs) assert their own verdict equals the recorded one and also write theirs to a results
 file, which tests/test_csharp.py compares field by field.
 
-Python verdicts come from: ``packager.tolerance.compare`` (tolerances), ``jsonschema`` with
-schemas/manifest.schema.json plus ``semantic_problems`` (manifests), ``strict_npy`` (the bundle contract's NPY
-rules), ``re.fullmatch`` of the schema's relpath pattern (paths) and ``hashlib`` (sha256).
+Python verdicts come from ``packager.bundle``, the one home of the bundle format's rules: ``parse_json`` +
+``manifest_problems`` (strict JSON, schemas/manifest.schema.json, cross-references: manifests), ``read_npy`` (the
+NPY rules), ``check_file`` (size and sha256); ``packager.tolerance.compare`` (tolerances) and ``re.fullmatch`` of
+the schema's relpath pattern (paths).
 """
 from __future__ import annotations
 
-import ast
 import copy
 import hashlib
 import io
@@ -23,14 +23,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import numpy as np
 
+from packager import GENERATOR_NAME, __version__
+from packager import bundle as B
+from packager.errors import PackagerError
 from packager.tolerance import compare
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = json.loads((REPO / "schemas" / "manifest.schema.json").read_text())
-RELPATH = SCHEMA["$defs"]["relpath"]["pattern"]
+RELPATH = B.schema()["$defs"]["relpath"]["pattern"]
 
 
 def num(x: float) -> Any:
@@ -59,38 +60,6 @@ def raw_npy(header: str, data: bytes, version: tuple[int, int] = (1, 0), magic: 
 
 
 # ----------------------------------------------------------------------------------------------------- NPY rules
-
-ALLOWED_DESCR = {"<f4": np.float32, "<i4": np.int32, "<f2": np.float16}
-
-
-def strict_npy(data: bytes) -> np.ndarray:
-    """The bundle contract's NPY rules (the same the C# reader applies); raises ValueError otherwise."""
-    if len(data) < 10 or data[:6] != b"\x93NUMPY":
-        raise ValueError("bad magic")
-    major, minor = data[6], data[7]
-    if (major, minor) == (1, 0):
-        hlen, start = struct.unpack("<H", data[8:10])[0], 10
-    elif (major, minor) == (2, 0):
-        hlen, start = struct.unpack("<I", data[8:12])[0], 12
-    else:
-        raise ValueError("version")
-    header = data[start:start + hlen]
-    if len(header) != hlen or any(b > 0x7e for b in header):
-        raise ValueError("header")
-    d = ast.literal_eval(header.decode("ascii"))
-    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
-        raise ValueError("keys")
-    if d["descr"] not in ALLOWED_DESCR or d["fortran_order"] is not False:
-        raise ValueError("dtype/order")
-    shape = d["shape"]
-    if not isinstance(shape, tuple) or any(type(s) is not int or s < 0 for s in shape) or len(shape) > 8:
-        raise ValueError("shape")
-    dt = np.dtype(d["descr"])
-    body = data[start + hlen:]
-    if len(body) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
-        raise ValueError("data length")
-    return np.frombuffer(body, dtype=dt).reshape(shape)
-
 
 def npy_vectors(out: Path) -> list[dict[str, Any]]:
     f32 = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
@@ -130,10 +99,10 @@ def npy_vectors(out: Path) -> list[dict[str, Any]]:
     for name, data in cases.items():
         (out / "npy" / f"{name}.npy").write_bytes(data)
         try:
-            arr = strict_npy(data)
+            arr = B.read_npy(data, name)
             py = {"ok": True, "dtype": str(arr.dtype), "shape": list(arr.shape),
                   "values": [num(x) for x in arr.astype(np.float64).ravel()]}
-        except (ValueError, SyntaxError):
+        except PackagerError:
             py = {"ok": False}
         assert py["ok"] == name.startswith("ok_"), name
         vectors.append({"name": name, "file": f"npy/{name}.npy", "python": py})
@@ -265,7 +234,7 @@ def mini_bundle(root: Path) -> dict[str, Any]:
     g = "Golden~/demo"
     manifest = {
         "format_version": 1,
-        "generator": {"name": "cosyvoice3-unity-packager", "version": "0.1.0"},
+        "generator": {"name": GENERATOR_NAME, "version": __version__},
         "bundle": {"name": "vectors", "package": "com.example.vectors"},
         "source": {"kind": "preset", "preset": "tiny", "seed": 0, "model_id": "cd" * 32},
         "target": {"runtime": "ie-2.4", "unity_package": "com.unity.ai.inference", "package_version": "2.4.1",
@@ -306,45 +275,6 @@ def mini_bundle(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def semantic_problems(m: dict[str, Any]) -> list[str]:
-    """Cross-reference rules beyond the schema (the C# BundleManifest.Validate applies the same)."""
-    out: list[str] = []
-
-    def dup(names: list[str], where: str) -> None:
-        if len(set(names)) != len(names):
-            out.append(f"{where}: duplicate names")
-
-    dup([c["name"] for c in m["components"]], "components")
-    for c in m["components"]:
-        dup([g["name"] for g in c["graphs"]], "graphs")
-        dup([d["name"] for d in c["data"]], "data")
-        for g in c["graphs"]:
-            ins = {t["name"]: t for t in g["inputs"]}
-            outs = {t["name"]: t for t in g["outputs"]}
-            tols = [t["output"] for t in g["tolerances"]]
-            dup(list(t["name"] for t in g["inputs"]), "inputs")
-            dup(list(t["name"] for t in g["outputs"]), "outputs")
-            dup(tols, "tolerances")
-            dup([gc["name"] for gc in g["goldens"]], "goldens")
-            out += [f"tolerance {t}" for t in tols if t not in outs]
-            for i, gc in enumerate(g["goldens"]):
-                for files, specs in ((gc["inputs"], ins), (gc["outputs"], outs)):
-                    dup([f["name"] for f in files], "golden tensors")
-                    for f in files:
-                        s = specs.get(f["name"])
-                        if s is None or s["dtype"] != f["dtype"] or len(s["shape"]) != len(f["shape"]) or any(
-                                isinstance(d, int) and d != n for d, n in zip(s["shape"], f["shape"])):
-                            out.append(f"golden tensor {f['name']}")
-                out += [f"no tolerance for {f['name']}" for f in gc["outputs"] if f["name"] not in tols]
-                ch = gc.get("chain")
-                if ch:
-                    earlier = [x["name"] for x in g["goldens"][:i]]
-                    if ch["after"] not in earlier:
-                        out.append("chain.after")
-                    out += [f"carry {k}" for k, v in ch["carry"].items() if k not in ins or v not in outs]
-    return out
-
-
 def manifest_mutations(base: dict[str, Any]) -> dict[str, Any]:
     """name -> mutated manifest (or raw text for JSON syntax cases)."""
     def mut(fn):
@@ -363,6 +293,8 @@ def manifest_mutations(base: dict[str, Any]) -> dict[str, Any]:
         "bad_json_trailing_comma": json.dumps(base)[:-1] + ",}",
         "bad_json_comment": "// c\n" + json.dumps(base),
         "bad_json_nan": json.dumps(base).replace('"atol": 1e-05', '"atol": NaN'),
+        "bad_json_infinity": json.dumps(base).replace('"atol": 1e-05', '"atol": Infinity'),
+        "bad_json_duplicate_key": '{"format_version": 1, ' + json.dumps(base)[1:],
         "bad_missing_format_version": mut(lambda m: m.pop("format_version")),
         "bad_format_version_2": mut(lambda m: m.update(format_version=2)),
         "bad_extra_top_key": mut(lambda m: m.update(extra=1)),
@@ -423,6 +355,17 @@ def manifest_mutations(base: dict[str, Any]) -> dict[str, Any]:
             chain={"after": "s1", "carry": {}})),
         "bad_sem_carry_unknown_input": mut(lambda m: G(m, 1)["goldens"][1]["chain"].update(carry={"h": "next"})),
         "bad_sem_output_without_tolerance": mut(lambda m: G(m).update(tolerances=[])),
+        "bad_sem_duplicate_graph_across_components": mut(lambda m: m["components"].append(
+            {**copy.deepcopy(m["components"][0]), "name": "demo_copy", "data": []})),
+        "bad_sem_duplicate_component": mut(lambda m: m["components"].append(copy.deepcopy(m["components"][0]))),
+        "bad_sem_duplicate_data": mut(lambda m: m["components"][0]["data"].append(
+            copy.deepcopy(m["components"][0]["data"][0]))),
+        "bad_sem_golden_missing_input": mut(lambda m: G(m)["goldens"][0]["inputs"].pop(1)),
+        "bad_sem_golden_duplicate_output": mut(lambda m: G(m)["goldens"][0]["outputs"].append(
+            copy.deepcopy(G(m)["goldens"][0]["outputs"][0]))),
+        "bad_sem_golden_output_unknown": mut(lambda m: G(m)["goldens"][0]["outputs"][0].update(name="z")),
+        "bad_sem_golden_rank_vs_graph": mut(lambda m: G(m)["goldens"][0]["inputs"][0].update(shape=[4])),
+        "bad_sem_carry_unknown_output": mut(lambda m: G(m, 1)["goldens"][1]["chain"].update(carry={"state": "y"})),
     }
     return cases
 
@@ -432,19 +375,18 @@ def manifest_vectors(out: Path) -> list[dict[str, Any]]:
     bundle.mkdir(parents=True, exist_ok=True)
     base = mini_bundle(bundle)
     (out / "manifests").mkdir(parents=True, exist_ok=True)
-    validator = jsonschema.Draft202012Validator(SCHEMA)
     vectors = []
     for name, m in manifest_mutations(base).items():
         text = m if isinstance(m, str) else json.dumps(m, indent=1)
         (out / "manifests" / f"{name}.json").write_text(text)
         try:
-            data = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-            errors = [e.message for e in validator.iter_errors(data)]
-            errors += semantic_problems(data) if not errors else []
-        except ValueError as exc:  # JSON syntax (json.loads accepts NaN unless told otherwise)
+            errors = B.manifest_problems(B.parse_json(text, name))
+        except PackagerError as exc:  # strict JSON: syntax, NaN/Infinity, duplicate keys
             errors = [str(exc)]
         ok = not errors
         assert ok == name.startswith("ok_"), (name, errors)
+        if name.startswith("bad_sem_"):  # schema-valid: only the cross-reference rules reject it
+            assert not B.schema_problems(json.loads(text)) and B.cross_reference_problems(json.loads(text)), name
         vectors.append({"name": name, "file": f"manifests/{name}.json", "python": {"ok": ok}})
     return vectors
 
@@ -476,8 +418,11 @@ def sha_vectors(out: Path) -> list[dict[str, Any]]:
     ]
     vectors = []
     for name, rel, sha, size in cases:
-        p = out / rel
-        ok = p.is_file() and p.stat().st_size == size and _sha(p.read_bytes()) == sha
+        try:
+            B.check_file(out, {"file": rel, "sha256": sha, "bytes": size}, name)
+            ok = True
+        except PackagerError:
+            ok = False
         assert ok == name.startswith("ok"), name
         vectors.append({"name": name, "file": rel, "sha256": sha, "bytes": size, "python": {"ok": ok}})
     return vectors

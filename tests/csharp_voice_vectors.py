@@ -29,7 +29,7 @@ import numpy as np
 from packager import tts, voicepack
 from packager.errors import PackagerError
 from packager.synth import Pipeline
-from packager.verify import load_manifest
+from packager.bundle import load_manifest
 from tests.csharp_host_vectors import Recorder, Store
 
 MODES = ("zero_shot", "instruct", "cross_lingual")

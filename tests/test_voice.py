@@ -13,7 +13,7 @@ from packager import features, tts, voicepack
 from packager.onnx_utils import run_onnx, session
 from packager.stages.convert import target_model
 from packager.synth import Pipeline, stream_tokens, synthesize
-from packager.verify import load_manifest
+from packager.bundle import load_manifest
 from tests.conftest import run_cli
 from tests.speech import espeak_wav
 

@@ -3,34 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import onnx
 
-from packager.errors import PackagerError
+from packager.bundle import validate_manifest  # noqa: F401  (re-exported: the schema check lives in bundle.py)
 from packager.onnx_utils import opset_of, weight_bytes
 
 MODELS_DIR = "Models"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"
 INLINE_LIMIT = 1_800_000_000  # bytes: above this a graph's weights go to one contiguous external-data file
-
-
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    try:
-        return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PackagerError("manifest schema not found (broken installation?)", file=str(SCHEMA_PATH)) from None
-
-
-def validate_manifest(manifest: dict[str, Any], where: str = "manifest.json") -> None:
-    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(manifest), key=lambda e: list(e.path))
-    if errors:
-        lines = [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors[:10]]
-        raise PackagerError("does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines), file=where)
 
 
 def _sha(path: Path) -> str:

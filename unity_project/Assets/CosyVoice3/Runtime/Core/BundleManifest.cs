@@ -207,9 +207,12 @@ namespace CosyVoice3.Bundles
         }
 
         /// <summary>
-        /// Cross-references the schema cannot express: unique names per scope; tolerances, goldens and carries name
-        /// real graph inputs/outputs; golden arrays have the graph tensor's dtype and rank; a chain's "after" is an
-        /// earlier case of the same graph.
+        /// Cross-references the schema cannot express (packager/bundle.py cross_reference_problems is the same rule
+        /// set; tests/csharp_vectors.py checks both on the same manifests): unique names per scope (components and
+        /// graphs bundle-wide, data per component, inputs/outputs/tolerances/goldens per graph, arrays per case);
+        /// tolerances, goldens and carries name real graph inputs/outputs; every golden case has all the graph's
+        /// inputs and a tolerance for each output; golden arrays have the graph tensor's dtype, rank and fixed dims;
+        /// a chain's "after" is an earlier case of the same graph.
         /// </summary>
         void Validate(string origin)
         {
@@ -220,9 +223,11 @@ namespace CosyVoice3.Bundles
         void ValidateReferences()
         {
             Unique(Components.ConvertAll(c => c.Name), "components");
+            var graphNames = new List<string>();
+            foreach (var c in Components) graphNames.AddRange(c.Graphs.ConvertAll(g => g.Name));
+            Unique(graphNames, "graphs (bundle-wide: each is Models/<name>.onnx)");
             foreach (var c in Components)
             {
-                Unique(c.Graphs.ConvertAll(g => g.Name), "component " + c.Name + " graphs");
                 Unique(c.Data.ConvertAll(d => d.Name), "component " + c.Name + " data");
                 foreach (var g in c.Graphs)
                 {
@@ -240,6 +245,9 @@ namespace CosyVoice3.Bundles
                         string cw = where + "/" + gc.Name;
                         CheckArrays(gc.Inputs, g.Inputs, cw + " inputs");
                         CheckArrays(gc.Outputs, g.Outputs, cw + " outputs");
+                        foreach (var t in g.Inputs)
+                            if (gc.Inputs.Find(f => f.Name == t.Name) == null)
+                                throw new BundleException(cw, "golden case lacks graph input \"" + t.Name + "\"", Names(g.Inputs), string.Join(", ", gc.Inputs.ConvertAll(f => f.Name).ToArray()));
                         foreach (var o in gc.Outputs)
                             if (g.ToleranceFor(o.Name) == null)
                                 throw new BundleException(cw, "golden output \"" + o.Name + "\" has no tolerance", "a tolerances entry", "none");
