@@ -1,5 +1,5 @@
-"""Convert stage: Sentis's weight quantization emulated exactly, the Sentis view, fp16 overflow detection, and the
-policy goldens of a built bundle reproduced under the Sentis view (issue #7 parts 2 and 5)."""
+"""Convert stage: fp16 overflow detection, the fp16 variant of a real graph, and the policy goldens of a built bundle
+reproduced under the Sentis view (issue #7 parts 2 and 5). The emulation itself: tests/test_sentis_numerics.py."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from packager import precision as P
+from packager import registry, sentis_numerics as S
 from packager.checkpoint import Source
 from packager.component import GoldenCase
 from packager.errors import PackagerError
@@ -18,47 +19,6 @@ from packager.onnx_utils import run_onnx
 from packager.stages import convert as C
 from packager.stages.export import export_graph
 from packager.tolerance import compare
-
-
-def test_uint8_is_sentis_min_max_affine_scheme():
-    # min -1, max 2: scale 3/255, zero point 85; 0.5/scale = 42.5 rounds half to even -> 42
-    x = np.array([-1.0, 0.0, 0.5, 2.0], np.float32)
-    scale = np.float32(3.0) / np.float32(255)
-    want = (np.array([0, 85, 127, 255], np.float32) - 85).astype(np.float32) * scale
-    assert np.array_equal(C.sentis_uint8(x), want)
-    # all positive: the range still includes 0 (zero point 0); in float32, 1 / (2/255) = 127.49999 -> 127
-    pos = C.sentis_uint8(np.array([1.0, 2.0], np.float32))
-    assert np.array_equal(pos, np.array([127, 255], np.float32) * (np.float32(2) / np.float32(255)))
-    assert np.array_equal(C.sentis_uint8(np.zeros(3, np.float32)), np.zeros(3, np.float32))
-
-
-def test_float16_flushes_float32_subnormals_and_clamps():
-    x = np.array([1e-40, 1e-6, 1.0 + 2 ** -12, 1e5, -1e5], np.float32)
-    got = C.sentis_float16(x)
-    assert got[0] == 0 and got[3] == 65504 and got[4] == -65504
-    assert got[1] == np.float32(np.float16(1e-6)) and got[2] == 1.0  # half rounding, ties to even
-
-
-def _graph(nodes, inits, inputs, outputs):
-    g = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
-
-
-def test_quantized_constants_follow_model_quantizer():
-    rng = np.random.default_rng(0)
-    inits = {"W": rng.standard_normal((4, 3)).astype(np.float32), "b": rng.standard_normal(3).astype(np.float32),
-             "E": rng.standard_normal((10, 4)).astype(np.float32), "s": np.float32([2.0])}
-    nodes = [helper.make_node("Gather", ["E", "ids"], ["e"]), helper.make_node("MatMul", ["e", "W"], ["m"]),
-             helper.make_node("Add", ["m", "b"], ["d"]), helper.make_node("Mul", ["d", "s"], ["y"])]
-    model = _graph(nodes, inits, [helper.make_tensor_value_info("ids", TensorProto.INT64, [2])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
-    # Gather table, MatMul weight and the Add bias Sentis fuses into Dense; never the Mul scale
-    assert sorted(C.quantized_constants(model)) == ["E", "W", "b"]
-    view = C.sentis_view(model, "uint8")
-    ids = {"ids": np.array([1, 7], np.int64)}
-    q = {k: C.sentis_uint8(v) for k, v in inits.items() if k != "s"}
-    want = (q["E"][[1, 7]] @ q["W"] + q["b"]) * 2.0
-    np.testing.assert_allclose(run_onnx(view, ids)["y"], want, rtol=1e-6, atol=1e-6)
 
 
 class _Overflowing(torch.nn.Module):
@@ -106,8 +66,6 @@ def test_unresolvable_overflow_is_an_error(monkeypatch):
 
 def test_text_embedding_fp16_against_upstream_reference(tiny_a):
     """tiny_a's llm_text_embed: the Sentis view of the fp16 graph is exactly the upstream table rounded to fp16."""
-    from packager import registry
-
     graphs = {g.name: g for g in registry.get("llm").build(Source(checkpoint=tiny_a)).graphs}
     g = graphs["llm_text_embed"]
     model, cases = export_graph(g), g.cases()
@@ -136,7 +94,7 @@ def test_bundle_goldens_reproduce_under_the_sentis_view(tiny_bundle):
             cost = g["precision_cost"]
             assert cost["bytes"] == g["bytes"] and cost["bytes"] < cost["bytes_fp32"]
             assert cost["error"] and all(m["sqnr_db"] > 30 for m in cost["error"])
-            view = C.sentis_view(shipped, g["unity_quantization"])
+            view = S.sentis_view(shipped, g["unity_quantization"])
             tol = {t["output"]: t for t in g["tolerances"]}
             assert all(t["atol"] >= C.SENTIS_ATOL_FLOOR or t.get("exact") for t in tol.values())
             for case in g["goldens"]:
@@ -147,3 +105,11 @@ def test_bundle_goldens_reproduce_under_the_sentis_view(tiny_bundle):
                     assert v.passed and v.max_abs < 1e-5, v.summary()  # the goldens ARE this view's outputs
                     checked += 1
     assert checked >= 5
+
+
+def test_convert_keeps_the_names_build_uses():
+    """build.py calls these on stages.convert; the Sentis numerics are the same objects as in sentis_numerics."""
+    for name in ("convert", "outputs_of", "variant_tolerance", "cost", "target_model"):
+        assert callable(getattr(C, name))
+    assert C.target_model is S.target_model and C.sentis_view is S.sentis_view
+

@@ -1,0 +1,187 @@
+"""What Unity Sentis / Inference Engine computes from an ONNX file with fp16 or uint8 weights, emulated exactly.
+
+The one home of the Sentis numerics emulation (docs/precision.md "The Sentis view and the goldens"): the build
+computes a reduced-precision graph's goldens on ``sentis_view`` of it, and ``verify``, ``run`` and ``synth`` run
+``target_model`` of a manifest graph. No torch here (only onnx, numpy and onnxruntime).
+
+Facts used (design/sentis.md §1.5, §3.3 and the com.unity.ai.inference 2.4.0 source of ``QuantizeConstantsPass``,
+``BurstJobsQuantizeTensor`` and the CPU ``DequantizeUint8Job``):
+
+- Sentis has no fp16 compute: the importer turns fp16 initializers/Constants into float32 (``HalfToFloat``) and a
+  Cast to FLOAT16 into a Cast to float. So an fp16 ONNX runs as "fp16-rounded weights, fp32 activations".
+- ``ModelQuantizer.QuantizeWeights`` (after import and after the import-time optimisation passes) replaces every
+  float constant that is an input of a Conv, ConvTranspose, Gather, Dense, MatMul or MatMul2D layer. Dense comes
+  from MatMul/Gemm + Add(constant bias), so those biases are quantized too. There is no exclusion list.
+  * Float16: float32-subnormals -> 0, clamp to +-65504, round to half.
+  * Uint8, one (scale, zero point) per tensor: ``scale = (max(0, max) - min(0, min)) / 255``,
+    ``zp = round(clamp(-min / scale, 0, 255))``, ``q = clamp(round(x / scale) + zp, 0, 255)``,
+    run time ``(q - zp) * scale``, all float32, rounding half to even (``Mathf.Round``).
+- Not emulated (documented gap): constants that Sentis's FuseLinearLayersPass folds together before quantizing
+  (Conv + Add/ScalarMad/ScaleBias, Dense + Dense); our TorchScript exports keep biases inside Conv/Gemm.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from packager.onnx_utils import run_onnx
+from packager.precision import UNITY_QUANTIZATION
+
+FP16_MAX = 65504.0
+QUANTIZED_OPS = ("Conv", "ConvTranspose", "Gather", "MatMul", "Gemm")  # ONNX ops behind Sentis's layer set
+
+
+def sentis_view(model: onnx.ModelProto, unity_quantization: str = "none") -> onnx.ModelProto:
+    """What Sentis computes for ``model`` (+ the ModelQuantizer step), as an fp32 graph onnxruntime can run."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    for i, t in enumerate(g.initializer):
+        if t.data_type == TensorProto.FLOAT16:
+            g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name))
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT16:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float32), a.t.name))
+            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT16:
+                a.i = TensorProto.FLOAT
+    for v in list(g.input) + list(g.output):
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            v.type.tensor_type.elem_type = TensorProto.FLOAT
+    del g.value_info[:]  # stale fp16 types; onnxruntime infers them again
+    if unity_quantization != "none":
+        _quantize_constants(m, unity_quantization)
+    return m
+
+
+def sentis_float16(x: np.ndarray) -> np.ndarray:
+    """``CastFloatToHalfJob`` then ``HalfToFloat``."""
+    x = np.asarray(x, np.float32)
+    x = np.where(np.abs(x) < np.finfo(np.float32).tiny, np.float32(0), x)
+    return np.clip(x, -FP16_MAX, FP16_MAX).astype(np.float16).astype(np.float32)
+
+
+def sentis_uint8(x: np.ndarray) -> np.ndarray:
+    """``QuantizeUint8Job`` then ``DequantizeUint8Job`` with the per-tensor min/max scale and zero point."""
+    x = np.asarray(x, np.float32)
+    if x.size == 0:
+        return x
+    lo, hi = np.float32(x.min()), np.float32(x.max())
+    scale = np.float32((max(np.float32(0), hi) - min(np.float32(0), lo)) / np.float32(255))
+    if scale == 0:  # all-zero tensor: Sentis's NaN path dequantizes to 0
+        return np.zeros_like(x)
+    zp = np.float32(np.rint(np.clip(np.float32(-lo) / scale, 0, 255)))
+    q = np.clip(np.rint(x / scale) + zp, 0, 255)
+    return ((q - zp).astype(np.float32) * scale).astype(np.float32)
+
+
+def quantized_constants(model: onnx.ModelProto) -> list[str]:
+    """Names of the float constants ``ModelQuantizer.QuantizeWeights`` touches (inputs of QUANTIZED_OPS and the
+    Add biases Sentis fuses into Dense), in graph order."""
+    g = model.graph
+    const = _constant_tensors(model)
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    names: dict[str, None] = {}
+    for n in g.node:
+        if n.op_type not in QUANTIZED_OPS:
+            continue
+        for i in n.input:
+            if i in const:
+                names[i] = None
+        if n.op_type == "MatMul" and len(n.input) == 2 and n.input[1] in const:
+            follow = users.get(n.output[0], [])
+            if len(follow) == 1 and follow[0].op_type == "Add":
+                bias = [i for i in follow[0].input if i != n.output[0]]
+                if bias and bias[0] in const:
+                    names[bias[0]] = None
+    values = _constant_values(model, list(names))  # one evaluation for all (a session per name is O(n * model))
+    return [k for k in names if values[k].dtype == np.float32]
+
+
+def _constant_tensors(model: onnx.ModelProto) -> set[str]:
+    """Initializers, Constant outputs and outputs of nodes fed only by those (what Sentis folds at import)."""
+    g = model.graph
+    const = {t.name for t in g.initializer} - {i.name for i in g.input}
+    for n in g.node:
+        if n.op_type in ("Constant", "ConstantOfShape") and not (set(n.input) - const - {""}) or \
+                (n.input and all(i in const or i == "" for i in n.input) and not n.op_type.startswith("Random")):
+            const.update(n.output)
+    return const
+
+
+def _constant_values(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, np.ndarray]:
+    inits = {t.name: t for t in model.graph.initializer}
+    out = {n: numpy_helper.to_array(inits[n]) for n in names if n in inits}
+    rest = [n for n in names if n not in out]
+    if rest:  # evaluate the constant-only subgraph (no graph inputs needed)
+        const = _constant_tensors(model)
+        nodes = [n for n in model.graph.node if all(o in const for o in n.output)]
+        used = {i for n in nodes for i in n.input}
+        sub = onnx.ModelProto(ir_version=model.ir_version)  # only what the constant nodes read, not every weight
+        sub.opset_import.extend(model.opset_import)
+        sub.graph.name = "constants"
+        sub.graph.initializer.extend(t for t in model.graph.initializer if t.name in used)
+        sub.graph.node.extend(nodes)
+        sub.graph.output.extend(onnx.ValueInfoProto(name=n) for n in rest)
+        out.update(run_onnx(sub, {}))
+    return out
+
+
+def _quantize_constants(m: onnx.ModelProto, kind: str) -> None:
+    """Rewire every quantized constant's consumers to its Sentis-quantized copy (as ReplaceNode does)."""
+    fn = {"float16": sentis_float16, "uint8": sentis_uint8}[kind]
+    names = quantized_constants(m)
+    values = _constant_values(m, names)
+    inits = {t.name: i for i, t in enumerate(m.graph.initializer)}
+    for name in names:
+        if name in inits:  # replace in place: every consumer sees the quantized tensor, no second copy in memory
+            m.graph.initializer[inits[name]].CopyFrom(numpy_helper.from_array(fn(values[name]), name))
+            continue
+        new = f"{name}__sentis_{kind}"
+        m.graph.initializer.append(numpy_helper.from_array(fn(values[name]), new))
+        for n in m.graph.node:
+            for k, i in enumerate(n.input):
+                if i == name:
+                    n.input[k] = new
+
+
+def unity_quantization_for(precision: str, shipped: onnx.ModelProto) -> str:
+    """fp16: ask Unity for Float16 weight storage only where that is lossless (every quantized constant is already
+    fp16 in the file), so a kept-float32 DSP basis is never rounded behind our back; else "none"."""
+    if precision != "fp16":
+        return UNITY_QUANTIZATION[precision]
+    f16 = {t.name for t in shipped.graph.initializer if t.data_type == TensorProto.FLOAT16}
+    view = sentis_view(shipped)
+    targets = quantized_constants(view)
+    producers = {o: n for n in shipped.graph.node for o in n.output}
+    ok = all(t in f16 or (t in producers and producers[t].op_type == "Cast" and producers[t].input[0] in f16)
+             for t in targets)
+    return "float16" if ok else "none"
+
+
+def unity_weight_bytes(model: onnx.ModelProto, unity_quantization: str) -> int:
+    """Bytes of the initializers once imported (fp16 -> float32) and quantized by ModelQuantizer."""
+    view = sentis_view(model)
+    quantized = set(quantized_constants(view)) if unity_quantization != "none" else set()
+    per = {"none": 4, "float16": 2, "uint8": 1}[unity_quantization]
+    total = 0
+    for t in view.graph.initializer:
+        n = int(np.prod(t.dims, dtype=np.int64))
+        total += n * (per if t.name in quantized else helper.tensor_dtype_to_np_dtype(t.data_type).itemsize)
+    return total
+
+
+def target_model(path: Path, graph: Mapping[str, Any]) -> str | onnx.ModelProto:
+    """What to run for a manifest graph entry so that it computes what Unity computes (and what its goldens hold):
+    the file itself, or for fp16/uint8 weights the Sentis view of it (fp16 upcast, Unity's quantization applied)."""
+    quant = graph.get("unity_quantization", "none")
+    if graph.get("precision") in ("fp16", "uint8") or quant != "none":
+        return sentis_view(onnx.load(str(path)), quant)
+    return str(path)
