@@ -31,15 +31,10 @@ from packager.errors import PackagerError
 from packager.stages import check as check_stage
 from packager.stages import convert as convert_stage
 from packager.stages import golden as golden_stage
-from packager.stages.export import DEFAULT_OPSET, export_graph
+from packager.sentis_rules import DEFAULT_OPSET
+from packager.sentis_rules import MANIFEST_TARGETS as TARGETS
+from packager.stages.export import export_graph
 from packager.stages.package import MODELS_DIR, save_model, write_bundle_files
-
-TARGETS = {
-    "ie-2.4": {"unity_package": "com.unity.ai.inference", "package_version": "2.4.1",
-               "namespace": "Unity.InferenceEngine", "backend": "CPU"},
-    "sentis-2.1": {"unity_package": "com.unity.sentis", "package_version": "2.1.3",
-                   "namespace": "Unity.Sentis", "backend": "CPU"},
-}
 
 
 @dataclass

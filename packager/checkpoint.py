@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
+from packager.bundle import sha256_file
 from packager.config import load_hyperpyyaml, load_json
 from packager.errors import CheckpointError
 
@@ -22,14 +23,6 @@ QWEN_CONFIG = "CosyVoice-BlankEN/config.json"
 LFS_PREFIX = b"version https://git-lfs"
 PRESETS = ("tiny",)
 DEFAULT_SEED = 1234
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def reject_lfs_pointer(path: Path) -> None:

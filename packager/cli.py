@@ -14,10 +14,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from packager import __version__, registry
+from packager import sentis_rules as R
 from packager.checkpoint import DEFAULT_SEED, PRESETS, Source
 from packager.errors import PackagerError
 
 DEFAULT_OUT = Path("build/cosyvoice3-bundle")
+BUILD_OPSET_MAX = 17  # the highest opset `build --opset` exports at (Sentis imports up to R.OPSET_MAX)
 
 
 def _human(n: float) -> str:
@@ -48,9 +50,12 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"bundle folder to create (default {DEFAULT_OUT})")
     p.add_argument("--components", default=",".join(registry.names()),
                    help="comma-separated subset to build (default: all: %(default)s)")
-    p.add_argument("--target", default="ie-2.4", choices=["ie-2.4", "sentis-2.1"],
-                   help="Unity runtime: ie-2.4 = com.unity.ai.inference 2.4 (default), sentis-2.1 = com.unity.sentis 2.1.3")
-    p.add_argument("--opset", type=int, default=15, help="ONNX opset of the exported graphs (default 15; 7..17)")
+    p.add_argument("--target", default=R.DEFAULT_TARGET, choices=list(R.TARGETS),
+                   help="Unity runtime: " + ", ".join(f"{t.name} = {t.package} {t.version}" for t in R.TARGETS.values())
+                        + f" (default {R.DEFAULT_TARGET})")
+    p.add_argument("--opset", type=int, default=R.DEFAULT_OPSET,
+                   help=f"ONNX opset of the exported graphs (default {R.DEFAULT_OPSET}; "
+                        f"{R.OPSET_MIN}..{BUILD_OPSET_MAX})")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out (only after success)")
     p.add_argument("--precision", default="recommended", metavar="POLICY",
                    help="recommended (default: llm fp16, flow fp16, hift fp32, campplus fp16), fp32, fp16, or a JSON "
@@ -62,9 +67,9 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 def _cmd_build(args: argparse.Namespace) -> int:
     from packager.build import BuildOptions, build
 
-    if not 7 <= args.opset <= 17:
-        raise PackagerError("unsupported opset", key="--opset", expected="7..17 (Sentis documents 7..15)",
-                            found=str(args.opset))
+    if not R.OPSET_MIN <= args.opset <= BUILD_OPSET_MAX:
+        raise PackagerError("unsupported opset", key="--opset", expected=f"{R.OPSET_MIN}..{BUILD_OPSET_MAX} "
+                            f"(Sentis documents {R.OPSET_MIN}..{R.OPSET_DOCUMENTED_MAX})", found=str(args.opset))
     if args.checkpoint is not None:
         if not args.checkpoint.is_dir():
             raise PackagerError("not a folder", file=str(args.checkpoint),

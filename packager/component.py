@@ -17,7 +17,6 @@ import torch
 
 from packager.checkpoint import Source
 
-DTYPES = {"float32": np.float32, "int32": np.int32}
 Dim = int | str
 
 

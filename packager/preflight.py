@@ -163,12 +163,12 @@ class _Checker:
             alias = " (only its alias \"ai.onnx\", which Sentis does not recognise: it would assume opset 15)"
             self.add("error", "opset-domain", "no opset_import with domain \"\"" + (alias if "ai.onnx" in domains
                                                                                    else ""))
-        elif not 7 <= domains[""] <= 20:
-            self.add("error", "opset-range", f"opset {domains['']} is outside 7..20, the opsets Sentis <= 2.4 "
-                     "has converter branches for")
-        elif domains[""] > 15:
-            self.add("warning", "opset-range", f"opset {domains['']}: Sentis documents 7..15 (16..20 usually "
-                     "import)")
+        elif not R.OPSET_MIN <= domains[""] <= R.OPSET_MAX:
+            self.add("error", "opset-range", f"opset {domains['']} is outside {R.OPSET_MIN}..{R.OPSET_MAX}, the "
+                     "opsets Sentis <= 2.4 has converter branches for")
+        elif domains[""] > R.OPSET_DOCUMENTED_MAX:
+            self.add("warning", "opset-range", f"opset {domains['']}: Sentis documents {R.OPSET_MIN}.."
+                     f"{R.OPSET_DOCUMENTED_MAX} ({R.OPSET_DOCUMENTED_MAX + 1}..{R.OPSET_MAX} usually import)")
 
     # --- nodes: functions, subgraphs, domain, op set, attributes, dtypes (A.3, A.4, A.6-A.9) -----------------------
     def rule_nodes(self) -> None:

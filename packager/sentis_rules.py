@@ -10,6 +10,11 @@ from dataclasses import dataclass
 
 from onnx import TensorProto as T
 
+# --- §1.6 / A.5: opsets -------------------------------------------------------------------------------------------
+OPSET_MIN, OPSET_MAX = 7, 20  # the opsets Sentis <= 2.4 has converter branches for
+OPSET_DOCUMENTED_MAX = 15  # Sentis documents 7..15 (16..20 usually import)
+DEFAULT_OPSET = 15  # what the packager exports (graphs, speech tokenizer) unless told otherwise
+
 # --- §1.1: op types the ONNX importer has a converter branch for -------------------------------------------------
 # Sentis 2.1.3: the 136 op types of ONNXModelConverter.cs (the documented table plus Gelu, Swish, ImageScaler).
 OPS_SENTIS_2_1 = frozenset("""
@@ -37,10 +42,11 @@ _CONTROL = ("control flow: Sentis does not import subgraphs (If/Loop/Scan)",
             "trace with fixed control flow (unroll loops, move data-dependent branches to the host) and re-export")
 _RNN = ("GRU/RNN have no Sentis kernel (only LSTM does)", "decompose the cell into MatMul/Sigmoid/Tanh ops or use LSTM")
 _CONTRIB = ("an onnxruntime contrib op (fused or quantized); Sentis dispatches on op_type only and has no kernel",
-            "export without onnxruntime fusions/optimisations (plain TorchScript export, opset 15)")
+            f"export without onnxruntime fusions/optimisations (plain TorchScript export, opset {DEFAULT_OPSET})")
 _SEQ = ("sequence/optional/string values are not Sentis tensors",
         "keep every value a plain tensor; move string/sequence handling to the host")
-_NEW = ("an opset-21+ op; Sentis <= 2.4 has no converter branch for it", "export at opset 15 (decomposed form)")
+_NEW = (f"an opset-{OPSET_MAX + 1}+ op; Sentis <= 2.4 has no converter branch for it",
+        f"export at opset {DEFAULT_OPSET} (decomposed form)")
 _UNSUPPORTED = ("listed as unsupported by Sentis", "rewrite it with supported ops (see docs/sentis_checker.md)")
 
 HARD_REJECTS: dict[str, tuple[str, str]] = {
@@ -50,7 +56,8 @@ HARD_REJECTS: dict[str, tuple[str, str]] = {
     **dict.fromkeys(["If", "Loop", "Scan"], _CONTROL),
     **dict.fromkeys(["GRU", "RNN"], _RNN),
     "Attention": ("Attention (opset-23 or onnxruntime contrib) has no Sentis kernel",
-                  "export attention as MatMul/Softmax/MatMul (TorchScript exporter, opset 15, no SDPA fusion)"),
+                  f"export attention as MatMul/Softmax/MatMul (TorchScript exporter, opset {DEFAULT_OPSET}, no SDPA "
+                  "fusion)"),
     **dict.fromkeys(["FusedMatMul", "SkipLayerNormalization", "SkipSimplifiedLayerNormalization",
                      "MultiHeadAttention", "GroupQueryAttention", "BiasGelu", "FastGelu", "FusedConv",
                      "EmbedLayerNormalization", "SimplifiedLayerNormalization", "BiasSplitGelu", "QuickGelu"],
@@ -109,7 +116,10 @@ MAX_TENSOR_BYTES = 2 ** 31 - 32  # ModelWriter's per-constant cap (FlatBuffer)
 
 @dataclass(frozen=True)
 class Target:
-    """One Sentis release line and the behaviours that differ between releases (§1.1-§1.7)."""
+    """One Sentis release line and the behaviours that differ between releases (§1.1-§1.7). ``package`` and
+    ``version`` are the UPM package a bundle for this target depends on (its manifest ``target`` and package.json):
+    the release whose importer source these rules were read from (§0: 2.4.1 is a documentation-only fix of 2.4.0,
+    so a project on 2.4.1 satisfies a 2.4.0 dependency)."""
 
     name: str
     package: str
@@ -123,6 +133,13 @@ class Target:
     gelu_tanh: bool  # Gelu approximate="tanh" honoured (2.4: GeluFast)
     roialign_any_mode: bool  # RoiAlign coordinate_transformation_mode other than half_pixel
     strips_colon_zero: bool  # importer strips a trailing ":0" from I/O names (<= 2.3)
+    namespace: str = "Unity.InferenceEngine"  # the C# namespace of the package's API
+    backend: str = "CPU"  # the Sentis backend bundles are built and checked for
+
+    def manifest(self) -> dict[str, str]:
+        """The manifest's ``target`` section for this target (schemas/manifest.schema.json ``target``)."""
+        return {"runtime": self.name, "unity_package": self.package, "package_version": self.version,
+                "namespace": self.namespace, "backend": self.backend}
 
 
 TARGETS: dict[str, Target] = {
@@ -133,9 +150,12 @@ TARGETS: dict[str, Target] = {
     "sentis-2.1": Target("sentis-2.1", "com.unity.sentis", "2.1.3", OPS_SENTIS_2_1, FLOAT_ONLY_SENTIS_2_1,
                          frozenset([T.FLOAT, T.INT32, T.INT64]), convtranspose_group_dilations=False,
                          constant_value_attrs=False, scatter_min_max=False, gelu_tanh=False, roialign_any_mode=False,
-                         strips_colon_zero=True),
+                         strips_colon_zero=True, namespace="Unity.Sentis"),
 }
 DEFAULT_TARGET = "ie-2.4"
+# name -> the manifest's target section without "runtime" (what the build writes, package.json depends on)
+MANIFEST_TARGETS: dict[str, dict[str, str]] = {
+    n: {k: v for k, v in t.manifest().items() if k != "runtime"} for n, t in TARGETS.items()}
 
 # --- the fix for each rule id of packager.preflight (docs/sentis_checker.md explains each rule) --------------------
 FIXES: dict[str, str] = {
@@ -153,7 +173,7 @@ FIXES: dict[str, str] = {
     "onnx-checker": "fix the exporter output; Sentis assumes a valid graph",
     "shape-inference": "make the graph pass onnx.shape_inference.infer_shapes(model, strict_mode=True)",
     "opset-domain": "set the default-domain opset_import entry's domain to \"\"",
-    "opset-range": "export at opset 15",
+    "opset-range": f"export at opset {DEFAULT_OPSET}",
     "node-domain": "export without onnxruntime fusions (plain ONNX ops only)",
     "op-rejected": "see the op's own message (sentis_rules.HARD_REJECTS)",
     "op-not-supported": "rewrite it with supported ops, or pick a target that has it (docs/sentis_checker.md)",

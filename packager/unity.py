@@ -22,8 +22,9 @@ from typing import Any
 from packager import GENERATOR_NAME
 from packager.bundle import MANIFEST_FILE, PACKAGE_FILE, check_file, listed_files, open_manifest
 from packager.errors import PackagerError
+from packager.sentis_rules import TARGETS
 
-RUNTIME_PACKAGES = ("com.unity.ai.inference", "com.unity.sentis")
+RUNTIME_PACKAGES = tuple(dict.fromkeys(t.package for t in TARGETS.values()))
 BATCH_COMMAND = ("Unity -batchmode -nographics -projectPath {project} -runTests -testPlatform EditMode "
                  "-testResults results.xml -logFile -")
 

@@ -28,6 +28,7 @@ import numpy as np
 from packager import GENERATOR_NAME, __version__
 from packager import bundle as B
 from packager.errors import PackagerError
+from packager.sentis_rules import DEFAULT_TARGET, TARGETS
 from packager.tolerance import compare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,12 +234,11 @@ def mini_bundle(root: Path) -> dict[str, Any]:
     files["Models/enc.onnx"], files["Models/step.onnx"] = model_a, model_b
     g = "Golden~/demo"
     manifest = {
-        "format_version": 1,
+        "format_version": B.FORMAT_VERSION,
         "generator": {"name": GENERATOR_NAME, "version": __version__},
         "bundle": {"name": "vectors", "package": "com.example.vectors"},
         "source": {"kind": "preset", "preset": "tiny", "seed": 0, "model_id": "cd" * 32},
-        "target": {"runtime": "ie-2.4", "unity_package": "com.unity.ai.inference", "package_version": "2.4.1",
-                   "namespace": "Unity.InferenceEngine", "backend": "CPU"},
+        "target": TARGETS[DEFAULT_TARGET].manifest(),
         "components": [{
             "name": "demo", "description": "vector bundle",
             "constants": {"sample_rate": 24000, "nested": {"a": [1, 2.5, "x", None, True]}},

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from packager.checkpoint import Source, check_state_dict
+from packager.checkpoint import CONFIG_FILE, Source, check_state_dict
 from packager.component import Component, ComponentBuild, GoldenCase, GraphDef, HostData, TensorSpec, Tolerance
 from packager.components.flow_model import MEL_BINS, SPK_DIM, FlowConfig, FlowModel
 from packager.config import Tagged, require
@@ -100,7 +100,7 @@ def load_model(source: Source) -> FlowModel:
         model = FlowModel(TINY)
         randomize(model, source.seed)
     else:
-        model = FlowModel(config_from_yaml(source.config(), "cosyvoice3.yaml"))
+        model = FlowModel(config_from_yaml(source.config(), CONFIG_FILE))
         sd = source.state_dict(FLOW_FILE)
         check_state_dict(sd, {k: v.shape for k, v in model.state_dict().items()}, FLOW_FILE)
         model.load_state_dict(sd, strict=True)
@@ -170,7 +170,7 @@ ESTIMATOR_OUT = [f32("estimator_out", (2, MEL_BINS, "n_frames"), "velocity per r
 
 class Flow(Component):
     name = "flow"
-    checkpoint_files = ("cosyvoice3.yaml", FLOW_FILE)
+    checkpoint_files = (CONFIG_FILE, FLOW_FILE)
     description = "token frontend + DiT estimator (CFM velocity field); Euler/CFG loop on the host"
 
     def build(self, source: Source) -> ComponentBuild:

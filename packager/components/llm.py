@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from packager.checkpoint import QWEN_CONFIG, Source
+from packager.checkpoint import CONFIG_FILE, QWEN_CONFIG, Source
 from packager.component import Component, ComponentBuild, GoldenCase, GraphDef, TensorSpec, Tolerance
 from packager.components.llm_model import TINY, CosyVoice3LM, LLMConfig, load_llm, random_state_dict
 from packager.config import Tagged, require
@@ -20,7 +20,6 @@ from packager.errors import CheckpointError
 from packager.host.llm_generate import build_prompt
 from packager.text_tokenizer import NO_TOKENIZER, bundle_tokenizer
 
-CONFIG_FILE = "cosyvoice3.yaml"
 LLM_FILE = "llm.pt"
 # Upstream inference() defaults (not in the yaml): min/max number of speech tokens per target-text token.
 MIN_LEN_RATIO, MAX_LEN_RATIO = 2, 20

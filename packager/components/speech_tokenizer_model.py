@@ -42,9 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from packager import GENERATOR_NAME
+from packager.sentis_rules import DEFAULT_OPSET
+
 INPUT_NAMES = ("feats", "feats_length")
 OUTPUT_NAME = "indices"
-DEFAULT_OPSET = 15
 MASK_BIAS = -1.0e10  # additive attention bias of padded keys
 FSQ_SCALE = 0.9990000128746033  # float32(0.999): keeps |tanh| * scale < 1 so that round() never reaches +-1.5
 
@@ -290,7 +292,7 @@ def export_onnx(model: SpeechTokenizerV3, opset: int = DEFAULT_OPSET) -> bytes:
 
 
 def _normalise(model: onnx.ModelProto) -> None:
-    model.producer_name = "cosyvoice3-unity-packager"
+    model.producer_name = GENERATOR_NAME
     model.producer_version = ""
     model.doc_string = ""
     del model.metadata_props[:]

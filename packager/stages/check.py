@@ -11,13 +11,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import onnx
 
+from packager.bundle import DTYPES
 from packager.component import GoldenCase, TensorSpec
 from packager.errors import InputError, VerificationError
 from packager.onnx_utils import run_onnx, session
 from packager.tolerance import METRICS, Verdict, compare
-
-DTYPES = {"float32": np.float32, "int32": np.int32}
-
 
 def validate_inputs(graph: str, specs: Sequence[TensorSpec] | Sequence[Mapping[str, Any]],
                     inputs: Mapping[str, np.ndarray], where: str = "") -> None:

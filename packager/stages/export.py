@@ -11,11 +11,11 @@ import warnings
 import onnx
 import torch
 
+from packager import GENERATOR_NAME
 from packager.component import GraphDef
 from packager.errors import PackagerError
 from packager.graph_rewrites import upgrade_opset
-
-DEFAULT_OPSET = 15
+from packager.sentis_rules import DEFAULT_OPSET
 
 
 def _dynamic_axes(g: GraphDef) -> dict[str, dict[int, str]]:
@@ -46,7 +46,7 @@ def export_module(g: GraphDef, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
 
 def finalize(model: onnx.ModelProto, g: GraphDef) -> onnx.ModelProto:
     """Deterministic, self-describing metadata; strip doc strings; check; name the I/O exactly as the specs."""
-    model.producer_name = "cosyvoice3-unity-packager"
+    model.producer_name = GENERATOR_NAME
     model.producer_version = ""
     model.doc_string = ""
     del model.metadata_props[:]

@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from packager.bundle import DATA_DIR, GOLDEN_DIR  # noqa: F401  (DATA_DIR: re-exported for the build)
 from packager.errors import PackagerError
 
 if TYPE_CHECKING:  # torch-free at run time: voice packs and synth write/read arrays with these helpers
     from packager.component import GoldenCase
-
-GOLDEN_DIR = "Golden~"
-DATA_DIR = "Data"
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:

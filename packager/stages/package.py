@@ -1,26 +1,18 @@
 """Package stage: save graphs, write manifest.json (schema-validated), the UPM package.json and a short README."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import onnx
 
+from packager.bundle import MODELS_DIR
+from packager.bundle import sha256_file as _sha
 from packager.bundle import validate_manifest  # noqa: F401  (re-exported: the schema check lives in bundle.py)
 from packager.onnx_utils import opset_of, weight_bytes
-
-MODELS_DIR = "Models"
+from packager.sentis_rules import MANIFEST_TARGETS
 INLINE_LIMIT = 1_800_000_000  # bytes: above this a graph's weights go to one contiguous external-data file
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
@@ -58,7 +50,8 @@ def _package_json(manifest: dict[str, Any]) -> dict[str, Any]:
         "description": "CosyVoice3 ONNX graphs, host constants and golden tensors for Unity "
                        f"{t['unity_package']} {t.get('package_version', '')}".rstrip(),
         "unity": "6000.0",
-        "dependencies": {t["unity_package"]: t.get("package_version", "2.4.1")},
+        "dependencies": {t["unity_package"]: t.get("package_version")
+                         or MANIFEST_TARGETS[t["runtime"]]["package_version"]},
     }
 
 

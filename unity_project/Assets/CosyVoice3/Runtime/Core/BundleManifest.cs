@@ -81,6 +81,9 @@ namespace CosyVoice3.Bundles
 
     public sealed partial class BundleManifest
     {
+        /// <summary>generator.name of every bundle (packager GENERATOR_NAME, the schema's const).</summary>
+        public const string Generator = "cosyvoice3-unity-packager";
+
         public string GeneratorName, GeneratorVersion, BundleName, BundlePackage;
         public string SourceKind, SourcePreset, SourceName;
         public string ModelId;   // source.model_id: the model's identity; voice packs are tied to it
@@ -103,7 +106,7 @@ namespace CosyVoice3.Bundles
             var gen = root.Get("generator");
             r.Object(gen, new[] { "name", "version" }, new string[0]);
             m.GeneratorName = r.Str(gen, "name");
-            if (m.GeneratorName != "cosyvoice3-unity-packager") throw r.Err(gen.Get("name"), "unknown generator", "cosyvoice3-unity-packager", m.GeneratorName);
+            if (m.GeneratorName != Generator) throw r.Err(gen.Get("name"), "unknown generator", Generator, m.GeneratorName);
             m.GeneratorVersion = r.Str(gen, "version", "^[0-9]+\\.[0-9]+\\.[0-9]+");
             var b = root.Get("bundle");
             r.Object(b, new[] { "name", "package" }, new string[0]);

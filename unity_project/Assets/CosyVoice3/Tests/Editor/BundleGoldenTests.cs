@@ -30,7 +30,7 @@ namespace CosyVoice3.Bundles.Tests
             foreach (var d in all)
             {
                 string m = Path.Combine(d, Bundle.ManifestFile);
-                if (File.Exists(m) && File.ReadAllText(m).Contains("\"cosyvoice3-unity-packager\"")) dirs.Add(d.Replace('\\', '/'));
+                if (File.Exists(m) && File.ReadAllText(m).Contains("\"" + BundleManifest.Generator + "\"")) dirs.Add(d.Replace('\\', '/'));
             }
             return dirs;
         }
