@@ -7,10 +7,10 @@ Only the bundle is used: its graphs, its manifest constants and its host data, d
     -> HiFT (noise rows [0, 480 T) of the shipped table, continued past it) -> waveform
 
 Non-streaming reproduces upstream ``CosyVoice3Model.tts(stream=False)``. ``stream=True`` follows upstream's
-streaming schedule (README "Orchestration"): token hops 25 -> 50 -> 100 (the first padded so that prompt + hop is a
-multiple of 25), each chunk re-running the flow on prompt + all tokens so far + the look-ahead tokens with the
-chunked attention mask and ``finalize=False``, HiFT re-run on the accumulated mel emitting only new samples, and a
-final ``finalize=True`` call.
+streaming schedule (README "Orchestration"; the flow constants' ``stream`` entry): token hops 25 -> 50 -> 100 (the
+first padded so that prompt + hop is a multiple of 25), each chunk re-running the flow on prompt + all tokens so
+far + the look-ahead tokens with the chunked attention mask and ``finalize=False``, HiFT re-run on the accumulated
+mel emitting only new samples, and a final ``finalize=True`` call.
 """
 from __future__ import annotations
 
@@ -42,9 +42,6 @@ CASE_KEYS = {  # upstream frontend names -> (kind, shape pattern)
     "llm_embedding": ("float", (1, None)),
     "flow_embedding": ("float", (1, None)),
 }
-TOKEN_HOP = 25
-TOKEN_MAX_HOP = 100
-STREAM_SCALE = 2
 
 
 @dataclass
@@ -125,7 +122,8 @@ def _check_ranges(p: Pipeline, case: Mapping[str, np.ndarray]) -> None:
         if a.size and (a.min() < 0 or a.max() >= high):
             raise InputError("id out of range", key=key, expected=f"ids in [0, {high})",
                              found=f"[{int(a.min())}, {int(a.max())}]")
-    dims = {"llm_embedding": 192, "flow_embedding": int(flow["spk_embed_dim"])}
+    # upstream's frontend gives both the same CAMPPlus embedding (the CosyVoice3 LM does not read llm_embedding)
+    dims = {"llm_embedding": int(flow["spk_embed_dim"]), "flow_embedding": int(flow["spk_embed_dim"])}
     for key, dim in dims.items():
         if case[key].shape[1] != dim:
             raise InputError("wrong shape", key=key, expected=f"[1, {dim}]", found=str(list(case[key].shape)))
@@ -199,17 +197,23 @@ class _Streamer:
     def __init__(self, p: Pipeline, case: Mapping[str, np.ndarray],
                  on_audio: Callable[[np.ndarray], None] | None) -> None:
         self.p, self.case, self.on_audio = p, case, on_audio
-        self.ratio = int(p.constants["flow"]["token_mel_ratio"])
-        self.lookahead = int(p.constants["flow"]["pre_lookahead_len"])
+        flow = p.constants["flow"]
+        self.ratio = int(flow["token_mel_ratio"])
+        self.lookahead = int(flow["pre_lookahead_len"])
+        if "stream" not in flow:
+            raise PackagerError("the bundle's flow constants have no streaming schedule (built by an older "
+                                "packager); rebuild it", key="flow.constants.stream")
+        self.token_hop, self.max_hop, self.scale = (int(flow["stream"][k]) for k in ("token_hop", "token_max_hop",
+                                                                                     "scale"))
         n_prompt = case["flow_prompt_speech_token"].shape[1]
-        self.hop = TOKEN_HOP + (-n_prompt % TOKEN_HOP)  # pad the first hop: prompt + hop is a multiple of 25
+        self.hop = self.token_hop + (-n_prompt % self.token_hop)  # pad the first hop: prompt + hop, a whole hop
         self.offset, self.mel_acc, self.emitted, self.pieces = 0, None, 0, []
 
     def push(self, tokens: np.ndarray) -> None:
         while tokens.shape[1] - self.offset >= self.hop + self.lookahead:
             self._emit(tokens[:, :self.offset + self.hop + self.lookahead], finalize=False)
             self.offset += self.hop
-            self.hop = min(TOKEN_MAX_HOP, self.hop * STREAM_SCALE)
+            self.hop = min(self.max_hop, self.hop * self.scale)
 
     def finish(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
         self._emit(tokens, finalize=True)

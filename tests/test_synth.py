@@ -1,11 +1,13 @@
 """End-to-end synthesis over a bundle: parity with upstream tts() on tiny_a, streaming, bad input."""
 from __future__ import annotations
 
+import copy
 import wave
 
 import numpy as np
 import pytest
 
+from packager.errors import PackagerError
 from packager.synth import CASE_KEYS, Pipeline, synthesize
 from tests.conftest import run_cli
 
@@ -63,6 +65,28 @@ def test_streaming_schedule(tiny_a_bundle, case):
     assert s["mel"].shape[2] == 2 * n
     assert s["speech"].shape[1] == 480 * s["mel"].shape[2]
     assert np.isfinite(s["speech"]).all() and np.abs(s["speech"]).max() <= 0.99
+
+
+def test_streaming_schedule_comes_from_the_manifest(tiny_a_bundle, case):
+    """The hops are the flow constants' ``stream`` entry (C# reads the same): a first hop longer than the utterance
+    leaves one chunk; a manifest without the schedule is refused for streaming, not guessed."""
+    p = Pipeline.open(tiny_a_bundle)
+    assert {k: p.constants["flow"]["stream"][k] for k in ("token_hop", "token_max_hop", "scale")} == \
+        {"token_hop": 25, "token_max_hop": 100, "scale": 2}
+    long = dict(case, text=np.tile(case["text"], (1, 6)))
+
+    def chunks(constants) -> int:
+        pieces: list = []
+        synthesize(Pipeline(p.runners, constants, p.data), long, stream=True, on_audio=pieces.append)
+        return len(pieces)
+
+    assert chunks(p.constants) > 1
+    flow = copy.deepcopy(p.constants["flow"])
+    flow["stream"]["token_hop"] = 10_000
+    assert chunks({**p.constants, "flow": flow}) == 1
+    del flow["stream"]
+    with pytest.raises(PackagerError, match="streaming schedule"):
+        chunks({**p.constants, "flow": flow})
 
 
 def test_ras_sampling_is_seeded(tiny_a_bundle, case):

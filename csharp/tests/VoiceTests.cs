@@ -195,6 +195,20 @@ namespace CosyVoice3.Tests
         }
 
         [Test]
+        public void SynthesizerReadsStreamScheduleAndEmbeddingWidthFromTheManifest()
+        {
+            if (string.IsNullOrEmpty(VoiceVectors.Dir)) return;
+            var flow = VoiceVectors.TheBundle.Component("flow").Constants;
+            var stream = Constants.Node(flow, "stream");
+            var s = VoiceVectors.NoGraphs;
+            Assert.AreEqual(Constants.Int(stream, "token_hop"), s.TokenHop, "token_hop");
+            Assert.AreEqual(Constants.Int(stream, "token_max_hop"), s.TokenMaxHop, "token_max_hop");
+            Assert.AreEqual(Constants.Int(stream, "scale"), s.StreamScale, "scale");
+            Assert.AreEqual(Constants.Int(flow, "spk_embed_dim"), s.LlmEmbeddingDim, "llm_embedding width");
+            Assert.AreEqual(Constants.Int(flow, "spk_embed_dim"), s.Flow.SpkEmbedDim, "flow_embedding width");
+        }
+
+        [Test]
         public void TheVectorVoiceReadsLikeNumpy()
         {
             if (string.IsNullOrEmpty(VoiceVectors.Dir)) return;
@@ -202,7 +216,7 @@ namespace CosyVoice3.Tests
             string dir = VoiceVectors.Index.Get("voice").StringValue;
             Assert.AreEqual(HostVectors.IntsJson(Npy.ReadFile(Path.Combine(dir, "prompt_text.npy.bytes")).Ints), HostVectors.IntsJson(pack.PromptText), "prompt_text");
             HostVectors.AssertBitEqual(Npy.ReadFile(Path.Combine(dir, "prompt_speech_feat.npy.bytes")), pack.PromptSpeechFeat, "prompt_speech_feat");
-            Assert.AreEqual(VoicePack.EmbeddingDim, pack.Embedding.Length, "embedding size");
+            Assert.AreEqual(Constants.Int(VoiceVectors.TheBundle.Component("flow").Constants, "spk_embed_dim"), pack.Embedding.Length, "embedding size");
             Assert.AreEqual(pack.TokenMelRatio * pack.PromptSpeechToken.Length, pack.PromptSpeechFeat.Shape[1], "frames");
             Assert.AreEqual(VoiceVectors.TheBundle.Manifest.ModelId, pack.ModelId, "model id");
             Assert.IsTrue(pack.PromptTextString.StartsWith(VoicePack.SystemPrompt + Qwen2Tokenizer.EndOfPrompt, StringComparison.Ordinal), "prompt text");

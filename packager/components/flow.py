@@ -226,7 +226,18 @@ class Flow(Component):
             "noise": "flow_noise", "noise_slice": "x0 = flow_noise[:, :, :T], T = mu frames",
             "output_slice": "mel = x[:, :, P*R:]",
             "finalize_false": "mu = mu[:, :, :(N - pre_lookahead_len) * token_mel_ratio] (right-context tokens)",
+            "stream": {**STREAM_SCHEDULE, "rule": STREAM_RULE},
         }
+
+
+# Upstream CosyVoice3Model's streaming token2wav schedule (cosyvoice/cli/model.py, not in the yaml): token hops
+# 25 -> 50 -> 100 (shared/design/cosyvoice3.md "Stream"). Read by packager/synth.py and the C# Synthesizer.
+STREAM_SCHEDULE = {"token_hop": 25, "token_max_hop": 100, "scale": 2}
+STREAM_RULE = ("first hop = token_hop + (-P mod token_hop) (P prompt tokens: prompt + hop is a multiple of token_hop); "
+               "offset = 0; while tokens - offset >= hop + pre_lookahead_len: run the flow (streaming, "
+               "finalize=false) on tokens[:offset + hop + pre_lookahead_len], keep its mel from frame "
+               "offset * token_mel_ratio, offset += hop, hop = min(token_max_hop, hop * scale); at the end run it "
+               "on all tokens with finalize=true")
 
 
 # Tolerances, from measured ORT-vs-torch max |diff| on the goldens (tests/components/test_flow.py prints them):

@@ -107,7 +107,7 @@ namespace CosyVoice3.Host
 
         /// <summary>
         /// flow.inference over the graphs (euler_cfg.synthesize). token [K] and promptToken [P] ids; promptFeat
-        /// [1, P*R, 80] (time-major, as upstream takes it); embedding [192]. Returns mel [1, 80, K*R] (finalize) or
+        /// [1, P*R, 80] (time-major, as upstream takes it); embedding [SpkEmbedDim]. Returns mel [1, 80, K*R] (finalize) or
         /// [1, 80, (K - Lk)*R] (finalize = false: the look-ahead tokens' frames are dropped).
         /// </summary>
         public NpyArray Synthesize(int[] token, int[] promptToken, NpyArray promptFeat, float[] embedding, bool streaming = false, bool finalize = true)

@@ -19,7 +19,7 @@ namespace CosyVoice3.Host
     {
         public int[] Text, PromptText, LlmPromptSpeechToken, FlowPromptSpeechToken;
         public NpyArray PromptSpeechFeat;   // float32 [1, P * token_mel_ratio, 80]
-        public float[] LlmEmbedding, FlowEmbedding;   // [192] each
+        public float[] LlmEmbedding, FlowEmbedding;   // [spk_embed_dim] each (the flow constants)
 
         public static readonly string[] Keys =
         {
@@ -27,7 +27,7 @@ namespace CosyVoice3.Host
             "llm_embedding", "flow_embedding",
         };
 
-        /// <summary>From arrays named as in synth.CASE_KEYS (ids int32 [1, n], feat [1, N, 80], embeddings [1, 192]).</summary>
+        /// <summary>From arrays named as in synth.CASE_KEYS (ids int32 [1, n], feat [1, N, 80], embeddings [1, spk_embed_dim]).</summary>
         public static SynthesisCase FromArrays(IDictionary<string, NpyArray> a)
         {
             foreach (var k in Keys)
@@ -116,7 +116,6 @@ namespace CosyVoice3.Host
 
     public sealed class Synthesizer
     {
-        public const int TokenHop = 25, TokenMaxHop = 100, StreamScale = 2;
         public const string HiftGraph = "hift";
 
         readonly IGraphRunner runner;
@@ -125,7 +124,12 @@ namespace CosyVoice3.Host
         public readonly EulerCfg Flow;
         public readonly HiftNoise Noise;
         readonly string noiseInput;
-        public readonly int SamplesPerFrame, SampleRate, StreamTrimFrames, LlmEmbeddingDim = 192;
+        public readonly int SamplesPerFrame, SampleRate, StreamTrimFrames;
+        /// <summary>The streaming token2wav schedule (flow constants "stream"): first hop, largest hop, growth factor.</summary>
+        public readonly int TokenHop, TokenMaxHop, StreamScale;
+        /// <summary>Width of llm_embedding: upstream's frontend passes the same CAMPPlus embedding as flow_embedding
+        /// (flow constants spk_embed_dim); the CosyVoice3 LM does not read it.</summary>
+        public int LlmEmbeddingDim { get { return Flow.SpkEmbedDim; } }
         /// <summary>The bundle's text tokenizer (set by FromBundle when the bundle ships one); needed for text input.</summary>
         public Qwen2Tokenizer Tokenizer { get; set; }
         /// <summary>The bundle's manifest (set by FromBundle): a voice pack's model_id is checked against it.</summary>
@@ -143,6 +147,10 @@ namespace CosyVoice3.Host
             SamplesPerFrame = Constants.Int(hiftConstants, "samples_per_frame");
             SampleRate = Constants.Int(hiftConstants, "sample_rate");
             StreamTrimFrames = Constants.Int(Constants.Node(hiftConstants, "finalize"), "stream_trim_frames");
+            var stream = Constants.Node(flowConstants, "stream");
+            TokenHop = Constants.Int(stream, "token_hop");
+            TokenMaxHop = Constants.Int(stream, "token_max_hop");
+            StreamScale = Constants.Int(stream, "scale");
         }
 
         /// <summary>From an installed bundle: constants from its manifest, host data read and sha256-checked from its files.</summary>
@@ -371,7 +379,7 @@ namespace CosyVoice3.Host
                 this.onAudio = onAudio;
                 bins = s.Flow.MelBins;
                 int nPrompt = c.FlowPromptSpeechToken.Length;
-                hop = TokenHop + ((TokenHop - nPrompt % TokenHop) % TokenHop);   // prompt + hop is a multiple of 25
+                hop = s.TokenHop + ((s.TokenHop - nPrompt % s.TokenHop) % s.TokenHop);   // prompt + hop is a multiple of TokenHop
             }
 
             public void Push(IList<int> tokens)
@@ -380,7 +388,7 @@ namespace CosyVoice3.Host
                 {
                     Emit(tokens, offset + hop + s.Flow.Lookahead, false);
                     offset += hop;
-                    hop = Math.Min(TokenMaxHop, hop * StreamScale);
+                    hop = Math.Min(s.TokenMaxHop, hop * s.StreamScale);
                 }
             }
 

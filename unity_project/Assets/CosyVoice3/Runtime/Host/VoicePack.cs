@@ -22,7 +22,6 @@ namespace CosyVoice3.Host
         public const string VoiceFile = "voice.json";
         public const string Suffix = ".voice";
         public const string SystemPrompt = "You are a helpful assistant.";   // upstream's CosyVoice3 prompt prefix
-        public const int EmbeddingDim = 192;
 
         /// <summary>The four arrays in voice.json order, with their dtype and rank (voicepack.ARRAYS).</summary>
         public static readonly string[] ArrayNames = { "prompt_text", "prompt_speech_token", "prompt_speech_feat", "embedding" };
@@ -42,7 +41,7 @@ namespace CosyVoice3.Host
         public int[] PromptSpeechToken { get; private set; }
         /// <summary>float32 [1, TokenMelRatio * tokens, 80]: the reference's 24 kHz Matcha mel, time-major.</summary>
         public NpyArray PromptSpeechFeat { get; private set; }
-        /// <summary>[192] CAMPPlus speaker embedding: upstream's llm_embedding and flow_embedding.</summary>
+        /// <summary>CAMPPlus speaker embedding (the bundle's flow spk_embed_dim values): upstream's llm_embedding and flow_embedding.</summary>
         public float[] Embedding { get; private set; }
         public int TokenMelRatio { get; private set; }
         /// <summary>voice.json reference.transcript: the words spoken in the reference.</summary>
