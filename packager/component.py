@@ -21,6 +21,15 @@ Dim = int | str
 
 
 @dataclass(frozen=True)
+class NodeScope:
+    """A ``GraphDef.keep_float32`` entry naming every node of the exported graph whose name starts with ``prefix``
+    (a module path of the torch export, e.g. ``"/m_source/"``): lets a component declare a whole sub-network before
+    the node names exist."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
 class TensorSpec:
     """A graph input or output. ``shape`` holds ints for fixed dims and snake_case names for symbolic ones."""
 
@@ -88,8 +97,9 @@ class GraphDef:
     Exactly one of ``module`` (a torch export wrapper whose ``forward`` takes the inputs in ``inputs`` order and
     returns the outputs in ``outputs`` order) or ``onnx_model`` (an existing graph, e.g. the shipped campplus.onnx)
     is set. ``example_inputs`` are tracing inputs for ``module``. ``rewrite`` (optional) edits the exported
-    ModelProto (Sentis fixes) and must return an equivalent graph. ``keep_float32`` names initializers/nodes a
-    reduced-precision policy must not touch.
+    ModelProto (Sentis fixes) and must return an equivalent graph; it never decides precision. ``keep_float32`` is
+    this graph's precision declaration: node, initializer or tensor names, and ``NodeScope``s, that a
+    reduced-precision policy keeps float32 (their nodes and consumers; ``stages/convert.keep_nodes``).
     """
 
     name: str
@@ -101,7 +111,7 @@ class GraphDef:
     example_inputs: tuple[torch.Tensor, ...] | None = None
     onnx_model: onnx.ModelProto | None = None
     rewrite: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None
-    keep_float32: Sequence[str] = ()
+    keep_float32: Sequence[str | NodeScope] = ()
     description: str = ""
     timeout_ms: int = 60_000  # for the Unity test of one case (import + run), CPU backend
 
@@ -127,11 +137,14 @@ class Component(ABC):
 
     ``checkpoint_files`` lists the files this component reads from an upstream checkpoint folder (relative paths);
     ``build`` loads (preset or checkpoint, strictly), and returns the graph definitions, constants and data.
+    ``recommended_precision`` is what ``--precision recommended`` (the default) gives this component's graphs:
+    one of ``packager.precision.PRECISIONS`` but ``int8``, chosen by measurement (docs/precision.md).
     """
 
     name: str
     checkpoint_files: tuple[str, ...] = ()
     description: str = ""
+    recommended_precision: str = "fp32"
 
     @abstractmethod
     def build(self, source: Source) -> ComponentBuild:

@@ -13,26 +13,27 @@ A policy names, for every component, one precision and optional extra keep-float
 
 ``--precision`` takes ``recommended`` (the default), ``fp32``, ``fp16`` or the path of a JSON file::
 
-    {"llm": "fp16", "flow": {"precision": "fp16", "keep_float32": ["/dit/Softmax"]}, "hift": "fp32"}
+    {"<component>": "fp16", "<another component>": {"precision": "fp16", "keep_float32": ["<node name>"]}}
 
-Components the file does not name get their ``recommended`` precision. ``keep_float32`` entries are node names,
-initializer names or tensor names of the exported graph (``packager inspect`` / Netron show them).
+(docs/precision.md has a real one). Components the file does not name get their ``recommended`` precision.
+``keep_float32`` entries are node names, initializer names or tensor names of the exported graph (``packager
+inspect`` / Netron show them).
+
+This module is generic: it knows no component by name and no graph's tensor names. Each component declares its own
+facts (``Component.recommended_precision``, ``GraphDef.keep_float32``); here are only rules about op types.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from packager.errors import PackagerError
 
 PRECISIONS = ("fp32", "fp16", "uint8", "int8")
+RECOMMENDABLE = ("fp32", "fp16", "uint8")  # int8 is not importable by Sentis: only on request
 NAMED_POLICIES = ("recommended", "fp32", "fp16")
-# Why these: docs/precision.md "Recommended" (measured on the tiny preset and tiny_a, benchmarks/precision_report.py).
-# HiFT stays fp32: its STFT/iSTFT bases and the phase path are where fp16 rounding is audible, and Sentis's own
-# uint8/float16 weight quantization cannot exclude a constant, so only fp32 keeps the bases exact.
-RECOMMENDED: dict[str, str] = {"llm": "fp16", "flow": "fp16", "hift": "fp32", "campplus": "fp16"}
 # The ModelQuantizer step the Unity side runs after import, per precision ("none" when the file is final).
 UNITY_QUANTIZATION = {"fp32": "none", "fp16": "float16", "uint8": "uint8", "int8": "none"}
 
@@ -44,9 +45,6 @@ KEEP_FLOAT32_OPS: tuple[str, ...] = (
     "Range", "CumSum", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
     "Pow", "Sqrt", "Reciprocal", "BatchNormalization", "InstanceNormalization", "LayerNormalization",
 )
-# Initializer-name fragments of DSP constants (STFT/iSTFT bases, windows, mel matrices): their fp16 rounding error
-# lands directly in spectra. Components can name more in GraphDef.keep_float32.
-KEEP_FLOAT32_NAME_PARTS: tuple[str, ...] = ("dft", "stft", "basis", "window", "mel")
 
 
 @dataclass(frozen=True)
@@ -67,34 +65,53 @@ class ComponentPolicy:
 
 @dataclass(frozen=True)
 class PrecisionPlan:
-    """The policy of one build: ``name`` (recommended/fp32/fp16/the JSON file's name) and a policy per component."""
+    """The policy of one build: ``name`` (recommended/fp32/fp16/the JSON file's name), a policy per component, and
+    the components' recommended precisions (for a component the plan does not list)."""
 
     name: str = "fp32"
     components: Mapping[str, ComponentPolicy] = field(default_factory=dict)
+    recommended: Mapping[str, str] = field(default_factory=dict)
 
     def for_component(self, component: str) -> ComponentPolicy:
-        return self.components.get(component, ComponentPolicy(_default(self.name, component)))
+        return self.components.get(component, ComponentPolicy(_default(self.name,
+                                                                       self.recommended.get(component, "fp32"))))
 
 
-def _default(policy: str, component: str) -> str:
-    if policy in ("fp32", "fp16"):
-        return policy
-    return RECOMMENDED.get(component, "fp32")
+def _default(policy: str, recommended: str) -> str:
+    return policy if policy in ("fp32", "fp16") else recommended
 
 
-def plan(value: str | Path | None, components: list[str]) -> PrecisionPlan:
-    """``--precision`` -> a plan for ``components``. A name, or a JSON file (see the module docstring)."""
+def recommended_precisions(names: Sequence[str]) -> dict[str, str]:
+    """name -> the precision that component declares (``Component.recommended_precision``), from the registry."""
+    from packager import registry  # imported here: the registry imports the components (and torch)
+
+    out = {n: registry.get(n).recommended_precision for n in names}
+    for n, p in out.items():
+        if p not in RECOMMENDABLE:
+            raise PackagerError("component declares an unknown recommended precision", key=n,
+                                expected=", ".join(RECOMMENDABLE), found=repr(p))
+    return out
+
+
+def plan(value: str | Path | None, components: Sequence[str] | Mapping[str, str]) -> PrecisionPlan:
+    """``--precision`` -> a plan for ``components``. A name, or a JSON file (see the module docstring).
+
+    ``components``: the names being built (their recommended precisions come from the components themselves), or a
+    mapping name -> recommended precision."""
+    recommended = dict(components) if isinstance(components, Mapping) else recommended_precisions(components)
+    names = list(recommended)
     text = "recommended" if value is None else str(value)
     if text in NAMED_POLICIES:
-        return PrecisionPlan(text, {c: ComponentPolicy(_default(text, c)) for c in components})
+        return PrecisionPlan(text, {c: ComponentPolicy(_default(text, recommended[c])) for c in names}, recommended)
     path = Path(text)
     if not path.suffix.lower() == ".json" and not path.exists():
         raise PackagerError(f"unknown precision policy {text!r}", key="--precision",
                             expected="recommended, fp32, fp16 or a .json file")
-    return PrecisionPlan(path.name, _from_json(path, components))
+    return PrecisionPlan(path.name, _from_json(path, recommended), recommended)
 
 
-def _from_json(path: Path, components: list[str]) -> dict[str, ComponentPolicy]:
+def _from_json(path: Path, recommended: Mapping[str, str]) -> dict[str, ComponentPolicy]:
+    components = list(recommended)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -108,7 +125,7 @@ def _from_json(path: Path, components: list[str]) -> dict[str, ComponentPolicy]:
     if unknown:
         raise PackagerError("names a component that is not being built", file=str(path), key=unknown[0],
                             expected=", ".join(components))
-    out = {c: ComponentPolicy(RECOMMENDED.get(c, "fp32")) for c in components}
+    out = {c: ComponentPolicy(recommended[c]) for c in components}
     for comp, entry in data.items():
         out[comp] = _entry(path, comp, entry)
     return out

@@ -20,6 +20,45 @@ def test_recommended_is_the_default():
     assert plan.for_component("hift").unity_quantization == "none"
 
 
+def test_recommendations_are_declared_by_the_components():
+    """precision.py knows no component: the plan takes each one's declared recommended_precision, or any mapping."""
+    from pathlib import Path
+
+    from packager import registry
+
+    assert P.recommended_precisions(COMPONENTS) == {n: registry.get(n).recommended_precision for n in COMPONENTS}
+    plan = P.plan("recommended", {"a": "uint8", "b": "fp32"})
+    assert plan.for_component("a") == P.ComponentPolicy("uint8") and plan.for_component("b").precision == "fp32"
+    assert P.plan("fp16", {"a": "uint8"}).for_component("a").precision == "fp16"
+    source = Path(P.__file__).read_text()
+    for name in registry.names():
+        assert f'"{name}"' not in source and f"'{name}'" not in source
+
+
+def test_a_bad_declared_recommendation_names_the_component(monkeypatch):
+    from packager.components.hift import HiFT
+
+    monkeypatch.setattr(HiFT, "recommended_precision", "int8")
+    with pytest.raises(PackagerError, match="recommended precision") as e:
+        P.plan(None, COMPONENTS)
+    assert e.value.key == "hift"
+
+
+def test_no_rewrite_changes_a_precision_declaration():
+    """keep_float32 is declared up front; exporting (rewrites included) leaves it as it was."""
+    from packager import registry
+    from packager.checkpoint import Source
+    from packager.stages.export import export_graph
+
+    for name in COMPONENTS:
+        for g in registry.get(name).build(Source(preset="tiny")).graphs:
+            if g.rewrite is None:
+                continue
+            before = tuple(g.keep_float32)
+            export_graph(g)
+            assert tuple(g.keep_float32) == before, g.name
+
+
 @pytest.mark.parametrize("name", ["fp32", "fp16"])
 def test_named_policies_apply_to_every_component(name):
     plan = P.plan(name, COMPONENTS)

@@ -88,6 +88,11 @@ def kaldi_fbank_reference(wave: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(power @ mel_banks(), LOG_FLOOR))
 
 
+# Precision fact of the fbank graph: its folded DFT basis (FbankGraph.frame_dft's weight, an initializer of that name
+# in the export) stays float32 under any reduced-precision policy, fp16 rounding would land directly in the spectrum.
+KEEP_FLOAT32 = ("frame_dft.weight",)
+
+
 class FbankGraph(nn.Module):
     """waveform [1, N] -> (features [1, T, 80] mean-subtracted, fbank [1, T, 80] raw); T = 1 + (N - 400) // 160."""
 

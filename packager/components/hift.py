@@ -8,15 +8,15 @@ float64; docs/hift.md gives the measured cost). The model itself lives in ``hift
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from packager.checkpoint import CONFIG_FILE, Source
-from packager.component import Component, ComponentBuild, GoldenCase, GraphDef, HostData, TensorSpec, Tolerance
+from packager.component import (Component, ComponentBuild, GoldenCase, GraphDef, HostData, NodeScope, TensorSpec,
+                                Tolerance)
 from packager.components.hift_model import (F0_LOOKAHEAD, HiFTConfig, HiFTGenerator, load_upstream_state_dict,
                                             to_upstream_format)
 from packager.config import Tagged
@@ -46,7 +46,11 @@ PRESET_CONFIG: dict[str, Any] = {
                                {"num_class": 1, "in_channels": 80, "cond_channels": 32})}),
 }
 
+# Precision fact of this graph (docs/hift.md "Precision"): under any reduced-precision policy the f0 -> phase -> sine
+# source path stays float32; its exact cumsum / TwoSum / angle reduction need float32 arithmetic and f0 errors are
+# integrated into the phase.
 FLOAT32_SCOPES = ("/f0_predictor/", "/m_source/")  # exported node-name prefixes of the f0 -> phase -> source path
+KEEP_FLOAT32 = tuple(NodeScope(p) for p in FLOAT32_SCOPES)
 
 # Measured, onnxruntime 1.32 CPU vs our PyTorch model on the golden cases (docs/hift.md): tiny preset worst max_abs
 # 7.3e-5 / SQNR 78.9 dB, tiny_a 2.6e-5 / 92.9 dB, random full size 2.3e-5 / 88.5 dB. The differences come from the
@@ -84,18 +88,6 @@ def graph_specs(cfg: HiFTConfig, debug: bool = False) -> tuple[list[TensorSpec],
                     TensorSpec("magnitude", "float32", (1, bins, "num_stft_frames"), "exp(log-magnitude), unclipped"),
                     TensorSpec("phase", "float32", (1, bins, "num_stft_frames"), "sin(phase pre-activation)")]
     return inputs, outputs
-
-
-def keep_phase_path_float32(graph: GraphDef) -> Callable[[onnx.ModelProto], onnx.ModelProto]:
-    """A no-op rewrite that records the f0 predictor's and the sine source's node names in ``keep_float32``.
-
-    Why: a reduced-precision policy must leave that path alone -- its exact cumsum / TwoSum / angle reduction need
-    float32 arithmetic and f0 errors are integrated into the phase -- and the node names exist only after export.
-    """
-    def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
-        graph.keep_float32 = tuple(n.name for n in model.graph.node if n.name.startswith(FLOAT32_SCOPES))
-        return model
-    return rewrite
 
 
 # ---- weights -----------------------------------------------------------------------------------------------------
@@ -139,6 +131,10 @@ class HiFT(Component):
     name = "hift"
     checkpoint_files = (CONFIG_FILE, HIFT_FILE)
     description = "HiFT vocoder (CausalHiFTGenerator): mel + SineGen2 noise -> 24 kHz waveform"
+    # fp32: its STFT/iSTFT bases and the phase path are where fp16 rounding is audible (waveform 25.5-28.8 dB SQNR
+    # at fp16), and Sentis's own uint8/float16 weight quantization cannot exclude a constant, so only fp32 keeps the
+    # bases exact (docs/precision.md "Measured").
+    recommended_precision = "fp32"
 
     def load(self, source: Source) -> tuple[HiFTConfig, NoiseStream, HiFTGenerator]:
         cfg_data = PRESET_CONFIG if source.is_preset else source.config()
@@ -178,8 +174,7 @@ class HiFT(Component):
         example = (ex, torch.from_numpy(noise_for_frames(table, state, ex.shape[-1], cfg.samples_per_frame)))
         graph = GraphDef(name="hift", inputs=inputs, outputs=outputs, cases=cases,
                          tolerances={"waveform": WAVEFORM_TOLERANCE}, module=HiFTGraph(model).eval(),
-                         example_inputs=example, description=self.description)
-        graph.rewrite = keep_phase_path_float32(graph)
+                         example_inputs=example, keep_float32=KEEP_FLOAT32, description=self.description)
         return ComponentBuild(graphs=[graph], constants=self.constants(cfg, stream, cap), data=[
             HostData(NOISE_TABLE, table, f"SineGen2 uniform noise table, first {seconds} s ({cap} samples) of "
                      f"upstream's {stream.upstream_samples}-sample table, bit-exact; graph input {NOISE_INPUT} = "

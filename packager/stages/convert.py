@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from packager import precision as P
-from packager.component import GoldenCase
+from packager.component import GoldenCase, NodeScope
 from packager.errors import PackagerError
 from packager.onnx_utils import run_onnx, session
 from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, quantized_constants, sentis_float16,  # noqa: F401
@@ -31,21 +31,25 @@ CONVERTER = "onnxruntime.transformers.float16"  # chosen by measurement: docs/pr
 
 
 # --- fp16 conversion ------------------------------------------------------------------------------------------------
-def keep_nodes(model: onnx.ModelProto, keep: Iterable[str]) -> list[str]:
-    """Node names to block: named nodes, the producer of a named tensor, and every consumer of a named tensor,
-    of an initializer whose name has a DSP fragment (P.KEEP_FLOAT32_NAME_PARTS) or of an op in P.KEEP_FLOAT32_OPS."""
-    keep = set(keep)
+def keep_nodes(model: onnx.ModelProto, keep: Iterable[str | NodeScope]) -> list[str]:
+    """Node names to block: named nodes, the producer of a named tensor, every consumer of a named tensor or
+    initializer, every node under a ``NodeScope``, and every node of an op in P.KEEP_FLOAT32_OPS."""
     g = model.graph
-    dsp = {t.name for t in g.initializer if any(p in t.name.lower() for p in P.KEEP_FLOAT32_NAME_PARTS)}
+    entries = list(keep)
+    scopes = tuple(k.prefix for k in entries if isinstance(k, NodeScope))
+    named = {k for k in entries if not isinstance(k, NodeScope)}
+    if scopes:
+        named |= {n.name for n in g.node if n.name.startswith(scopes)}
     names = []
     for n in g.node:
-        if (n.name in keep or n.op_type in P.KEEP_FLOAT32_OPS or any(o in keep for o in n.output)
-                or any(i in keep or i in dsp for i in n.input)):
+        if (n.name in named or n.op_type in P.KEEP_FLOAT32_OPS or any(o in named for o in n.output)
+                or any(i in named for i in n.input)):
             names.append(n.name)
     return names
 
 
-def to_fp16(model: onnx.ModelProto, keep: Iterable[str] = (), converter: str = "onnxruntime") -> onnx.ModelProto:
+def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
+            converter: str = "onnxruntime") -> onnx.ModelProto:
     """fp16 weights and compute, float32 graph I/O; blocked nodes (``keep_nodes``) stay float32.
 
     ``converter`` "onnxconverter-common" exists for the measurement in benchmarks/precision_report.py only.
@@ -160,7 +164,7 @@ def find_overflows(fp16: onnx.ModelProto, ranges: Mapping[str, float]) -> list[O
     return found
 
 
-def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str], cases: Sequence[GoldenCase]
+def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str | NodeScope], cases: Sequence[GoldenCase]
                           ) -> tuple[onnx.ModelProto, list[Overflow]]:
     """Convert; any value > 65504 reaching fp16 (on the golden cases) is kept float32 with its producer and
     consumers, and reported; what still overflows after MAX_OVERFLOW_ROUNDS is an error."""
@@ -226,7 +230,7 @@ class Converted:
     overflows: list[Overflow] = field(default_factory=list)
 
 
-def convert(model: onnx.ModelProto, policy: P.ComponentPolicy, keep_float32: Sequence[str],
+def convert(model: onnx.ModelProto, policy: P.ComponentPolicy, keep_float32: Sequence[str | NodeScope],
             cases: Sequence[GoldenCase]) -> Converted:
     """The shipped variant for one graph under ``policy`` (fp32 returns the model unchanged)."""
     keep = list(keep_float32) + list(policy.keep_float32)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from packager.checkpoint import Source
-from packager.component import GraphDef
+from packager.component import GraphDef, NodeScope
 from packager.components.hift import NOISE_INPUT, NOISE_STATE, NOISE_TABLE, HiFT, HiFTGraph, graph_specs
 from packager.components.hift_model import (HiFTConfig, HiFTGenerator, f0_predictor_float64, load_upstream_state_dict)
 from packager.config import load_hyperpyyaml
@@ -213,13 +213,19 @@ def test_preset_build_is_deterministic(preset_build):
         assert d1.name == d2.name and np.array_equal(d1.array, d2.array)
 
 
-def test_export_records_the_float32_path(preset_build):
+def test_graph_declares_the_float32_path(preset_build):
+    """The f0 -> phase -> source path is declared (node scopes, no rewrite) and resolves to its exported nodes."""
+    from packager.stages.convert import keep_nodes
+
     g = preset_build.graphs[0]
+    assert g.rewrite is None and all(isinstance(k, NodeScope) for k in g.keep_float32)
     model = export_graph(g)
-    kept = set(g.keep_float32)
+    kept = set(keep_nodes(model, g.keep_float32))
     assert {"/f0_predictor/classifier/MatMul", "/m_source/CumSum", "/m_source/Sin"} <= kept
-    names = {n.name for n in model.graph.node}
-    assert kept <= names and not any(k.startswith(("/conv_post", "/resblocks")) for k in kept)
+    scoped = {n.name for n in model.graph.node if n.name.startswith(("/f0_predictor/", "/m_source/"))}
+    assert scoped <= kept and len(scoped) == 236  # docs/hift.md "Precision"
+    declared = kept - set(keep_nodes(model, ()))  # what the declaration adds to the op-type rules
+    assert declared and declared <= scoped  # nothing of the decoder (/conv_post, /resblocks, ...)
 
 
 def test_preset_goldens_pass_on_onnxruntime_and_are_not_degenerate(preset_build):

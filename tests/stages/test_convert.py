@@ -84,7 +84,7 @@ def test_bundle_goldens_reproduce_under_the_sentis_view(tiny_bundle):
     assert manifest["precision_policy"]["name"] == "recommended"
     checked = 0
     for c in manifest["components"]:
-        want = P.RECOMMENDED.get(c["name"], "fp32")
+        want = registry.get(c["name"]).recommended_precision
         for g in c["graphs"]:
             assert g["precision"] == want
             if want == "fp32":
@@ -113,3 +113,19 @@ def test_convert_keeps_the_names_build_uses():
         assert callable(getattr(C, name))
     assert C.target_model is S.target_model and C.sentis_view is S.sentis_view
 
+
+def test_node_scopes_and_names_resolve_to_blocked_nodes():
+    from packager.component import NodeScope
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="/enc/Relu"), helper.make_node("Neg", ["a"], ["b"],
+                                                                                      name="/enc/sub/Neg"),
+             helper.make_node("Abs", ["b"], ["c"], name="/dec/Abs"), helper.make_node("Sqrt", ["c"], ["y"],
+                                                                                     name="/dec/Sqrt")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)])
+    assert C.keep_nodes(model, ()) == ["/dec/Sqrt"]  # op-type rule only
+    # a scope keeps the nodes under it, as naming each node does; a tensor name keeps its producer and consumers
+    assert C.keep_nodes(model, [NodeScope("/enc/")]) == ["/enc/Relu", "/enc/sub/Neg", "/dec/Sqrt"]
+    assert C.keep_nodes(model, [NodeScope("/enc/sub/")]) == C.keep_nodes(model, ["/enc/sub/Neg"])
+    assert C.keep_nodes(model, ["b"]) == ["/enc/sub/Neg", "/dec/Abs", "/dec/Sqrt"]
