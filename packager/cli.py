@@ -174,7 +174,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from packager.onnx_utils import run_onnx
     from packager.stages.check import validate_inputs
-    from packager.stages.convert import target_model
+    from packager.sentis_numerics import target_model
     from packager.stages.golden import read_npz
     from packager.bundle import check_graph_files, open_manifest
 

@@ -28,7 +28,7 @@ from packager.errors import InputError, PackagerError
 from packager.host import euler_cfg, llm_generate
 from packager.host.hift_noise import noise_for_frames
 from packager.onnx_utils import run_onnx, session
-from packager.stages.convert import target_model
+from packager.sentis_numerics import target_model
 from packager.stages.golden import read_npz
 from packager.text_tokenizer import Qwen2Tokenizer
 

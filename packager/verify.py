@@ -14,7 +14,7 @@ from packager import bundle as B
 from packager.component import GoldenCase
 from packager.errors import PackagerError
 from packager.stages.check import run_cases
-from packager.stages.convert import target_model
+from packager.sentis_numerics import target_model
 from packager.synth import verify_pipeline
 
 
