@@ -29,7 +29,7 @@ def _setup(seconds: float, threads: int):
     from packager.component import GraphDef
     from packager.components.hift import HiFTGraph, calibrate_preset, graph_specs, random_upstream_state_dict
     from packager.components.hift_model import HiFTConfig, HiFTGenerator, load_upstream_state_dict
-    from packager.host.hift_noise import NoiseStream, regenerate_sine_noise
+    from packager.components.hift_noise_table import NoiseStream, regenerate_sine_noise
 
     torch.set_num_threads(threads)
     cfg = HiFTConfig()  # the defaults are the official hyperparameters (upstream_ref full_size_config.yaml)

@@ -10,13 +10,14 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from packager.bundle import sha256_file
 from packager.config import load_hyperpyyaml, load_json
 from packager.errors import CheckpointError
+
+if TYPE_CHECKING:  # torch is imported where a state dict is loaded: the bundle-reading verbs never load torch
+    import torch
 
 CONFIG_FILE = "cosyvoice3.yaml"
 QWEN_CONFIG = "CosyVoice-BlankEN/config.json"
@@ -75,6 +76,8 @@ class Source:
         """``torch.load(name, weights_only=True)`` with clear errors for truncated / non-checkpoint files."""
         if name in self._cache:
             return self._cache[name]
+        import torch
+
         p = self.path(name)
         try:
             sd = torch.load(p, map_location="cpu", weights_only=True)

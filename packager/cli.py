@@ -198,7 +198,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- plug-in verbs
-PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity", "synth": "packager.synth",
+PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity", "synth": "packager.synth_cli",
            "voice": "packager.voice"}
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
-import torch
 
 from packager.checkpoint import Source
+
+if TYPE_CHECKING:  # torch-free at run time: the verbs that only read bundles (verify, run) import this module
+    import torch
 
 Dim = int | str
 

@@ -93,3 +93,13 @@ def opset_of(model: onnx.ModelProto) -> int:
         if imp.domain in ("", "ai.onnx"):
             return int(imp.version)
     raise PackagerError("the model has no default-domain opset_import")
+
+
+def ort_runners(graphs: Mapping[str, object], threads: int = 1) -> dict:
+    """Host-loop runners (``name -> callable(inputs) -> outputs``, as ``packager/host`` takes them) over onnxruntime
+    CPU sessions; values are ModelProtos, serialized bytes or .onnx paths."""
+    runners = {}
+    for name, model in graphs.items():
+        sess = session(str(model) if isinstance(model, Path) else model, threads)
+        runners[name] = lambda inputs, s=sess: run_onnx(s, inputs)
+    return runners

@@ -20,7 +20,8 @@ from packager.component import (Component, ComponentBuild, GoldenCase, GraphDef,
 from packager.components.hift_model import (F0_LOOKAHEAD, HiFTConfig, HiFTGenerator, load_upstream_state_dict,
                                             to_upstream_format)
 from packager.config import Tagged
-from packager.host.hift_noise import NoiseStream, mt19937_state_after, noise_for_frames, regenerate_sine_noise
+from packager.components.hift_noise_table import NoiseStream, mt19937_state_after, regenerate_sine_noise
+from packager.host.hift_noise import noise_for_frames
 
 HIFT_FILE = "hift.pt"
 NOISE_INPUT = "sine_noise"

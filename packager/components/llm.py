@@ -18,7 +18,8 @@ from packager.components.llm_model import TINY, CosyVoice3LM, LLMConfig, load_ll
 from packager.config import Tagged, require
 from packager.errors import CheckpointError
 from packager.host.llm_generate import build_prompt
-from packager.text_tokenizer import NO_TOKENIZER, bundle_tokenizer
+from packager.components.llm_tokenizer import bundle_tokenizer
+from packager.text_tokenizer import NO_TOKENIZER
 
 LLM_FILE = "llm.pt"
 # Upstream inference() defaults (not in the yaml): min/max number of speech tokens per target-text token.

@@ -18,7 +18,6 @@ outside torch (docs/llm.md).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -189,14 +188,3 @@ def generate(runners: Mapping[str, Runner], constants: Mapping[str, Any], text: 
             on_token(token)
         embeds = runners["llm_speech_embed"]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
     return Generation(tokens, stop, min_len, max_len, silent_filter(tokens, constants))
-
-
-def ort_runners(graphs: Mapping[str, Any], threads: int = 1) -> dict[str, Runner]:
-    """Runners over onnxruntime CPU sessions; values are ModelProtos, serialized bytes or .onnx paths."""
-    from packager.onnx_utils import run_onnx, session
-
-    runners: dict[str, Runner] = {}
-    for name, model in graphs.items():
-        sess = session(str(model) if isinstance(model, Path) else model, threads)
-        runners[name] = lambda inputs, s=sess: run_onnx(s, inputs)
-    return runners

@@ -10,8 +10,8 @@ import torch
 from packager.checkpoint import Source
 from packager.config import load_hyperpyyaml
 from packager.errors import CheckpointError, InputError
-from packager.host.hift_noise import (NoiseStream, continue_noise, mt19937_state_after, noise_for_frames,
-                                      regenerate_sine_noise)
+from packager.components.hift_noise_table import NoiseStream, mt19937_state_after, regenerate_sine_noise
+from packager.host.hift_noise import continue_noise, noise_for_frames
 
 
 @pytest.fixture(scope="module")

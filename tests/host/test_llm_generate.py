@@ -10,7 +10,8 @@ import pytest
 from packager.checkpoint import Source
 from packager.components.llm import LLM, load_model, torch_runners
 from packager.errors import InputError
-from packager.host.llm_generate import generate, log_softmax, ort_runners, ras_sample, silent_filter
+from packager.host.llm_generate import generate, log_softmax, ras_sample, silent_filter
+from packager.onnx_utils import ort_runners
 from packager.stages.export import export_graph
 
 
