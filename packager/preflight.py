@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
+from packager import bundle as B
 from packager import sentis_rules as R
 from packager.checkpoint import reject_lfs_pointer
 from packager.errors import PackagerError
@@ -476,17 +477,21 @@ def check_file(path: Path, target: str, graph_name: str | None = None) -> list[F
 
 
 def check_bundle(folder: Path, target: str | None = None) -> list[Finding]:
-    """Every graph listed in ``manifest.json`` (components[].graphs[].file); the target defaults to the manifest's."""
-    manifest_path = Path(folder) / "manifest.json"
+    """Every graph listed in ``manifest.json`` (components[].graphs[].file); the target defaults to the manifest's.
+    A partial manifest (target and graph names/files) is enough, so that a bundle being assembled can be checked;
+    each path is resolved by the bundle rules (``packager.bundle.safe_path``)."""
+    folder = Path(folder)
+    manifest_path = folder / B.MANIFEST_FILE
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         target = target or manifest["target"]["runtime"]
-        graphs = [(g["name"], Path(folder) / g["file"]) for c in manifest["components"] for g in c["graphs"]]
+        listed = [(g["name"], g["file"]) for c in manifest["components"] for g in c["graphs"]]
     except FileNotFoundError:
         raise PackagerError("not found: a bundle folder holds a manifest.json", file=str(manifest_path)) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PackagerError(f"is not a readable bundle manifest ({type(exc).__name__}: {exc})",
                             file=str(manifest_path)) from None
+    graphs = [(name, B.safe_path(folder, rel, f"{name}.file")) for name, rel in listed]
     return [f for name, path in graphs for f in check_file(path, target, name)]
 
 

@@ -124,3 +124,13 @@ def test_check_graph_files_checks_external_data(mini):
     g["external_data"] = {"file": "Models/enc.onnx.data", "sha256": "0" * 64, "bytes": 3}
     with pytest.raises(PackagerError, match="listed file is missing"):
         B.check_graph_files(root, g, "enc")
+
+
+def test_preflight_resolves_bundle_paths_with_the_bundle_rules(mini):
+    from packager.preflight import check_bundle
+
+    root, m = mini
+    m["components"][0]["graphs"][0]["file"] = "../outside.onnx"
+    (root / B.MANIFEST_FILE).write_text(json.dumps(m))
+    with pytest.raises(PackagerError, match="enc.file: path must not contain '..'"):
+        check_bundle(root)
