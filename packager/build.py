@@ -1,14 +1,19 @@
 """``python -m packager build``: source -> verified bundle folder, atomically and deterministically.
 
-Stages per graph: export (trace or take the shipped graph, rewrite) -> save -> check (onnxruntime vs reference
-goldens) -> convert (precision policy: the shipped variant, its Sentis-view goldens and its measured cost vs the fp32
-reference; docs/precision.md) -> golden (write .npy) ; then package (manifest, package.json, README).
+One pass per graph (docs/bundle.md "Build pipeline"). Per component: load; for each graph, the torch-side stages
+(export, the reference goldens) with the fp32 graph parked in a scratch folder with external data; the torch model
+released; then for each graph: check (onnxruntime on the scratch file vs the reference goldens) -> convert
+(precision policy, in memory) -> write (the graph file, once, as it ships) -> goldens (the fp32 reference, or
+onnxruntime on the Sentis view of the written file; docs/precision.md) -> pre-flight of the written file; then the
+end-to-end golden and package (manifest, package.json, README). Progress goes to ``BuildOptions.log``: a
+``packager.progress.Progress`` shows live steps and heartbeats, any other callable gets the result lines.
 Everything is written into a temporary sibling folder that is renamed onto ``--out`` only after success; an error,
 Ctrl-C or SIGTERM removes it and leaves an existing bundle untouched.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -34,7 +39,9 @@ from packager.stages import golden as golden_stage
 from packager.sentis_rules import DEFAULT_OPSET
 from packager.sentis_rules import MANIFEST_TARGETS as TARGETS
 from packager.stages.export import export_graph
-from packager.stages.package import MODELS_DIR, save_model, write_bundle_files
+from packager.onnx_utils import load_external_copy, run_onnx, save_external_copy, session
+from packager.progress import Progress
+from packager.stages.package import MODELS_DIR, fp32_file_bytes, save_model, write_bundle_files
 
 
 @dataclass
@@ -47,6 +54,21 @@ class BuildOptions:
     force: bool = False
     precision: str | Path | precision_policy.PrecisionPlan = "recommended"  # a policy name or JSON file, or a plan
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+SCRATCH_DIR = ".scratch"  # inside the temporary bundle folder: fp32 graphs between their stages; removed before packaging
+
+
+class _NoStep:
+    def advance(self, n: float = 1) -> None:
+        pass
+
+
+def _step(log: Callable[[str], None], label: str, total: float | None = None, unit: str = ""):
+    """``log.step(...)`` when ``log`` is a Progress (a live bar / heartbeat), else nothing."""
+    if isinstance(log, Progress):
+        return log.step(label, total=total, unit=unit)
+    return contextlib.nullcontext(_NoStep())
 
 
 @dataclass
@@ -116,78 +138,124 @@ def _check_out(opts: BuildOptions) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _build_graph(tmp: Path, comp: str, g: GraphDef, opts: BuildOptions) -> dict[str, Any]:
-    log = opts.log
+@dataclass
+class _Exported:
+    """A graph after its torch-side stages (export, reference cases): what the later stages need, without torch.
+    The fp32 graph waits in the build's scratch folder with external data (its weights are not held in RAM)."""
+
+    g: GraphDef  # its module/example inputs/cases callable are dropped once exported
+    cases: list[GoldenCase]
+    tolerances: dict[str, dict[str, Any]]
+    scratch: Path
+
+
+def _export_graph(scratch: Path, comp: str, g: GraphDef, opts: BuildOptions) -> _Exported:
+    """Export (or take the shipped graph), compute the reference goldens with the component's torch model, park the
+    fp32 graph in ``scratch``."""
+    prog, label = opts.log, f"[{comp}] {g.name}"
     t0 = time.perf_counter()
-    model = export_graph(g, opts.opset)
-    log(f"  [{comp}] {g.name}: exported ({len(model.graph.node)} nodes, {time.perf_counter() - t0:.1f} s)")
-    entry = save_model(tmp, g.name, model, precision="fp32")
-    _preflight(tmp / entry["file"], g.name, opts)
-    t1 = time.perf_counter()
-    cases = g.cases()
+    with _step(prog, f"{label}: export"):
+        model = export_graph(g, opts.opset, workdir=scratch)
+        n_nodes = len(model.graph.node)
+        path = save_external_copy(model, scratch / f"{g.name}.onnx")
+        del model
+    prog(f"  {label}: exported ({n_nodes} nodes, {time.perf_counter() - t0:.1f} s)")
+    with _step(prog, f"{label}: reference goldens"):
+        cases = g.cases()
     for case in cases:
         check_stage.validate_inputs(g.name, g.inputs, case.inputs, where=f"golden case {case.name}")
     missing = [s.name for s in g.outputs if s.name not in g.tolerances]
     if missing:
         raise PackagerError("no tolerance declared for outputs " + ", ".join(missing), key=g.name)
     tolerances = {s.name: g.tolerances[s.name].to_json() for s in g.outputs}
-    results = check_stage.run_cases(tmp / entry["file"], [s.name for s in g.outputs], tolerances, cases)
-    check_stage.require_pass(g.name, results)
-    worst = check_stage.measured(results)
-    log(f"  [{comp}] {g.name}: {len(cases)} golden cases reproduced by onnxruntime "
-        f"({time.perf_counter() - t1:.1f} s): " + ", ".join(f"{m['output']} max_abs={m['max_abs']:.2g}" for m in worst))
+    g = dataclasses.replace(g, module=None, example_inputs=None, onnx_model=None, rewrite=None, cases=lambda: [])
+    return _Exported(g, cases, tolerances, path)
+
+
+def _check(path: Path | str | onnx.ModelProto, x: _Exported, tolerances, cases, label: str, opts: BuildOptions):
+    with _step(opts.log, f"{label}: {len(cases)} golden cases on onnxruntime", total=len(cases), unit="cases") as st:
+        results = check_stage.run_cases(path, [s.name for s in x.g.outputs], tolerances, cases,
+                                        on_case=lambda: st.advance(1))
+    check_stage.require_pass(x.g.name, results)
+    return check_stage.measured(results)
+
+
+def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dict[str, Any]:
+    """Check -> convert -> goldens -> write, once: the bundle's graph file is written exactly once, as it ships."""
+    g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
+    label = f"[{comp}] {g.name}"
+    policy = opts.precision.for_component(comp)
+    t1 = time.perf_counter()
+    worst = _check(x.scratch, x, tolerances, cases, label, opts)  # the fp32 graph vs the torch reference
+    prog(f"  {label}: {len(cases)} golden cases reproduced by onnxruntime ({time.perf_counter() - t1:.1f} s): "
+         + ", ".join(f"{m['output']} max_abs={m['max_abs']:.2g}" for m in worst))
+    model = load_external_copy(x.scratch)
+    if policy.precision == "fp32":
+        with _step(prog, f"{label}: write"):
+            entry = save_model(tmp, g.name, model, precision="fp32")
+        del model
+        goldens = [golden_stage.write_case(tmp, comp, g.name, c) for c in cases]
+        _preflight(tmp / entry["file"], g.name, opts)
+    else:
+        entry, goldens, tolerances = _convert_graph(tmp, comp, x, model, policy, opts)
+        del model
+        if entry.get("sentis_importable", True):  # the shipped variant, for every target
+            _preflight(tmp / entry["file"], g.name, opts, tuple(TARGETS))
+    x.scratch.unlink()
+    x.scratch.with_name(x.scratch.name + ".data").unlink(missing_ok=True)
+    gc.collect()  # full-size protos and sessions are GBs: free them before the next graph
     entry.update({
         "name": g.name,
         "inputs": [s.to_json() for s in g.inputs],
         "outputs": [s.to_json() for s in g.outputs],
         "tolerances": [{"output": k, **v} for k, v in tolerances.items()],
-        "goldens": [golden_stage.write_case(tmp, comp, g.name, c) for c in cases],
+        "goldens": goldens,
         "measured": worst,
         "timeout_ms": int(g.timeout_ms),
     })
     if g.description:
         entry["description"] = g.description
-    policy = opts.precision.for_component(comp)
-    if policy.precision != "fp32":
-        entry.update(_convert_graph(tmp, comp, g, model, policy, cases, tolerances, entry, opts))
-        gc.collect()  # the conversion's model copies are large at full size; free them before the next graph
-        if entry.get("sentis_importable", True):
-            # the shipped variant, not only its fp32 source, for every target
-            _preflight(tmp / entry["file"], g.name, opts, tuple(TARGETS))
     return {k: entry[k] for k in ("name", "description", "file", "sha256", "bytes", "external_data", "opset",
                                   "precision", "unity_quantization", "sentis_importable", "inputs", "outputs",
                                   "tolerances", "goldens", "measured", "precision_cost", "timeout_ms") if k in entry}
 
 
-def _convert_graph(tmp: Path, comp: str, g: GraphDef, model: onnx.ModelProto, policy, cases, tolerances,
-                   fp32_entry: dict[str, Any], opts: BuildOptions) -> dict[str, Any]:
-    """Replace the checked fp32 graph by the policy's variant: goldens = onnxruntime on the variant's Sentis view
-    (what Unity computes), checked again from the written file; cost = that view vs the fp32 reference goldens."""
+def _convert_graph(tmp: Path, comp: str, x: _Exported, model: onnx.ModelProto, policy, opts: BuildOptions):
+    """(entry, goldens, tolerances) of the policy's variant: converted in memory, written once, its goldens computed
+    by onnxruntime on the Sentis view of the written file (what Unity computes), its cost against the fp32
+    reference goldens."""
+    g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
+    label = f"[{comp}] {g.name}"
     t0 = time.perf_counter()
-    conv = convert_stage.convert(model, policy, g.keep_float32, cases)
+    bytes_fp32 = fp32_file_bytes(model)
+    with _step(prog, f"{label}: convert to {policy.precision}"):
+        conv = convert_stage.convert(model, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False)
     for o in conv.overflows:
-        opts.log(f"  [{comp}] {g.name}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
-                 f"kept float32: {', '.join(o.nodes)}")
-    target_outputs = convert_stage.outputs_of(conv.view or conv.model, cases)
-    conv.view = None  # a full-size view is GBs; the re-check below rebuilds it from the written file
+        prog(f"  {label}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
+             f"kept float32: {', '.join(o.nodes)}")
+    with _step(prog, f"{label}: write"):
+        entry = save_model(tmp, g.name, conv.model, precision=conv.precision,
+                           unity_quantization=conv.unity_quantization)
+    with _step(prog, f"{label}: goldens on the Sentis view", total=len(cases), unit="cases") as st:
+        view = convert_stage.target_model(tmp / entry["file"], entry)
+        sess = session(view)
+        del view
+        target_outputs = []
+        for c in cases:
+            target_outputs.append(run_onnx(sess, c.inputs))
+            st.advance(1)
+        del sess
     variant = [GoldenCase(c.name, c.inputs, {k: target_outputs[i][k] for k in c.outputs}, c.chain, c.description)
                for i, c in enumerate(cases)]
     var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}
-    entry = save_model(tmp, g.name, conv.model, precision=conv.precision, unity_quantization=conv.unity_quantization)
-    results = check_stage.run_cases(convert_stage.target_model(tmp / entry["file"], entry),
-                                    [s.name for s in g.outputs], var_tol, variant)
-    check_stage.require_pass(g.name, results)
-    cost = convert_stage.cost(model, conv, cases, target_outputs, tolerances, fp32_entry["bytes"], entry["bytes"])
+    with _step(prog, f"{label}: precision cost"):
+        cost = convert_stage.cost(model, conv, cases, target_outputs, tolerances, bytes_fp32, entry["bytes"])
     sentis = {m["output"]: m for m in cost["error"]}
-    opts.log(f"  [{comp}] {g.name}: {conv.precision} (unity_quantization {conv.unity_quantization}) "
-             f"{fp32_entry['bytes']} -> {entry['bytes']} bytes ({time.perf_counter() - t0:.1f} s); vs fp32 reference: "
-             + ", ".join(f"{k} max_abs={m['max_abs']:.2g} sqnr={m['sqnr_db']:.1f} dB" for k, m in sentis.items()))
-    entry.update({
-        "tolerances": [{"output": k, **v} for k, v in var_tol.items()],
-        "goldens": [golden_stage.write_case(tmp, comp, g.name, c) for c in variant],
-        "precision_cost": cost,
-    })
-    return entry
+    prog(f"  {label}: {conv.precision} (unity_quantization {conv.unity_quantization}) "
+         f"{bytes_fp32} -> {entry['bytes']} bytes ({time.perf_counter() - t0:.1f} s); vs fp32 reference: "
+         + ", ".join(f"{k} max_abs={m['max_abs']:.2g} sqnr={m['sqnr_db']:.1f} dB" for k, m in sentis.items()))
+    entry["precision_cost"] = cost
+    return entry, [golden_stage.write_case(tmp, comp, g.name, c) for c in variant], var_tol
 
 
 def _preflight(path: Path, graph: str, opts: BuildOptions, targets: tuple[str, ...] = ()) -> None:
@@ -204,13 +272,43 @@ def _preflight(path: Path, graph: str, opts: BuildOptions, targets: tuple[str, .
                      + "; ".join(sorted({f.rule for f in findings})))
 
 
+DISK_MARGIN = 64 << 20
+
+
+def _check_disk(opts: BuildOptions, components: list[str]) -> None:
+    """Refuse to start when the bundle cannot fit: a checkpoint's weights (the fp32 bundle's size, an upper bound
+    for reduced precision) plus the scratch copy of the largest component's fp32 graphs, before anything is written."""
+    if opts.source.is_preset:
+        weights = [0]
+    else:
+        weights = []
+        for name in components:
+            files = [opts.source.checkpoint / f for f in registry.get(name).checkpoint_files]
+            weights.append(sum(f.stat().st_size for f in files if f.is_file() and f.suffix in (".pt", ".onnx")))
+    needed = sum(weights) + max(weights) + DISK_MARGIN
+    free = shutil.disk_usage(opts.out.parent).free
+    if free < needed:
+        raise PackagerError("not enough free disk space for the bundle", file=str(opts.out.parent),
+                            expected=f"{needed:,} bytes free ({needed / 1e9:.2f} GB: the weights, a scratch copy "
+                                     "of the largest component and a margin)",
+                            found=f"{free:,} bytes free")
+
+
 def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]:
+    """Torch-side stages for every graph of the component (they share its model), the model released, then the
+    rest of the stages graph by graph."""
     comp = registry.get(name)
     t0 = time.perf_counter()
-    built: ComponentBuild = comp.build(opts.source)
+    with _step(opts.log, f"[{name}] load"):
+        built: ComponentBuild = comp.build(opts.source)
     opts.source.release_weights()  # the component's model holds its own copy of the weights now
     opts.log(f"[{name}] loaded ({time.perf_counter() - t0:.1f} s)")
-    graphs = [_build_graph(tmp, name, g, opts) for g in built.graphs]
+    scratch = tmp / SCRATCH_DIR
+    scratch.mkdir(exist_ok=True)
+    exported = [_export_graph(scratch, name, g, opts) for g in built.graphs]
+    built.graphs = []
+    gc.collect()  # the torch model: only the exported graphs' closures held it
+    graphs = [_finish_graph(tmp, name, x, opts) for x in exported]
     data = [golden_stage.write_array(tmp, f"{golden_stage.DATA_DIR}/{d.name}.npy.bytes", d.name,
                                      np.ascontiguousarray(d.array), d.description) for d in built.data]
     entry = {"name": name, "description": comp.description, "graphs": graphs,
@@ -230,25 +328,30 @@ def build(opts: BuildOptions) -> BuildSummary:
     opts.out = out
     _check_out(opts)
     _remove_stale_temps(out)
+    _check_disk(opts, components)
     start = time.perf_counter()
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         with _sigterm_as_interrupt(), _single_threaded_torch():
+            with _step(opts.log, "sha256 of the checkpoint files (the model's identity)"):
+                source = opts.source.describe()
             entries = [_build_component(tmp, n, opts) for n in components]
+            shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
             manifest = {
                 "format_version": 1,
                 "generator": {"name": GENERATOR_NAME, "version": __version__},
                 "bundle": {"name": _bundle_name(opts.source),
                            "package": "com.cosyvoice3.bundle." + _bundle_name(opts.source).removeprefix("cosyvoice3-")},
-                "source": opts.source.describe(),
+                "source": source,
                 "target": {"runtime": opts.target, **TARGETS[opts.target]},
                 "precision_policy": {"name": opts.precision.name, "components": {
                     n: opts.precision.for_component(n).to_json() for n in components}},
                 "components": entries,
             }
-            pipeline = synth.pipeline_goldens(tmp, manifest, opts.source.seed, golden_stage.write_array)
+            with _step(opts.log, "[pipeline] end-to-end golden (tts over the bundle's graphs)"):
+                pipeline = synth.pipeline_goldens(tmp, manifest, opts.source.seed, golden_stage.write_array)
             if pipeline:
                 manifest["pipeline"] = pipeline
                 opts.log("[pipeline] end-to-end golden: tts_greedy")

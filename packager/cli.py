@@ -61,6 +61,11 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                    help="recommended (default: llm fp16, flow fp16, hift fp32, campplus fp16), fp32, fp16, or a JSON "
                         "file with a precision (fp32|fp16|uint8|int8) and optional keep_float32 list per component "
                         "(docs/precision.md)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto",
+                       help="how progress is shown on stderr: live bars on a terminal (tty), timestamped lines with a "
+                            "heartbeat every 10 s (plain, e.g. CI logs); auto picks by whether stderr is a terminal")
+    shown.add_argument("--quiet", action="store_true", help="no progress output (errors and the summary only)")
     p.set_defaults(func=_cmd_build)
 
 
@@ -80,8 +85,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.components.split(",") if n.strip()]
     if not names:
         raise PackagerError("no components given", key="--components", expected=", ".join(registry.names()))
-    summary = build(BuildOptions(out=args.out, source=source, components=names, target=args.target,
-                                 opset=args.opset, force=args.force, precision=args.precision))
+    from packager.progress import Progress
+
+    progress = Progress("quiet" if args.quiet else args.progress)
+    try:
+        summary = build(BuildOptions(out=args.out, source=source, components=names, target=args.target,
+                                     opset=args.opset, force=args.force, precision=args.precision, log=progress))
+    finally:
+        progress.close()
     rows = [(c, g, _human(b)) for c, g, b in summary.graphs]
     print(_table(["component", "graph", "size"], rows))
     print(f"\nbundle {summary.out}: {len(summary.graphs)} graphs, {_human(summary.total_bytes)} in all, "

@@ -8,6 +8,7 @@ from typing import Mapping
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 from google.protobuf.message import EncodeError
 
 from packager.errors import PackagerError
@@ -50,6 +51,8 @@ def session(model: onnx.ModelProto | bytes | str, threads: int = 1, prepack: boo
     if not prepack:  # one-off checks: skip the weight repacking copies (~1 GB less per full-size session)
         opts.add_session_config_entry("session.disable_prepacking", "1")
     if isinstance(model, onnx.ModelProto):
+        if weight_bytes(model) > LARGE_MODEL:  # a file: no serialized copy of the weights next to the proto
+            return _session_via_file(model, opts)
         try:
             payload = model.SerializeToString()
         except (EncodeError, ValueError):  # over protobuf's 2 GB: hand onnxruntime a file with external data
@@ -59,13 +62,82 @@ def session(model: onnx.ModelProto | bytes | str, threads: int = 1, prepack: boo
     return ort.InferenceSession(payload, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+LARGE_MODEL = 64 << 20  # bytes of weights above which a ModelProto reaches onnxruntime through a file, not bytes
+EXTERNAL_MIN = 1024  # tensors of at least this many bytes go to the external-data file
+
+
+def save_external_copy(model: onnx.ModelProto, path: Path) -> Path:
+    """Write ``model`` as ``path`` + ``path.data`` (external data, tensors back to back) without copying it in memory
+    and without changing it: the graph structure is serialized, each large tensor is streamed to the data file.
+    For scratch files that onnxruntime opens on a path (the shipped layout is ``stages/package.save_model``'s)."""
+    path = Path(path)
+    g = model.graph
+    if len(model.functions) or len(g.sparse_initializer) or len(model.training_info):
+        raise PackagerError("cannot stream a model with functions, sparse initializers or training info",
+                            key=g.name or "model")
+    light = onnx.ModelProto()
+    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
+        if model.HasField(name):  # proto2: a field set to its default still serializes; copy only what is set
+            setattr(light, name, getattr(model, name))
+    light.opset_import.extend(model.opset_import)
+    light.metadata_props.extend(model.metadata_props)
+    lg = light.graph
+    for name in ("name", "doc_string"):
+        if g.HasField(name):
+            setattr(lg, name, getattr(g, name))
+    lg.node.extend(g.node)
+    lg.input.extend(g.input)
+    lg.output.extend(g.output)
+    lg.value_info.extend(g.value_info)
+    data_name = path.name + ".data"
+    offset = 0
+    with open(path.parent / data_name, "wb") as f:
+        for t in g.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL or t.data_type == onnx.TensorProto.STRING:
+                lg.initializer.append(t)
+                continue
+            raw = t.raw_data if t.raw_data else numpy_helper.to_array(t).tobytes()
+            if len(raw) < EXTERNAL_MIN:
+                lg.initializer.append(t)
+                continue
+            meta = lg.initializer.add()
+            meta.name, meta.data_type = t.name, t.data_type
+            meta.dims.extend(t.dims)
+            meta.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(len(raw)))):
+                entry = meta.external_data.add()
+                entry.key, entry.value = key, value
+            f.write(raw)
+            offset += len(raw)
+            del raw
+    path.write_bytes(light.SerializeToString())
+    return path
+
+
+def load_external_copy(path: Path) -> onnx.ModelProto:
+    """The model ``save_external_copy`` wrote, with its tensors back inline, exactly as it was before (the tensors
+    get ``raw_data`` and no ``data_location`` field, so the proto serializes to the same bytes)."""
+    path = Path(path)
+    model = onnx.load(str(path), load_external_data=False)
+    data = path.with_name(path.name + ".data")
+    with open(data, "rb") as f:
+        for t in model.graph.initializer:
+            if t.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            info = {e.key: e.value for e in t.external_data}
+            if info.get("location") != data.name:
+                raise PackagerError("unexpected external-data location", file=str(path), key=t.name,
+                                    expected=data.name, found=info.get("location"))
+            f.seek(int(info["offset"]))
+            t.raw_data = f.read(int(info["length"]))
+            del t.external_data[:]
+            t.ClearField("data_location")
+    return model
+
+
 def _session_via_file(model: onnx.ModelProto, opts: ort.SessionOptions) -> ort.InferenceSession:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)  # save_model(save_as_external_data=True) rewrites the proto it is given
     with tempfile.TemporaryDirectory(prefix="packager-ort-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="model.onnx.data", size_threshold=1024, convert_attribute=False)
+        path = save_external_copy(model, Path(tmp) / "model.onnx")
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 

@@ -14,6 +14,7 @@ mel emitting only new samples, and a final ``finalize=True`` call.
 """
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -49,30 +50,60 @@ class Pipeline:
     data: dict[str, np.ndarray]
 
     @classmethod
-    def open(cls, bundle: Path, threads: int = 1, manifest: dict[str, Any] | None = None) -> "Pipeline":
+    def open(cls, bundle: Path, threads: int = 1, manifest: dict[str, Any] | None = None,
+             one_component_at_a_time: bool = False) -> "Pipeline":
+        """``one_component_at_a_time``: sessions open on first use and close when another component's graph runs
+        (a non-streaming tts() then holds one component in memory, not all: the build's pipeline golden)."""
         manifest = manifest if manifest is not None else B.open_manifest(bundle)
-        return cls(*open_components(bundle, manifest, REQUIRED, threads, purpose="synthesis"))
+        return cls(*open_components(bundle, manifest, REQUIRED, threads, purpose="synthesis",
+                                    lazy=one_component_at_a_time))
 
     def tokenizer(self) -> Qwen2Tokenizer:
         """The bundle's text tokenizer (its ``text_tokenizer_*`` tables), or an error naming what is missing."""
         return bundle_tokenizer(self.constants["llm"], self.data)
 
 
+class _OneComponentSessions:
+    """Sessions opened on first use; running a graph of another component closes the open component's sessions."""
+
+    def __init__(self) -> None:
+        self.component: str | None = None
+        self.sessions: dict[str, Any] = {}
+
+    def runner(self, component: str, graph: str, open_session: Callable[[], Any]) -> Callable:
+        def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            if self.component != component:
+                self.sessions.clear()
+                gc.collect()
+                self.component = component
+            if graph not in self.sessions:
+                self.sessions[graph] = open_session()
+            return run_onnx(self.sessions[graph], inputs)
+        return run
+
+
 def open_components(bundle: Path, manifest: Mapping[str, Any], names: Sequence[str], threads: int = 1,
-                    purpose: str = "synthesis", run: Sequence[str] | None = None):
+                    purpose: str = "synthesis", run: Sequence[str] | None = None, lazy: bool = False):
     """(runners, constants, data) of components ``names``: one onnxruntime session per graph over the arithmetic
     Unity performs (the Sentis view of fp16/uint8 graphs), each file checked against its sha256 first. With
-    ``run``, only those components' graphs get sessions (the others give constants and data only)."""
+    ``run``, only those components' graphs get sessions (the others give constants and data only). ``lazy``:
+    sessions open on first use, one component's at a time (see ``Pipeline.open``)."""
     comps = {c["name"]: c for c in manifest["components"]}
     missing = [c for c in names if c not in comps]
     if missing:
         raise PackagerError(f"the bundle lacks components needed for {purpose}", file=str(bundle),
                             expected=", ".join(names), found=", ".join(comps))
     runners, data = {}, {}
+    lazy_sessions = _OneComponentSessions()
     for name in names:
         for g in (comps[name]["graphs"] if run is None or name in run else []):
-            sess = session(target_model(B.check_graph_files(bundle, g, f"{name}/{g['name']}"), g), threads)
-            runners[g["name"]] = lambda inputs, s=sess: run_onnx(s, inputs)
+            def open_session(g=g, name=name):
+                return session(target_model(B.check_graph_files(bundle, g, f"{name}/{g['name']}"), g), threads)
+            if lazy:
+                runners[g["name"]] = lazy_sessions.runner(name, g["name"], open_session)
+            else:
+                sess = open_session()
+                runners[g["name"]] = lambda inputs, s=sess: run_onnx(s, inputs)
         for d in comps[name]["data"]:
             data[d["name"]] = B.load_array(bundle, d, f"{name}/{d['name']}")
     return runners, {n: comps[n]["constants"] for n in names}, data
@@ -265,7 +296,7 @@ def pipeline_goldens(bundle: Path, manifest: dict[str, Any], seed: int, write_ar
     (under the Sentis view of reduced-precision graphs), or None when the bundle cannot synthesize."""
     if not all(c in {x["name"] for x in manifest["components"]} for c in REQUIRED):
         return None
-    pipe = Pipeline.open(bundle, manifest=manifest)
+    pipe = Pipeline.open(bundle, manifest=manifest, one_component_at_a_time=True)
     for attempt in range(16):  # random weights may stop at the first step: take the first case that speaks
         case = example_case(pipe.constants, seed + attempt)
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -50,13 +50,15 @@ class CaseResult:
 
 
 def run_cases(model: Path | onnx.ModelProto, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
-              cases: Sequence[GoldenCase]) -> list[CaseResult]:
+              cases: Sequence[GoldenCase], on_case: Callable[[], None] | None = None) -> list[CaseResult]:
     """Run every case on a saved graph or an in-memory one (a Sentis view); compare each output to the reference
-    with the output's tolerance (manifest JSON form)."""
+    with the output's tolerance (manifest JSON form). ``on_case`` is called after each case (progress)."""
     sess = session(model if isinstance(model, onnx.ModelProto) else str(model), prepack=False)
     results = []
     for case in cases:
         got = run_onnx(sess, case.inputs)
+        if on_case is not None:
+            on_case()
         res = CaseResult(case.name)
         for name in outputs:
             if name in case.outputs:

@@ -122,19 +122,34 @@ class Overflow:
         return {"tensor": self.tensor, "max_abs": float(self.max_abs), "kept_float32": list(self.nodes)}
 
 
-def fp32_ranges(model: onnx.ModelProto, cases: Sequence[GoldenCase]) -> dict[str, float]:
-    """max |finite value| of every float constant and every float node output over the cases."""
+def fp32_ranges(model: onnx.ModelProto, cases: Sequence[GoldenCase], path: Path | None = None) -> dict[str, float]:
+    """max |finite value| of every float constant and every float node output over the cases. ``path``: the same
+    graph saved with external data (a build's scratch file); the probe graph (every node output made a graph
+    output) then references that file's weights instead of holding a copy of them."""
     ranges: dict[str, float] = {}
     for t in model.graph.initializer:
         a = numpy_helper.to_array(t)
         if a.dtype == np.float32 and a.size:
             ranges[t.name] = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
+        del a
+    if path is not None:
+        probe = onnx.load(str(path), load_external_data=False)
+    else:
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
     have = {o.name for o in probe.graph.output}
     probe.graph.output.extend(onnx.ValueInfoProto(name=o) for n in probe.graph.node for o in n.output
                               if o and o not in have)
-    sess = session(probe, prepack=False)
+    if path is not None:
+        probe_path = Path(path).with_name(Path(path).stem + ".probe.onnx")  # same folder: the data file resolves
+        probe_path.write_bytes(probe.SerializeToString())
+        del probe
+        try:
+            sess = session(str(probe_path), prepack=False)
+        finally:
+            probe_path.unlink()
+    else:
+        sess = session(probe, prepack=False)
     for case in cases:
         for name, a in run_onnx(sess, case.inputs).items():
             if a.dtype == np.float32 and a.size:
@@ -164,11 +179,11 @@ def find_overflows(fp16: onnx.ModelProto, ranges: Mapping[str, float]) -> list[O
     return found
 
 
-def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str | NodeScope], cases: Sequence[GoldenCase]
-                          ) -> tuple[onnx.ModelProto, list[Overflow]]:
+def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str | NodeScope], cases: Sequence[GoldenCase],
+                          fp32_path: Path | None = None) -> tuple[onnx.ModelProto, list[Overflow]]:
     """Convert; any value > 65504 reaching fp16 (on the golden cases) is kept float32 with its producer and
     consumers, and reported; what still overflows after MAX_OVERFLOW_ROUNDS is an error."""
-    ranges = fp32_ranges(model, cases)
+    ranges = fp32_ranges(model, cases, fp32_path)
     keep, report = list(keep), []
     for _ in range(MAX_OVERFLOW_ROUNDS):
         out = to_fp16(model, keep)
@@ -231,17 +246,19 @@ class Converted:
 
 
 def convert(model: onnx.ModelProto, policy: P.ComponentPolicy, keep_float32: Sequence[str | NodeScope],
-            cases: Sequence[GoldenCase]) -> Converted:
-    """The shipped variant for one graph under ``policy`` (fp32 returns the model unchanged)."""
+            cases: Sequence[GoldenCase], fp32_path: Path | None = None, with_view: bool = True) -> Converted:
+    """The shipped variant for one graph under ``policy`` (fp32 returns the model unchanged). ``fp32_path``: the
+    fp32 graph saved with external data (see ``fp32_ranges``); ``with_view=False``: no in-memory Sentis view (the
+    build computes it from the written file instead)."""
     keep = list(keep_float32) + list(policy.keep_float32)
     if policy.precision == "fp32":
         return Converted(model, "fp32", "none", None)
     if policy.precision == "fp16":
-        out, overflows = fp16_without_overflow(model, keep, cases)
+        out, overflows = fp16_without_overflow(model, keep, cases, fp32_path)
         uq = unity_quantization_for("fp16", out)
-        return Converted(out, "fp16", uq, sentis_view(out, uq), overflows)
+        return Converted(out, "fp16", uq, sentis_view(out, uq) if with_view else None, overflows)
     if policy.precision == "uint8":
-        return Converted(model, "uint8", "uint8", sentis_view(model, "uint8"))
+        return Converted(model, "uint8", "uint8", sentis_view(model, "uint8") if with_view else None)
     if policy.precision == "int8":
         return Converted(to_int8(model), "int8", "none", None)
     raise PackagerError("unknown precision", key="precision", expected=", ".join(P.PRECISIONS),

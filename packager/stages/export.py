@@ -5,8 +5,9 @@ doc strings, then the component's own ``rewrite`` and a final shape inference / 
 """
 from __future__ import annotations
 
-import io
+import tempfile
 import warnings
+from pathlib import Path
 
 import onnx
 import torch
@@ -27,21 +28,24 @@ def _dynamic_axes(g: GraphDef) -> dict[str, dict[int, str]]:
     return axes
 
 
-def export_module(g: GraphDef, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def export_module(g: GraphDef, opset: int = DEFAULT_OPSET, workdir: Path | None = None) -> onnx.ModelProto:
     """Trace ``g.module`` with ``g.example_inputs`` into ONNX (TorchScript exporter)."""
     if g.module is None or g.example_inputs is None:
         raise PackagerError("graph has neither a module with example inputs nor an ONNX model", key=g.name)
-    buf = io.BytesIO()
     g.module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            g.module, tuple(g.example_inputs), buf,
-            input_names=[s.name for s in g.inputs], output_names=[s.name for s in g.outputs],
-            dynamic_axes=_dynamic_axes(g), opset_version=opset, do_constant_folding=True,
-            export_params=True, keep_initializers_as_inputs=False, dynamo=False,
-        )
-    return onnx.load_from_string(buf.getvalue())
+    # to a file, not a BytesIO: onnx.load reads it once, where getvalue() + load_from_string held the serialized
+    # graph twice next to the proto (GBs at full size)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=workdir) as d:
+        path = Path(d) / f"{g.name}.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                g.module, tuple(g.example_inputs), str(path),
+                input_names=[s.name for s in g.inputs], output_names=[s.name for s in g.outputs],
+                dynamic_axes=_dynamic_axes(g), opset_version=opset, do_constant_folding=True,
+                export_params=True, keep_initializers_as_inputs=False, dynamo=False,
+            )
+        return onnx.load(str(path))  # external data (a graph over 2 GB) is read back into the proto
 
 
 def finalize(model: onnx.ModelProto, g: GraphDef) -> onnx.ModelProto:
@@ -65,14 +69,14 @@ def finalize(model: onnx.ModelProto, g: GraphDef) -> onnx.ModelProto:
     return model
 
 
-def export_graph(g: GraphDef, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def export_graph(g: GraphDef, opset: int = DEFAULT_OPSET, workdir: Path | None = None) -> onnx.ModelProto:
     """The whole export stage for one graph: trace (or take the given model), rewrite, finalize."""
     model = onnx.ModelProto()
     if g.onnx_model is not None:  # an existing graph (e.g. shipped campplus.onnx): bring it to the build opset
         model.CopyFrom(g.onnx_model)
         model = upgrade_opset(model, opset)
     else:
-        model = export_module(g, opset)
+        model = export_module(g, opset, workdir)
     if g.rewrite is not None:
         model = g.rewrite(model)
     return finalize(model, g)

@@ -40,6 +40,17 @@ def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
     return entry
 
 
+def fp32_file_bytes(model: onnx.ModelProto) -> int:
+    """The size ``save_model`` gives the graph file of ``model`` (without its external-data file), not written to
+    the bundle: the fp32 size a reduced-precision variant is compared with."""
+    if weight_bytes(model) < INLINE_LIMIT:
+        return model.ByteSize()  # = len(SerializeToString()), without making the string
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="packager-size-") as d:
+        return save_model(Path(d), "m", model, precision="fp32")["bytes"]
+
+
 def _package_json(manifest: dict[str, Any]) -> dict[str, Any]:
     b = manifest["bundle"]
     t = manifest["target"]
