@@ -40,6 +40,7 @@ from packager.sentis_rules import DEFAULT_OPSET
 from packager.sentis_rules import MANIFEST_TARGETS as TARGETS
 from packager.stages.export import export_graph
 from packager.onnx_utils import load_external_copy, run_onnx, save_external_copy, session
+from packager.sentis_numerics import unity_weight_bytes
 from packager.progress import Progress
 from packager.stages.package import MODELS_DIR, fp32_file_bytes, save_model, write_bundle_files
 
@@ -61,6 +62,18 @@ SCRATCH_DIR = ".scratch"  # inside the temporary bundle folder: fp32 graphs betw
 
 class _NoStep:
     def advance(self, n: float = 1) -> None:
+        pass
+
+
+def _release_memory() -> None:
+    """Collect, then hand freed heap pages back to the OS (glibc ``malloc_trim``): after a GB-sized proto is freed
+    its pages otherwise stay in the process, and the next graph's peak stacks on top of them."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
         pass
 
 
@@ -189,21 +202,20 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
     worst = _check(x.scratch, x, tolerances, cases, label, opts)  # the fp32 graph vs the torch reference
     prog(f"  {label}: {len(cases)} golden cases reproduced by onnxruntime ({time.perf_counter() - t1:.1f} s): "
          + ", ".join(f"{m['output']} max_abs={m['max_abs']:.2g}" for m in worst))
-    model = load_external_copy(x.scratch)
     if policy.precision == "fp32":
+        model = load_external_copy(x.scratch)
         with _step(prog, f"{label}: write"):
             entry = save_model(tmp, g.name, model, precision="fp32")
         del model
         goldens = [golden_stage.write_case(tmp, comp, g.name, c) for c in cases]
         _preflight(tmp / entry["file"], g.name, opts)
     else:
-        entry, goldens, tolerances = _convert_graph(tmp, comp, x, model, policy, opts)
-        del model
+        entry, goldens, tolerances = _convert_graph(tmp, comp, x, policy, opts)
         if entry.get("sentis_importable", True):  # the shipped variant, for every target
             _preflight(tmp / entry["file"], g.name, opts, tuple(TARGETS))
     x.scratch.unlink()
     x.scratch.with_name(x.scratch.name + ".data").unlink(missing_ok=True)
-    gc.collect()  # full-size protos and sessions are GBs: free them before the next graph
+    _release_memory()  # full-size protos and sessions are GBs: free them before the next graph
     entry.update({
         "name": g.name,
         "inputs": [s.to_json() for s in g.inputs],
@@ -220,36 +232,48 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
                                   "tolerances", "goldens", "measured", "precision_cost", "timeout_ms") if k in entry}
 
 
-def _convert_graph(tmp: Path, comp: str, x: _Exported, model: onnx.ModelProto, policy, opts: BuildOptions):
+def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOptions):
     """(entry, goldens, tolerances) of the policy's variant: converted in memory, written once, its goldens computed
     by onnxruntime on the Sentis view of the written file (what Unity computes), its cost against the fp32
-    reference goldens."""
+    reference goldens. Each model is released as soon as what is measured on it is known."""
     g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
     label = f"[{comp}] {g.name}"
     t0 = time.perf_counter()
-    bytes_fp32 = fp32_file_bytes(model)
+    model = load_external_copy(x.scratch)
+    bytes_fp32, unity_fp32 = fp32_file_bytes(model), unity_weight_bytes(model, "none")
+    del model
+    _release_memory()
     with _step(prog, f"{label}: convert to {policy.precision}"):
-        conv = convert_stage.convert(model, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False)
+        conv = convert_stage.convert(None, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False)
     for o in conv.overflows:
         prog(f"  {label}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
              f"kept float32: {', '.join(o.nodes)}")
     with _step(prog, f"{label}: write"):
         entry = save_model(tmp, g.name, conv.model, precision=conv.precision,
                            unity_quantization=conv.unity_quantization)
+    unity_shipped = None if conv.precision == "int8" else unity_weight_bytes(conv.model, conv.unity_quantization)
+    conv.model = None
+    _release_memory()
     with _step(prog, f"{label}: goldens on the Sentis view", total=len(cases), unit="cases") as st:
         view = convert_stage.target_model(tmp / entry["file"], entry)
+        if isinstance(view, onnx.ModelProto):  # through a scratch file: the view's proto goes before the session
+            view = str(save_external_copy(view, x.scratch.with_name(x.scratch.stem + ".view.onnx")))
+            _release_memory()
         sess = session(view)
-        del view
         target_outputs = []
         for c in cases:
             target_outputs.append(run_onnx(sess, c.inputs))
             st.advance(1)
         del sess
+    if view != str(tmp / entry["file"]):
+        Path(view).unlink()
+        Path(view + ".data").unlink(missing_ok=True)
     variant = [GoldenCase(c.name, c.inputs, {k: target_outputs[i][k] for k in c.outputs}, c.chain, c.description)
                for i, c in enumerate(cases)]
     var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}
     with _step(prog, f"{label}: precision cost"):
-        cost = convert_stage.cost(model, conv, cases, target_outputs, tolerances, bytes_fp32, entry["bytes"])
+        cost = convert_stage.cost(None, conv, cases, target_outputs, tolerances, bytes_fp32, entry["bytes"],
+                                  unity_bytes_fp32=unity_fp32, unity_bytes=unity_shipped, shipped=tmp / entry["file"])
     sentis = {m["output"]: m for m in cost["error"]}
     prog(f"  {label}: {conv.precision} (unity_quantization {conv.unity_quantization}) "
          f"{bytes_fp32} -> {entry['bytes']} bytes ({time.perf_counter() - t0:.1f} s); vs fp32 reference: "
@@ -307,7 +331,7 @@ def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]
     scratch.mkdir(exist_ok=True)
     exported = [_export_graph(scratch, name, g, opts) for g in built.graphs]
     built.graphs = []
-    gc.collect()  # the torch model: only the exported graphs' closures held it
+    _release_memory()  # the torch model: only the exported graphs' closures held it
     graphs = [_finish_graph(tmp, name, x, opts) for x in exported]
     data = [golden_stage.write_array(tmp, f"{golden_stage.DATA_DIR}/{d.name}.npy.bytes", d.name,
                                      np.ascontiguousarray(d.array), d.description) for d in built.data]

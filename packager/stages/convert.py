@@ -19,7 +19,7 @@ from onnx import TensorProto, numpy_helper
 from packager import precision as P
 from packager.component import GoldenCase, NodeScope
 from packager.errors import PackagerError
-from packager.onnx_utils import run_onnx, session
+from packager.onnx_utils import run_onnx, session, weight_bytes
 from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, quantized_constants, sentis_float16,  # noqa: F401
                                       sentis_uint8, sentis_view, target_model, unity_quantization_for,
                                       unity_weight_bytes)
@@ -27,6 +27,7 @@ from packager.tolerance import metric
 
 SENTIS_ATOL_FLOOR = 1e-3  # Unity's own CPU tests compare with 1e-3 absolute (design/sentis.md §1.8)
 MAX_OVERFLOW_ROUNDS = 8
+PROBE_OUTPUTS_PER_RUN = 800  # fp32_ranges: node outputs fetched per onnxruntime run (bounds the probe's memory)
 CONVERTER = "onnxruntime.transformers.float16"  # chosen by measurement: docs/precision.md "Converter"
 
 
@@ -49,22 +50,26 @@ def keep_nodes(model: onnx.ModelProto, keep: Iterable[str | NodeScope]) -> list[
 
 
 def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
-            converter: str = "onnxruntime") -> onnx.ModelProto:
-    """fp16 weights and compute, float32 graph I/O; blocked nodes (``keep_nodes``) stay float32.
+            converter: str = "onnxruntime", in_place: bool = False) -> onnx.ModelProto:
+    """fp16 weights and compute, float32 graph I/O; blocked nodes (``keep_nodes``) stay float32. ``in_place``: the
+    converter works on ``model`` itself (which is then the result), not on a copy.
 
     ``converter`` "onnxconverter-common" exists for the measurement in benchmarks/precision_report.py only.
     """
     _name_nodes(model)
     nodes = keep_nodes(model, keep)
-    src = onnx.ModelProto()
-    src.CopyFrom(model)
     if converter == "onnxruntime":
         from onnxruntime.transformers import float16 as f16
 
         from onnxruntime.transformers.onnx_model import OnnxModel
 
+        # The converter's first step is onnx shape inference on the whole model (serialized and parsed twice: GBs
+        # at full size). It is done here on the graph without its large weights, which shape inference never reads,
+        # and the converter then works in place on one copy (disable_shape_infer) - the same result.
+        src = shape_inferred_copy(model, in_place=in_place)
         out = f16.convert_float_to_float16(src, keep_io_types=True, op_block_list=f16.DEFAULT_OP_BLOCK_LIST
-                                           + list(P.KEEP_FLOAT32_OPS), node_block_list=nodes)
+                                           + list(P.KEEP_FLOAT32_OPS), node_block_list=nodes,
+                                           disable_shape_infer=True)
         # The fork's own post-pass against Cast->Cast chains (design/precision_tooling.md §2.3-2.4), then a
         # topological order (the converter appends input Casts after their consumers). Its remove_useless_cast_nodes
         # is skipped: it runs symbolic shape inference (slow, noisy) and finds nothing in our graphs.
@@ -74,6 +79,9 @@ def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
         out = om.model
     else:
         from onnxconverter_common import float16 as occ
+
+        src = onnx.ModelProto()
+        src.CopyFrom(model)
 
         out = occ.convert_float_to_float16(src, keep_io_types=True, op_block_list=occ.DEFAULT_OP_BLOCK_LIST
                                            + list(P.KEEP_FLOAT32_OPS), node_block_list=nodes,
@@ -90,6 +98,55 @@ def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
             t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
     onnx.checker.check_model(out)
     return out
+
+
+LIGHT_TENSOR = 1 << 16  # bytes: float initializers at least this big are left out of shape inference (never shapes)
+
+
+def shape_inferred_copy(model: onnx.ModelProto, in_place: bool = False) -> onnx.ModelProto:
+    """``onnx.shape_inference.infer_shapes(model)`` (same fields, same bytes), computed on a copy of the graph whose
+    large float initializers are external-data stubs (dims and type only), then applied to one full copy (or, with
+    ``in_place``, to ``model`` itself)."""
+    light = onnx.ModelProto()
+    _light_copy(model, light)
+    inferred = onnx.shape_inference.infer_shapes(light)
+    del light
+    if in_place:
+        src = model
+    else:
+        src = onnx.ModelProto()
+        src.CopyFrom(model)
+    for field in ("input", "output", "value_info"):
+        del getattr(src.graph, field)[:]
+        getattr(src.graph, field).extend(getattr(inferred.graph, field))
+    return src
+
+
+def _light_copy(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
+    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
+        if model.HasField(name):
+            setattr(light, name, getattr(model, name))
+    light.opset_import.extend(model.opset_import)
+    light.metadata_props.extend(model.metadata_props)
+    light.functions.extend(model.functions)
+    g, lg = model.graph, light.graph
+    for name in ("name", "doc_string"):
+        if g.HasField(name):
+            setattr(lg, name, getattr(g, name))
+    for field in ("node", "input", "output", "value_info", "sparse_initializer", "quantization_annotation"):
+        getattr(lg, field).extend(getattr(g, field))
+    for t in g.initializer:
+        if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE) and \
+                len(t.raw_data) >= LIGHT_TENSOR:
+            stub = lg.initializer.add()
+            stub.name, stub.data_type = t.name, t.data_type
+            stub.dims.extend(t.dims)
+            stub.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", "weights-left-out"), ("offset", "0"), ("length", str(len(t.raw_data)))):
+                e = stub.external_data.add()
+                e.key, e.value = key, value
+        else:
+            lg.initializer.append(t)
 
 
 def _name_nodes(model: onnx.ModelProto) -> None:
@@ -150,11 +207,17 @@ def fp32_ranges(model: onnx.ModelProto, cases: Sequence[GoldenCase], path: Path 
             probe_path.unlink()
     else:
         sess = session(probe, prepack=False)
+    names = [o.name for o in sess.get_outputs() if o.type == "tensor(float)"]
     for case in cases:
-        for name, a in run_onnx(sess, case.inputs).items():
-            if a.dtype == np.float32 and a.size:
-                v = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
-                ranges[name] = max(ranges.get(name, 0.0), v)
+        # a few hundred outputs per run: all of a full-size DiT's activations at once are GBs; onnxruntime frees
+        # every intermediate that is not asked for
+        for i in range(0, len(names), PROBE_OUTPUTS_PER_RUN):
+            chunk = names[i:i + PROBE_OUTPUTS_PER_RUN]
+            for name, a in zip(chunk, sess.run(chunk, dict(case.inputs))):
+                if a.size:
+                    v = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+                    ranges[name] = max(ranges.get(name, 0.0), v)
+                del a
     return ranges
 
 
@@ -179,14 +242,24 @@ def find_overflows(fp16: onnx.ModelProto, ranges: Mapping[str, float]) -> list[O
     return found
 
 
-def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str | NodeScope], cases: Sequence[GoldenCase],
-                          fp32_path: Path | None = None) -> tuple[onnx.ModelProto, list[Overflow]]:
+def fp16_without_overflow(model: onnx.ModelProto | None, keep: Sequence[str | NodeScope],
+                          cases: Sequence[GoldenCase], fp32_path: Path | None = None
+                          ) -> tuple[onnx.ModelProto, list[Overflow]]:
     """Convert; any value > 65504 reaching fp16 (on the golden cases) is kept float32 with its producer and
-    consumers, and reported; what still overflows after MAX_OVERFLOW_ROUNDS is an error."""
-    ranges = fp32_ranges(model, cases, fp32_path)
+    consumers, and reported; what still overflows after MAX_OVERFLOW_ROUNDS is an error. With ``model`` None the
+    fp32 graph is read from ``fp32_path`` (external data) for each use and converted in place: no second copy."""
+    if model is None:
+        from packager.onnx_utils import load_external_copy
+
+        fresh = lambda: load_external_copy(fp32_path)  # noqa: E731
+        ranges = fp32_ranges(fresh(), cases, fp32_path)
+    else:
+        ranges = fp32_ranges(model, cases, fp32_path)
     keep, report = list(keep), []
+    out = None
     for _ in range(MAX_OVERFLOW_ROUNDS):
-        out = to_fp16(model, keep)
+        out = None  # the previous round's graph goes before the next is made
+        out = to_fp16(model, keep) if model is not None else to_fp16(fresh(), keep, in_place=True)
         found = find_overflows(out, ranges)
         if not found:
             return out, report
@@ -198,7 +271,7 @@ def fp16_without_overflow(model: onnx.ModelProto, keep: Sequence[str | NodeScope
 
 
 # --- running and measuring --------------------------------------------------------------------------------------------
-def outputs_of(model: onnx.ModelProto, cases: Sequence[GoldenCase]) -> list[dict[str, np.ndarray]]:
+def outputs_of(model: onnx.ModelProto | str, cases: Sequence[GoldenCase]) -> list[dict[str, np.ndarray]]:
     sess = session(model)  # these become goldens: the default (prepacked) kernels, as every other run uses
     return [run_onnx(sess, c.inputs) for c in cases]
 
@@ -245,12 +318,16 @@ class Converted:
     overflows: list[Overflow] = field(default_factory=list)
 
 
-def convert(model: onnx.ModelProto, policy: P.ComponentPolicy, keep_float32: Sequence[str | NodeScope],
+def convert(model: onnx.ModelProto | None, policy: P.ComponentPolicy, keep_float32: Sequence[str | NodeScope],
             cases: Sequence[GoldenCase], fp32_path: Path | None = None, with_view: bool = True) -> Converted:
     """The shipped variant for one graph under ``policy`` (fp32 returns the model unchanged). ``fp32_path``: the
-    fp32 graph saved with external data (see ``fp32_ranges``); ``with_view=False``: no in-memory Sentis view (the
-    build computes it from the written file instead)."""
+    fp32 graph saved with external data (see ``fp32_ranges``), read from there when ``model`` is None;
+    ``with_view=False``: no in-memory Sentis view (the build computes it from the written file instead)."""
     keep = list(keep_float32) + list(policy.keep_float32)
+    if model is None and policy.precision != "fp16":  # the fp16 path reads the file itself, once per use
+        from packager.onnx_utils import load_external_copy
+
+        model = load_external_copy(fp32_path)
     if policy.precision == "fp32":
         return Converted(model, "fp32", "none", None)
     if policy.precision == "fp16":
@@ -265,22 +342,27 @@ def convert(model: onnx.ModelProto, policy: P.ComponentPolicy, keep_float32: Seq
                         found=policy.precision)
 
 
-def cost(fp32: onnx.ModelProto, conv: Converted, cases: Sequence[GoldenCase],
+def cost(fp32: onnx.ModelProto | None, conv: Converted, cases: Sequence[GoldenCase],
          target_outputs: Sequence[Mapping[str, np.ndarray]], tolerances: Mapping[str, Mapping[str, Any]],
-         bytes_fp32: int, bytes_shipped: int) -> dict[str, Any]:
-    """The manifest's ``precision_cost``: what this variant costs against the fp32 reference goldens."""
+         bytes_fp32: int, bytes_shipped: int, *, unity_bytes_fp32: int | None = None,
+         unity_bytes: int | None = None, shipped: Path | None = None) -> dict[str, Any]:
+    """The manifest's ``precision_cost``: what this variant costs against the fp32 reference goldens. The build
+    passes the Unity weight sizes measured before it released the models (``unity_bytes_fp32``, ``unity_bytes``)
+    and the written file (``shipped``) instead of ``fp32`` / ``conv.model``."""
     d: dict[str, Any] = {
         "bytes_fp32": int(bytes_fp32), "bytes": int(bytes_shipped),
-        "unity_weight_bytes_fp32": unity_weight_bytes(fp32, "none"),
-        "unity_weight_bytes": unity_weight_bytes(conv.model, conv.unity_quantization) if conv.precision != "int8"
-        else None,
+        "unity_weight_bytes_fp32": unity_bytes_fp32 if unity_bytes_fp32 is not None
+        else unity_weight_bytes(fp32, "none"),
+        "unity_weight_bytes": None if conv.precision == "int8" else unity_bytes if unity_bytes is not None
+        else unity_weight_bytes(conv.model, conv.unity_quantization),
         "error": error_vs(cases, target_outputs, tolerances),
     }
     if d["unity_weight_bytes"] is None:
         del d["unity_weight_bytes"]
     if conv.precision == "fp16":  # for onnxruntime users: true fp16 compute of the same file
         d["converter"] = CONVERTER
-        d["error_onnxruntime_fp16"] = error_vs(cases, outputs_of(conv.model, cases), tolerances)
+        d["error_onnxruntime_fp16"] = error_vs(cases, outputs_of(str(shipped) if shipped is not None else conv.model,
+                                                                 cases), tolerances)
     if conv.overflows:
         d["overflow"] = [o.to_json() for o in conv.overflows]
     return d
