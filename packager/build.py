@@ -172,6 +172,7 @@ def _export_graph(scratch: Path, comp: str, g: GraphDef, opts: BuildOptions) -> 
         n_nodes = len(model.graph.node)
         path = save_external_copy(model, scratch / f"{g.name}.onnx")
         del model
+        _release_memory()
     prog(f"  {label}: exported ({n_nodes} nodes, {time.perf_counter() - t0:.1f} s)")
     with _step(prog, f"{label}: reference goldens"):
         cases = g.cases()
@@ -326,6 +327,7 @@ def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]
     with _step(opts.log, f"[{name}] load"):
         built: ComponentBuild = comp.build(opts.source)
     opts.source.release_weights()  # the component's model holds its own copy of the weights now
+    _release_memory()
     opts.log(f"[{name}] loaded ({time.perf_counter() - t0:.1f} s)")
     scratch = tmp / SCRATCH_DIR
     scratch.mkdir(exist_ok=True)

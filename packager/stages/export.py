@@ -5,6 +5,7 @@ doc strings, then the component's own ``rewrite`` and a final shape inference / 
 """
 from __future__ import annotations
 
+import gc
 import tempfile
 import warnings
 from pathlib import Path
@@ -45,6 +46,7 @@ def export_module(g: GraphDef, opset: int = DEFAULT_OPSET, workdir: Path | None 
                 dynamic_axes=_dynamic_axes(g), opset_version=opset, do_constant_folding=True,
                 export_params=True, keep_initializers_as_inputs=False, dynamo=False,
             )
+        gc.collect()  # the exporter's intermediate graphs, before the file is read back
         return onnx.load(str(path))  # external data (a graph over 2 GB) is read back into the proto
 
 
