@@ -137,6 +137,20 @@ def bytes_to_unicode() -> dict[int, str]:
     return {**{b: chr(b) for b in keep}, **{b: chr(256 + k) for k, b in enumerate(extra)}}
 
 
+def merge_pair(symbols: Sequence[Any], pair: tuple[Any, Any], merged: Any) -> list[Any]:
+    """``symbols`` with every non-overlapping occurrence of ``pair``, left to right, replaced by ``merged`` (one BPE
+    merge step: the encoder's on token ids, the tiny tokenizer's trainer on byte symbols)."""
+    out, k = [], 0
+    while k < len(symbols):
+        if k + 1 < len(symbols) and (symbols[k], symbols[k + 1]) == pair:
+            out.append(merged)
+            k += 2
+        else:
+            out.append(symbols[k])
+            k += 1
+    return out
+
+
 def replace_lone_surrogates(text: str) -> str:
     """Read ``text`` as UTF-16, as C# does: a high+low surrogate pair is one character, an unpaired surrogate
     becomes U+FFFD (what a UTF-8 encoder writes for it)."""
@@ -224,15 +238,8 @@ class Qwen2Tokenizer:
             best = min((self._rank.get(p, (1 << 31, 0)) + (p,) for p in zip(word, word[1:])))
             if best[0] == 1 << 31:
                 break
-            (_, merged, pair), out, k = best, [], 0
-            while k < len(word):
-                if k + 1 < len(word) and (word[k], word[k + 1]) == pair:
-                    out.append(merged)
-                    k += 2
-                else:
-                    out.append(word[k])
-                    k += 1
-            word = out
+            _, merged, pair = best
+            word = merge_pair(word, pair, merged)
         self._cache[piece] = word
         return word
 

@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from packager.text_tokenizer import (COSYVOICE3_SPECIALS, MERGES_FILE, TOKENIZER_CONFIG, VOCAB_FILE, Qwen2Tokenizer,
-                                     bytes_to_unicode, pretokenize)
+                                     bytes_to_unicode, merge_pair, pretokenize)
 
 TINY_MERGES = 487
 TINY_VOCAB = 1024  # all ids: 256 bytes + 487 merges + 3 file specials + 278 new CosyVoice3 specials
@@ -94,15 +94,7 @@ def train_bpe(text: str, n_merges: int) -> tuple[dict[str, int], list[tuple[str,
         merged = best[0] + best[1]
         vocab.setdefault(merged, len(vocab))
         for word in words:
-            symbols, out, k = word[0], [], 0
-            while k < len(symbols):
-                if k + 1 < len(symbols) and (symbols[k], symbols[k + 1]) == best:
-                    out.append(merged)
-                    k += 2
-                else:
-                    out.append(symbols[k])
-                    k += 1
-            word[0] = out
+            word[0] = merge_pair(word[0], best, merged)
     return vocab, merges
 
 
