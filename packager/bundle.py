@@ -90,20 +90,31 @@ def open_manifest(bundle: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- schema
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
+@lru_cache(maxsize=None)
+def load_schema(path: Path) -> dict[str, Any]:
+    """A JSON Schema shipped in ``schemas/`` (the manifest's, the voice pack's), read once."""
     try:
-        return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PackagerError("manifest schema not found (broken installation?)", file=str(SCHEMA_PATH)) from None
+        raise PackagerError(f"{Path(path).name} not found (broken installation?)", file=str(path)) from None
+
+
+def schema() -> dict[str, Any]:
+    return load_schema(SCHEMA_PATH)
+
+
+def schema_errors(doc: Any, schema_path: Path, limit: int | None = None) -> list[str]:
+    """``path: message`` for every place ``doc`` breaks the schema at ``schema_path`` (sorted by path)."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(load_schema(schema_path)).iter_errors(doc),
+                    key=lambda e: list(e.path))
+    return [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors[:limit]]
 
 
 def schema_problems(manifest: Any, limit: int | None = None) -> list[str]:
     """``path: message`` for every place ``manifest`` breaks ``schemas/manifest.schema.json`` (sorted by path)."""
-    import jsonschema
-
-    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(manifest), key=lambda e: list(e.path))
-    return [f"{'/'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors[:limit]]
+    return schema_errors(manifest, SCHEMA_PATH, limit)
 
 
 def validate_manifest(manifest: Any, where: str = MANIFEST_FILE) -> None:

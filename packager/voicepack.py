@@ -21,13 +21,12 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-import jsonschema
 import numpy as np
 
+from packager.bundle import schema_errors
 from packager.errors import PackagerError
 from packager.stages.golden import npy_bytes
 
@@ -58,21 +57,11 @@ FRONTEND_NAMES = {
 }
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    try:
-        return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PackagerError("voice schema not found (broken installation?)", file=str(SCHEMA_PATH)) from None
-
-
 def validate_meta(meta: Any, where: str) -> None:
-    errors = sorted(jsonschema.Draft202012Validator(schema()).iter_errors(meta), key=lambda e: list(e.path))
+    errors = schema_errors(meta, SCHEMA_PATH)
     if errors:
-        e = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise PackagerError(f"is not a valid voice pack: {'/'.join(str(p) for p in e.path) or '(root)'}: "
-                            f"{e.message}{more} (schemas/voice.schema.json)", file=where)
+        raise PackagerError(f"is not a valid voice pack: {errors[0]}{more} (schemas/voice.schema.json)", file=where)
 
 
 @dataclass
