@@ -45,6 +45,30 @@ def _diagnostics(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in (proc.stdout + proc.stderr).splitlines() if ": error " in line or ": warning " in line]
 
 
+def run_mono_tests(work: Path, vectors: Path, env_prefix: str, test_filter: str | None = None
+                   ) -> tuple[subprocess.CompletedProcess, dict]:
+    """Build the mono test runner (NUnit stub + core runtime + csharp/tests) in ``work``, run it with the vectors at
+    ``$<env_prefix>_VECTORS`` (and only the tests matching ``test_filter``); (the run, {(kind, name): result line}
+    from ``$<env_prefix>_RESULTS``)."""
+    exe = work / "tests.exe"
+    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
+    assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout + proc.stderr
+    results = work / "results.jsonl"
+    env = {**os.environ, f"{env_prefix}_VECTORS": str(vectors), f"{env_prefix}_RESULTS": str(results)}
+    run = subprocess.run([_tool("mono"), str(exe), *(["--filter", test_filter] if test_filter else [])],
+                         capture_output=True, text=True, timeout=300, env=env)
+    lines = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines()] if results.exists() else []
+    return run, {(r["kind"], r["name"]): r for r in lines}
+
+
+def mono_passed(proc: subprocess.CompletedProcess) -> int:
+    """How many tests the runner passed, after asserting that it exited 0 and failed none."""
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    assert tail.startswith("mono tests:") and " 0 failed" in tail, tail
+    return int(tail.split()[2])
+
+
 @pytest.mark.parametrize("target,defines", [
     ("ie-2.4", ["-define:UNITY_EDITOR", "-define:UNITY_INCLUDE_TESTS"]),
     ("sentis-2.1", ["-define:UNITY_EDITOR", "-define:UNITY_INCLUDE_TESTS", "-define:COSY_SENTIS"]),
@@ -63,23 +87,13 @@ def mono_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Write the vectors, build the mono test runner (NUnit stub + core runtime + tests), run it once."""
     work = tmp_path_factory.mktemp("csharp")
     index = write_vectors(work / "vectors")
-    exe = work / "tests.exe"
-    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
-    assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout + proc.stderr
-    results = work / "results.jsonl"
-    env = {**os.environ, "COSY_VECTORS": str(work / "vectors"), "COSY_RESULTS": str(results)}
-    run = subprocess.run([_tool("mono"), str(exe)], capture_output=True, text=True, timeout=300, env=env)
-    lines = [json.loads(x) for x in results.read_text().splitlines()] if results.exists() else []
-    return {"index": index, "proc": run, "results": {(r["kind"], r["name"]): r for r in lines}}
+    run, results = run_mono_tests(work, work / "vectors", "COSY")
+    return {"index": index, "proc": run, "results": results}
 
 
 def test_mono_unit_tests_pass(mono_run: dict) -> None:
-    proc = mono_run["proc"]
-    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert tail.startswith("mono tests:") and " 0 failed" in tail, tail
-    passed = int(tail.split()[2])
-    assert passed >= 150, tail  # vectors + unit tests: a runner that finds nothing must not pass
+    passed = mono_passed(mono_run["proc"])
+    assert passed >= 150, passed  # vectors + unit tests: a runner that finds nothing must not pass
 
 
 def _num(x):

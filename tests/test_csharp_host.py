@@ -9,8 +9,6 @@ Needs ``mcs`` and ``mono`` (see tests/test_csharp.py); missing tools fail, never
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.csharp_host_vectors import write_host_vectors
-from tests.test_csharp import CORE_CS, REPO, TESTS_CS, _diagnostics, _mcs, _tool
+from tests.test_csharp import CORE_CS, REPO, mono_passed, run_mono_tests
 
 HOST_CS = sorted((REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host").glob("*.cs"))
 LOG_SOFTMAX_MAX_ULP = 4  # numpy's SIMD float32 exp/log (<= ~2.5 ulp) vs C#'s correctly rounded ones; measured <= 1
@@ -31,26 +29,16 @@ def host_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     code, _, err = run_cli("build", "--out", bundle, "--components", "llm,flow,hift", "--precision", "fp32")
     assert code == 0, err
     index = write_host_vectors(work / "vectors", bundle)
-    exe = work / "host_tests.exe"
     assert HOST_CS and all(p in CORE_CS for p in HOST_CS)  # the mono build of tests/test_csharp.py includes them
-    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
-    assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout + proc.stderr
-    results = work / "results.jsonl"
-    env = {**os.environ, "COSY_HOST_VECTORS": str(work / "vectors"), "COSY_HOST_RESULTS": str(results)}
-    run = subprocess.run([_tool("mono"), str(exe), "--filter", "Host"], capture_output=True, text=True, timeout=300,
-                         env=env)
-    lines = [json.loads(x) for x in results.read_text().splitlines()] if results.exists() else []
-    return {"index": index, "proc": run, "vectors": work / "vectors", "results": {(r["kind"], r["name"]): r for r in lines}}
+    run, results = run_mono_tests(work, work / "vectors", "COSY_HOST", "Host")
+    return {"index": index, "proc": run, "vectors": work / "vectors", "results": results}
 
 
 def test_mono_host_tests_pass(host_run: dict) -> None:
-    proc = host_run["proc"]
-    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    passed = mono_passed(host_run["proc"])
     index = host_run["index"]
     cases = sum(len(index[k]) for k in ("pcg64", "ras", "log_softmax", "mt", "silent", "replays"))
-    assert tail.startswith("mono tests:") and " 0 failed" in tail, tail
-    assert int(tail.split()[2]) >= cases + 4, tail  # every vector case plus the self-contained unit tests ran
+    assert passed >= cases + 4, passed  # every vector case plus the self-contained unit tests ran
 
 
 def test_every_vector_has_a_csharp_result(host_run: dict) -> None:

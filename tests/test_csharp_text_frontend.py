@@ -11,9 +11,7 @@ Needs ``mcs`` and ``mono`` (see tests/test_csharp.py); missing tools fail, never
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from packager import text_frontend as tf
 from packager.errors import InputError
 from packager.text_tokenizer import COSYVOICE3_SPECIALS
 from packager.tiny_tokenizer import tiny_tokenizer
-from tests.test_csharp import CORE_CS, REPO, TESTS_CS, _diagnostics, _mcs, _tool
+from tests.test_csharp import REPO, mono_passed, run_mono_tests
 
 FRONTEND_CS = REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host" / "TextFrontend.cs"
 DIGIT_SCRIPTS = ["0123456789", "٠١٢٣٤٥٦٧٨٩", "०१२३४५६७८९", "０１２３４５６７８９", "๐๑๒๓๔๕๖๗๘๙",
@@ -157,23 +155,13 @@ def write_frontend_vectors(out: Path) -> dict:
 def fe_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("csharp_frontend")
     index = write_frontend_vectors(work / "vectors")
-    exe = work / "frontend_tests.exe"
-    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
-    assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout + proc.stderr
-    results = work / "results.jsonl"
-    env = {**os.environ, "COSY_FRONTEND_VECTORS": str(work / "vectors"), "COSY_FRONTEND_RESULTS": str(results)}
-    run = subprocess.run([_tool("mono"), str(exe), "--filter", "TextFrontendTests"], capture_output=True, text=True,
-                         timeout=300, env=env)
-    lines = [json.loads(x) for x in results.read_text(encoding="utf-8").splitlines()] if results.exists() else []
-    return {"index": index, "proc": run, "results": {(r["kind"], r["name"]): r for r in lines}}
+    run, results = run_mono_tests(work, work / "vectors", "COSY_FRONTEND", "TextFrontendTests")
+    return {"index": index, "proc": run, "results": results}
 
 
 def test_mono_text_frontend_tests_pass(fe_run: dict) -> None:
-    proc = fe_run["proc"]
-    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
-    assert tail.startswith("mono tests:") and " 0 failed" in tail, tail
-    assert int(tail.split()[2]) >= len(fe_run["index"]["texts"]) + 5, tail
+    passed = mono_passed(fe_run["proc"])
+    assert passed >= len(fe_run["index"]["texts"]) + 5, passed
 
 
 def test_csharp_pieces_equal_python(fe_run: dict) -> None:

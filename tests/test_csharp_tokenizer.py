@@ -11,8 +11,6 @@ Needs ``mcs`` and ``mono`` (see tests/test_csharp.py); missing tools fail, never
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import unicodedata
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import pytest
 
 from packager.text_tokenizer import COSYVOICE3_SPECIALS, ENDOFPROMPT, Qwen2Tokenizer, char_class
-from tests.test_csharp import CORE_CS, REPO, TESTS_CS, _diagnostics, _mcs, _tool
+from tests.test_csharp import mono_passed, run_mono_tests
 from tests.test_text_tokenizer import (CORPUS, SPECIALS, STRINGS, fuzz_strings, hf_tokenizer, special_strings,
                                       write_folder)
 
@@ -55,23 +53,13 @@ def write_tokenizer_vectors(out: Path) -> tuple[dict, Qwen2Tokenizer]:
 def tok_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("csharp_tokenizer")
     index, tok = write_tokenizer_vectors(work / "vectors")
-    exe = work / "tokenizer_tests.exe"
-    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
-    assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout + proc.stderr
-    results = work / "results.jsonl"
-    env = {**os.environ, "COSY_TOKENIZER_VECTORS": str(work / "vectors"), "COSY_TOKENIZER_RESULTS": str(results)}
-    run = subprocess.run([_tool("mono"), str(exe), "--filter", "TokenizerTests"], capture_output=True, text=True,
-                         timeout=300, env=env)
-    lines = [json.loads(x) for x in results.read_text().splitlines()] if results.exists() else []
-    return {"index": index, "tok": tok, "proc": run, "results": {(r["kind"], r["name"]): r for r in lines}}
+    run, results = run_mono_tests(work, work / "vectors", "COSY_TOKENIZER", "TokenizerTests")
+    return {"index": index, "tok": tok, "proc": run, "results": results}
 
 
 def test_mono_tokenizer_tests_pass(tok_run: dict) -> None:
-    proc = tok_run["proc"]
-    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
-    assert tail.startswith("mono tests:") and " 0 failed" in tail, tail
-    assert int(tail.split()[2]) >= len(tok_run["index"]["cases"]) + 3, tail
+    passed = mono_passed(tok_run["proc"])
+    assert passed >= len(tok_run["index"]["cases"]) + 3, passed
 
 
 def test_csharp_ids_equal_python_ids(tok_run: dict) -> None:
