@@ -15,38 +15,19 @@ namespace CosyVoice3.Tests
 {
     public class TokenizerTests
     {
-        static string Dir { get { return Environment.GetEnvironmentVariable("COSY_TOKENIZER_VECTORS"); } }
-
-        static JsonValue index;
-        static JsonValue Index
-        {
-            get
-            {
-                if (index == null) index = Json.Parse(File.ReadAllText(Path.Combine(Dir, "index.json")), "index.json");
-                return index;
-            }
-        }
+        static readonly VectorSet Vectors = new VectorSet("COSY_TOKENIZER");
+        static string Dir { get { return Vectors.Dir; } }
+        static JsonValue Index { get { return Vectors.Index; } }
 
         static Qwen2Tokenizer vectorTokenizer;
         static Qwen2Tokenizer VectorTokenizer
         {
-            get
-            {
-                if (vectorTokenizer == null)
-                    vectorTokenizer = new Qwen2Tokenizer(Npy.ReadFile(Path.Combine(Dir, "byte_ids.npy")).Ints,
-                                                         Npy.ReadFile(Path.Combine(Dir, "merges.npy")).Ints,
-                                                         Npy.ReadFile(Path.Combine(Dir, "added.npy")).Ints,
-                                                         Npy.ReadFile(Path.Combine(Dir, "classes.npy")).Ints);
-                return vectorTokenizer;
-            }
+            get { return vectorTokenizer ?? (vectorTokenizer = Vectors.Tokenizer()); }
         }
 
         static void Write(string kind, string name, string key, string json)
         {
-            var path = Environment.GetEnvironmentVariable("COSY_TOKENIZER_RESULTS");
-            if (string.IsNullOrEmpty(path)) return;
-            File.AppendAllText(path, "{\"kind\": " + VectorTests.Str(kind) + ", \"name\": " + VectorTests.Str(name) + ", "
-                                     + VectorTests.Str(key) + ": " + json + "}\n");
+            Vectors.Write(kind, name, key, json);
         }
 
         static string IdsJson(int[] ids)

@@ -14,17 +14,9 @@ namespace CosyVoice3.Tests
 {
     public class VectorTests
     {
-        static string Dir { get { return Environment.GetEnvironmentVariable("COSY_VECTORS") ?? "vectors"; } }
-
-        static JsonValue index;
-        static JsonValue Index
-        {
-            get
-            {
-                if (index == null) index = Json.Parse(File.ReadAllText(Path.Combine(Dir, "index.json")), "index.json");
-                return index;
-            }
-        }
+        static readonly VectorSet Vectors = new VectorSet("COSY", "vectors");
+        static string Dir { get { return Vectors.Dir; } }
+        static JsonValue Index { get { return Vectors.Index; } }
 
         static IEnumerable<TestCaseData> Of(string kind, string nameKey)
         {
@@ -224,9 +216,7 @@ namespace CosyVoice3.Tests
 
             public void Write()
             {
-                var path = Environment.GetEnvironmentVariable("COSY_RESULTS");
-                if (string.IsNullOrEmpty(path)) return;
-                File.AppendAllText(path, "{" + string.Join(", ", fields.ToArray()) + "}\n");
+                Vectors.WriteLine("{" + string.Join(", ", fields.ToArray()) + "}");
             }
         }
     }

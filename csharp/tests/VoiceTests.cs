@@ -14,17 +14,9 @@ namespace CosyVoice3.Tests
 {
     static class VoiceVectors
     {
-        public static string Dir { get { return Environment.GetEnvironmentVariable("COSY_VOICE_VECTORS"); } }
-
-        static JsonValue index;
-        public static JsonValue Index
-        {
-            get
-            {
-                if (index == null) index = Json.Parse(File.ReadAllText(Path.Combine(Dir, "index.json")), "index.json");
-                return index;
-            }
-        }
+        static readonly VectorSet Vectors = new VectorSet("COSY_VOICE");
+        public static string Dir { get { return Vectors.Dir; } }
+        public static JsonValue Index { get { return Vectors.Index; } }
 
         public static IEnumerable<TestCaseData> Of(string kind)
         {
@@ -64,11 +56,7 @@ namespace CosyVoice3.Tests
 
         public static void Write(string kind, string name, params string[] keyValues)
         {
-            var path = Environment.GetEnvironmentVariable("COSY_VOICE_RESULTS");
-            if (string.IsNullOrEmpty(path)) return;
-            var fields = new List<string> { "\"kind\": " + VectorTests.Str(kind), "\"name\": " + VectorTests.Str(name) };
-            for (int i = 0; i + 1 < keyValues.Length; i += 2) fields.Add(VectorTests.Str(keyValues[i]) + ": " + keyValues[i + 1]);
-            File.AppendAllText(path, "{" + string.Join(", ", fields.ToArray()) + "}\n");
+            Vectors.Write(kind, name, keyValues);
         }
 
         public static string Bool(bool? b) { return b == null ? "null" : b.Value ? "true" : "false"; }
