@@ -42,7 +42,7 @@ from packager.stages.export import export_graph
 from packager.onnx_utils import load_external_copy, run_onnx, save_external_copy, session
 from packager.sentis_numerics import unity_weight_bytes
 from packager.progress import Progress
-from packager.stages.package import MODELS_DIR, fp32_file_bytes, save_model, write_bundle_files
+from packager.stages.package import fp32_file_bytes, save_model, write_bundle_files
 
 
 @dataclass

@@ -144,7 +144,3 @@ class Progress:
         if self._ticker is not None:
             self._ticker.join(timeout=2)
         self._ticker = None
-
-
-def quiet() -> Progress:
-    return Progress("quiet")

@@ -19,7 +19,7 @@ from onnx import TensorProto, numpy_helper
 from packager import precision as P
 from packager.component import GoldenCase, NodeScope
 from packager.errors import PackagerError
-from packager.onnx_utils import run_onnx, session, weight_bytes
+from packager.onnx_utils import run_onnx, session
 from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, quantized_constants, sentis_float16,  # noqa: F401
                                       sentis_uint8, sentis_view, target_model, unity_quantization_for,
                                       unity_weight_bytes)
@@ -116,9 +116,9 @@ def shape_inferred_copy(model: onnx.ModelProto, in_place: bool = False) -> onnx.
     else:
         src = onnx.ModelProto()
         src.CopyFrom(model)
-    for field in ("input", "output", "value_info"):
-        del getattr(src.graph, field)[:]
-        getattr(src.graph, field).extend(getattr(inferred.graph, field))
+    for part in ("input", "output", "value_info"):
+        del getattr(src.graph, part)[:]
+        getattr(src.graph, part).extend(getattr(inferred.graph, part))
     return src
 
 
@@ -133,8 +133,8 @@ def _light_copy(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
     for name in ("name", "doc_string"):
         if g.HasField(name):
             setattr(lg, name, getattr(g, name))
-    for field in ("node", "input", "output", "value_info", "sparse_initializer", "quantization_annotation"):
-        getattr(lg, field).extend(getattr(g, field))
+    for part in ("node", "input", "output", "value_info", "sparse_initializer", "quantization_annotation"):
+        getattr(lg, part).extend(getattr(g, part))
     for t in g.initializer:
         if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE) and \
                 len(t.raw_data) >= LIGHT_TENSOR:
