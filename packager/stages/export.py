@@ -5,13 +5,16 @@ doc strings, then the component's own ``rewrite`` and a final shape inference / 
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
 import torch
+from onnx import numpy_helper
 
 from packager import GENERATOR_NAME
 from packager.component import GraphDef
@@ -29,24 +32,114 @@ def _dynamic_axes(g: GraphDef) -> dict[str, dict[int, str]]:
     return axes
 
 
+@contextlib.contextmanager
+def _linear_on_transposed_views(module: torch.nn.Module) -> Iterator[None]:
+    """While tracing, every ``nn.Linear`` multiplies by ``weight.t()`` held as a parameter of its own (a view: no
+    copy). The exporter writes ``aten::linear`` as ``MatMul(x, Transpose(W))`` (+ ``Add``) and constant-folds the
+    Transpose into a new tensor: a second copy of every Linear weight in memory (1.4 GB for the full-size
+    ``llm_step``). Here the graph has the same nodes and values, the transposed weight traced as it is. A 2-D input
+    with a bias stays ``linear`` (the exporter's ``Gemm(x, W, b, transB=1)`` copies nothing)."""
+    patched = []
+    for m in module.modules():
+        if isinstance(m, torch.nn.Linear) and "forward" not in vars(m):
+            m.register_parameter(TRANSPOSED, torch.nn.Parameter(m.weight.detach().t(), requires_grad=False))
+
+            def forward(x: torch.Tensor, m: torch.nn.Linear = m) -> torch.Tensor:
+                if x.dim() == 2 and m.bias is not None:  # Gemm(x, W, b, transB=1): no copy
+                    return torch.nn.functional.linear(x, m.weight, m.bias)
+                y = torch.matmul(x, getattr(m, TRANSPOSED))
+                return y if m.bias is None else y + m.bias
+
+            m.forward = forward
+            patched.append(m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
+            del m._parameters[TRANSPOSED]
+
+
+TRANSPOSED = "weight_t"  # name of the traced transposed view (the initializer is ``<module path>.weight_t``)
+
+
+@contextlib.contextmanager
+def _capture_params(into: dict) -> Iterator[None]:
+    """Record the exporter's named parameter dict (its weights and the constants it folded from them, e.g. a
+    frequency buffer times a constant), which it discards under ``export_params=False``. A private function of the
+    TorchScript exporter of the pinned torch; where it is missing, ``_attach_weights`` reads the module instead."""
+    try:
+        from torch.onnx._internal.torchscript_exporter import utils as ts_utils
+        original = ts_utils._model_to_graph
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    def model_to_graph(*args, **kwargs):
+        graph, params, out = original(*args, **kwargs)
+        into.update(params)
+        return graph, params, out
+
+    ts_utils._model_to_graph = model_to_graph
+    try:
+        yield
+    finally:
+        ts_utils._model_to_graph = original
+
+
+def _trace(g: GraphDef, opset: int, path: Path, export_params: bool) -> dict:
+    params: dict = {}
+    with torch.no_grad(), warnings.catch_warnings(), _capture_params(params):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            g.module, tuple(g.example_inputs), str(path),
+            input_names=[s.name for s in g.inputs], output_names=[s.name for s in g.outputs],
+            dynamic_axes=_dynamic_axes(g), opset_version=opset, do_constant_folding=True,
+            export_params=export_params, keep_initializers_as_inputs=False, dynamo=False,
+        )
+    gc.collect()  # the exporter's intermediate graphs
+    return params
+
+
+def _attach_weights(model: onnx.ModelProto, g: GraphDef, params: dict) -> bool:
+    """Turn the weight inputs of a graph traced with ``export_params=False`` into initializers, one tensor at a
+    time, from the exporter's parameter dict or else the module's own parameters and buffers. False (nothing
+    changed) when a value is found in neither."""
+    n_spec = len(g.inputs)
+    tensors = dict(g.module.named_parameters(remove_duplicate=False))
+    tensors.update(g.module.named_buffers(remove_duplicate=False))
+    tensors.update(params)
+    extra = list(model.graph.input[n_spec:])
+    if any(i.name not in tensors for i in extra):
+        return False
+    for i in extra:
+        model.graph.initializer.append(numpy_helper.from_array(tensors[i.name].detach().contiguous().numpy(), i.name))
+    del model.graph.input[n_spec:]
+    return True
+
+
 def export_module(g: GraphDef, opset: int = DEFAULT_OPSET, workdir: Path | None = None) -> onnx.ModelProto:
-    """Trace ``g.module`` with ``g.example_inputs`` into ONNX (TorchScript exporter)."""
+    """Trace ``g.module`` with ``g.example_inputs`` into ONNX (TorchScript exporter).
+
+    The trace is exported without its weights (``export_params=False``): the exporter's own weight export holds
+    three copies of them at once (its graph, the serialized proto, the file bytes: +4.2 GB over the module for the
+    full-size ``llm_step``). The weights are then attached from the module, which holds them anyway."""
     if g.module is None or g.example_inputs is None:
         raise PackagerError("graph has neither a module with example inputs nor an ONNX model", key=g.name)
     g.module.eval()
     # to a file, not a BytesIO: onnx.load reads it once, where getvalue() + load_from_string held the serialized
-    # graph twice next to the proto (GBs at full size)
+    # graph twice next to the proto
     with tempfile.TemporaryDirectory(prefix=".export-", dir=workdir) as d:
         path = Path(d) / f"{g.name}.onnx"
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                g.module, tuple(g.example_inputs), str(path),
-                input_names=[s.name for s in g.inputs], output_names=[s.name for s in g.outputs],
-                dynamic_axes=_dynamic_axes(g), opset_version=opset, do_constant_folding=True,
-                export_params=True, keep_initializers_as_inputs=False, dynamo=False,
-            )
-        gc.collect()  # the exporter's intermediate graphs, before the file is read back
+        with _linear_on_transposed_views(g.module):
+            params = _trace(g, opset, path, export_params=False)
+            model = onnx.load(str(path))
+            attached = _attach_weights(model, g, params)
+            del params
+            if attached:
+                return model
+            del model
+            _trace(g, opset, path, export_params=True)
         return onnx.load(str(path))  # external data (a graph over 2 GB) is read back into the proto
 
 
