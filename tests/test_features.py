@@ -93,10 +93,6 @@ def _matcha_reference(w24: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     return torch.log(torch.clamp(basis @ mag, min=1e-5))[0].numpy()
 
 
-# (float32 recipe vs ours: measured max abs error; the float32 recipe differs from the float64 one by the same amount)
-MATCHA_FLOAT32 = {"speech": 2.9e-4, "noise": 5e-7, "chirp": 7.1e-3, "tones": 4.5e-3}
-
-
 def test_matcha_mel_matches_librosa_torch_stft(signals) -> None:
     for name, (_, w24) in signals.items():
         ours = features.matcha_mel(w24)
@@ -109,7 +105,8 @@ def test_matcha_mel_matches_librosa_torch_stft(signals) -> None:
         # recipe is as far from it as we are.
         ref32 = _matcha_reference(w24, torch.float32)
         err32, recipe32 = np.abs(ours - ref32).max(), np.abs(ref64 - ref32).max()
-        assert err32 <= 1.5 * MATCHA_FLOAT32[name], (name, err32)
+        # how large that rounding is depends on the CPU's FFT kernels (max 2.9e-4 on speech on an AMD EPYC, 1.2e-3 on
+        # an Intel Xeon): the float64 recipe's distance to it is the bound, not a figure from one machine
         assert abs(err32 - recipe32) <= 1e-5, (name, err32, recipe32)
         loud = ref64 > ref64.max(axis=0, keepdims=True) - 5.0  # within 5 (natural log) of the frame's loudest band
         assert np.abs(ours - ref32)[loud].max() <= 1e-4, name  # measured <= 7.2e-6

@@ -13,6 +13,25 @@ import pytest
 from packager import registry
 from tests.conftest import REPO
 
+# The goldens are recomputed on whatever CPU runs the tests, and the CPU's float kernels (AVX2 vs AVX-512 orders of
+# summation, vectorised sin/exp) move the last bits. Each array is compared within a bound relative to its own largest
+# magnitude, set from what was measured between an AMD EPYC and an Intel Xeon (same code, same weights):
+# LLM and flow <= 7e-7, CAMPPlus's float32-vs-float64 distance 3e-6; the HiFT waveform 1.1e-4 (its sine source
+# accumulates phase in float32), the 1.4 s pipeline waveform 2.0e-3 at its end (SQNR 62 dB). Any real numeric change
+# of a component moves far more than that; token ids and other integers must stay equal.
+RELATIVE = 2e-5
+WAVEFORM_RELATIVE = {"waveform": 5e-4, "speech": 5e-3}
+
+
+def _tolerances(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    out = {}
+    for key, arr in arrays.items():
+        if arr.dtype.kind != "f" or not arr.size:
+            continue
+        rel = WAVEFORM_RELATIVE.get(key.rsplit(".", 1)[-1], RELATIVE) if ".output." in f".{key}" else RELATIVE
+        out[key] = {"atol": rel * float(np.abs(arr).max()) + 1e-7, "rtol": 0.0}
+    return out
+
 
 @pytest.mark.parametrize("component", registry.names())
 def test_tiny_goldens(tiny_bundle, component, ndarrays_regression):
@@ -28,7 +47,7 @@ def test_tiny_goldens(tiny_bundle, component, ndarrays_regression):
         arr = np.load(tiny_bundle / d["file"])
         arrays[f"data.{d['name']}.head"] = arr.reshape(-1)[:4096]
     ndarrays_regression.check(arrays, fullpath=REPO / "golden" / f"{component}.npz",
-                              default_tolerance={"atol": 1e-6, "rtol": 1e-6})
+                              tolerances=_tolerances(arrays), default_tolerance={"atol": 0, "rtol": 0})
 
 
 def test_tiny_pipeline_golden(tiny_bundle, ndarrays_regression):
@@ -39,4 +58,4 @@ def test_tiny_pipeline_golden(tiny_bundle, ndarrays_regression):
               for side in ("inputs", "outputs") for t in case[side]}
     assert arrays["output.speech_tokens"].shape[1] > 0
     ndarrays_regression.check(arrays, fullpath=REPO / "golden" / "pipeline.npz",
-                              default_tolerance={"atol": 1e-6, "rtol": 1e-6})
+                              tolerances=_tolerances(arrays), default_tolerance={"atol": 0, "rtol": 0})

@@ -165,12 +165,15 @@ def randomize(model: CamPlus, generator: torch.Generator, batches: int = 6) -> C
                 m.bias.data = torch.randn(m.num_features, generator=generator) * 0.1
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average
-    model.train()
+    # the statistics are accumulated in float64: in float32 they carry the CPU's convolution kernels (AVX2 and
+    # AVX-512 sum in different orders), and a BatchNorm with a small variance turns that into embeddings that
+    # differ by 4e-4 between machines; float64 rounded to float32 gives the same weights everywhere
+    model.double().train()
     with torch.no_grad():
         for i in range(batches):
             frames = 60 + int(torch.randint(0, 240, (1,), generator=generator))
-            model(torch.randn(8, frames, 80, generator=generator))
+            model(torch.randn(8, frames, 80, generator=generator).double())
     for m in model.modules():
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             m.momentum = 0.1
-    return model.eval()
+    return model.float().eval()
