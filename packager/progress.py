@@ -20,7 +20,8 @@ import threading
 import time
 from typing import IO, Iterator
 
-HEARTBEAT_S = 10.0  # plain mode: the longest a running step stays silent
+HEARTBEAT_S = 8.0  # plain mode: a running step beats when nothing was printed for this long (the promise is 10 s:
+# the margin covers C code that holds the GIL for a moment, when the ticker thread cannot print)
 FIRST_BEAT_S = 2.0  # plain mode: a step that runs longer than this gets its first "... <step>" line
 REFRESH_S = 0.5  # tty mode: bar redraw interval
 MODES = ("auto", "tty", "plain", "quiet")
@@ -69,6 +70,7 @@ class Progress:
         self._steps: list[Step] = []
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._last_print = self.t0  # any line: a step's beat is due HEARTBEAT_S after the last thing printed
 
     # ------------------------------------------------------------------ lines
     def stamp(self) -> str:
@@ -86,6 +88,7 @@ class Progress:
                 tqdm.write(text, file=self.stream)
             else:
                 print(text, file=self.stream, flush=True)
+            self._last_print = time.perf_counter()
 
     __call__ = line  # a Progress is also the ``log(msg)`` callable older code takes
 
@@ -135,9 +138,14 @@ class Progress:
                 st = self._steps[-1]
                 if st.bar is not None:
                     st.bar.refresh()
-                elif self.mode == "plain" and time.perf_counter() - st.last_beat >= HEARTBEAT_S:
-                    st.last_beat = time.perf_counter()
-                    print(f"{self.stamp()} ... {st.status()}", file=self.stream, flush=True)
+                elif self.mode == "plain":
+                    now = time.perf_counter()
+                    # its own first beat FIRST_BEAT_S after it started, then every HEARTBEAT_S; and whenever the log
+                    # was quiet for HEARTBEAT_S (every line counts: a step started late in another's interval waits
+                    # no longer than that)
+                    if now - st.last_beat >= HEARTBEAT_S or now - self._last_print >= HEARTBEAT_S:
+                        st.last_beat = self._last_print = now
+                        print(f"{self.stamp()} ... {st.status()}", file=self.stream, flush=True)
 
     def close(self) -> None:
         self._stop.set()

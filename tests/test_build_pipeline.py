@@ -120,3 +120,24 @@ def test_auto_mode_is_plain_when_not_a_terminal() -> None:
     assert P.Progress("auto", stream=io.StringIO()).mode == "plain"
     with pytest.raises(ValueError):
         P.Progress("fancy")
+
+
+def test_plain_mode_never_quiet_longer_than_the_heartbeat_across_steps(monkeypatch) -> None:
+    """A step that starts just before the previous one's next beat was due still beats HEARTBEAT_S after the last
+    line printed (issue #14: at full size the log must change at least every 10 s)."""
+    monkeypatch.setattr(P, "HEARTBEAT_S", 0.4)
+    monkeypatch.setattr(P, "FIRST_BEAT_S", 0.3)
+    monkeypatch.setattr(P, "REFRESH_S", 0.02)
+    buf = io.StringIO()
+    prog = P.Progress("plain", stream=buf)
+    stamps = []
+    try:
+        with prog.step("a"):
+            time.sleep(0.65)   # beats at 0.3, ends just before its next beat (0.7)
+        with prog.step("b"):   # its own first beat would come at 0.95: 0.65 s of silence
+            time.sleep(0.5)
+    finally:
+        prog.close()
+    text = buf.getvalue()
+    times = [float(l.split("]")[0].strip("[ s")) for l in text.splitlines()]
+    assert times and max(b - a for a, b in zip([0.0] + times, times + [1.15])) <= 0.4 + 0.15, text
