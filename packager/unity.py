@@ -9,15 +9,24 @@ Before anything is written, the bundle is checked: manifest schema, every listed
 not a symlink, with the manifest's size and sha256; package.json names the manifest's package. The project must be a
 Unity project and must not depend on the *other* Sentis package (both register an .onnx importer). Nothing is
 written outside ``<project>/Packages/``: the copy goes to a hidden temporary folder there, then is renamed into place.
+
+``--voice NAME.voice`` (repeatable, issue #15) also installs voice packs made for this bundle, as
+``Voices~/NAME.voice/``, each with a *speak golden* ``Golden~/speak/NAME/``: ``tts.speak`` of a fixed text in that
+voice over the bundle's graphs (greedy, seed 0, streaming, the raw-text path the C# frontend mirrors), so the EditMode
+test ``SpeakerGoldenTests`` can check that ``CosyVoiceSpeaker``'s code path gives the samples ``packager synth`` gives,
+within the bundle's pipeline tolerance for ``speech``.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from packager import GENERATOR_NAME
 from packager.bundle import MANIFEST_FILE, PACKAGE_FILE, check_file, listed_files, open_manifest
@@ -80,11 +89,71 @@ def _copy_tree(src: Path, dst: Path) -> int:
     return count
 
 
-def install_bundle(bundle: Path, project: Path, force: bool = False) -> Path:
-    """Install ``bundle`` into ``project``; return ``<project>/Packages/<bundle.package>``."""
+VOICES_DIR = "Voices~"
+SPEAK_DIR = "Golden~/speak"
+SPEAK_FORMAT = "cosyvoice3-speak-golden"
+SPEAK_TEXT = "Hello from Unity. The speaker streams while the game keeps running."
+SPEAK_SETTINGS = {"mode": "zero_shot", "sampling": "greedy", "seed": 0, "stream": True, "upstream_quirks": True}
+
+
+def _npy_entry(folder: Path, name: str, arr: np.ndarray) -> dict[str, Any]:
+    path = folder / f"{name}.npy"
+    np.save(path, arr, allow_pickle=False)
+    data = path.read_bytes()
+    return {"name": name, "dtype": str(arr.dtype), "shape": list(arr.shape), "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_speak_golden(bundle: Path, manifest: dict[str, Any], voice: Any, out: Path, pipe: Any = None) -> dict[str, Any]:
+    """``tts.speak(SPEAK_TEXT)`` in ``voice`` over the bundle's graphs (onnxruntime, the Sentis view of each graph;
+    ``pipe``: an already open ``Pipeline`` of the bundle) into ``out/speak.json`` + ``speech.npy`` +
+    ``speech_tokens.npy``; file names are fixed (C# reads no path)."""
+    from packager import tts
+    from packager.synth import Pipeline
+
+    pipe = pipe if pipe is not None else Pipeline.open(bundle, manifest=manifest)
+    st = SPEAK_SETTINGS
+    res = tts.speak(pipe, voice, SPEAK_TEXT, mode=st["mode"], sampling=st["sampling"], seed=st["seed"],
+                    stream=st["stream"], upstream_quirks=st["upstream_quirks"], use_wetext=False)
+    out.mkdir(parents=True)
+    tokens = np.concatenate(res.speech_tokens, axis=1).astype(np.int32)
+    meta = {
+        "format": SPEAK_FORMAT, "format_version": 1, "generator": GENERATOR_NAME,
+        "voice": voice.name, "model_id": voice.model_id, "text": SPEAK_TEXT, "settings": dict(st),
+        "sample_rate": res.sample_rate, "pieces": res.pieces, "chunks": res.chunks,
+        "piece_token_counts": [int(t.shape[1]) for t in res.speech_tokens],
+        "arrays": [_npy_entry(out, "speech", res.speech.reshape(1, -1).astype(np.float32)),
+                   _npy_entry(out, "speech_tokens", tokens)],
+    }
+    (out / "speak.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return meta
+
+
+def _voice_folder_name(voice: Any) -> str:
+    stem = voice.path.name[:-len(".voice")] if voice.path.name.endswith(".voice") else voice.path.name
+    if not stem or not all(c.isalnum() or c in "-_." for c in stem) or stem.startswith("."):
+        raise PackagerError("voice pack folder name is not a plain name", file=str(voice.path),
+                            expected="letters, digits, '-', '_' or '.' (e.g. narrator.voice)")
+    return stem
+
+
+def install_bundle(bundle: Path, project: Path, force: bool = False, voices: Sequence[Path] = (),
+                   log=print) -> Path:
+    """Install ``bundle`` into ``project``; return ``<project>/Packages/<bundle.package>``. ``voices``: voice packs
+    for this bundle, installed under ``Voices~/`` with a speak golden each."""
+    from packager import voicepack
+
     bundle, project = Path(bundle), Path(project)
     manifest = check_bundle(bundle)
     check_project(project, manifest)
+    packs = []
+    for v in voices:
+        pack = voicepack.load(Path(v))
+        pack.check_model(manifest, bundle)
+        name = _voice_folder_name(pack)
+        if any(n == name for n, _ in packs):
+            raise PackagerError("two voice packs with the same folder name", file=str(v), expected="distinct names")
+        packs.append((name, pack))
     packages = (project / "Packages").resolve()
     dest = packages / manifest["bundle"]["package"]  # the schema's package pattern has no '/' or '..'
     if dest.exists() or dest.is_symlink():
@@ -99,6 +168,10 @@ def install_bundle(bundle: Path, project: Path, force: bool = False) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=packages))  # hidden: Unity ignores dot-folders
     try:
         _copy_tree(bundle, tmp)
+        for name, pack in packs:
+            _copy_tree(pack.path, tmp / VOICES_DIR / f"{name}.voice")
+            log(f"voice {name}: speak golden of {SPEAK_TEXT!r} (tts.speak over the bundle's graphs)")
+            write_speak_golden(bundle, manifest, pack, tmp / SPEAK_DIR / name)
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
@@ -115,15 +188,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", type=Path, default=Path("unity_project"),
                         help="Unity project folder (default: unity_project)")
     parser.add_argument("--force", action="store_true", help="replace a previously installed copy of this bundle")
+    parser.add_argument("--voice", type=Path, action="append", default=[], metavar="NAME.voice",
+                        help="also install this voice pack (made by `packager voice` for this bundle) with a speak "
+                             "golden for the EditMode speaker test; repeatable")
 
 
 def run(args: argparse.Namespace) -> int:
-    dest = install_bundle(args.bundle, args.project, args.force)
+    dest = install_bundle(args.bundle, args.project, args.force, voices=args.voice)
     manifest = open_manifest(dest)
     graphs = [g for c in manifest["components"] for g in c["graphs"]]
     cases = sum(len(g["goldens"]) for g in graphs)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"installed {manifest['bundle']['package']} ({len(graphs)} graphs, {cases} golden cases, "
-          f"{size / 1e6:.1f} MB) into {dest}")
+          f"{size / 1e6:.1f} MB) into {dest}"
+          + (f"; voices: {', '.join(sorted(p.name for p in (dest / VOICES_DIR).iterdir()))}" if args.voice else ""))
     print("run the EditMode tests: " + BATCH_COMMAND.format(project=args.project))
     return 0

@@ -364,6 +364,24 @@ def speak_vectors(store: Store, bundle: Path, pack: voicepack.VoicePack, runs=SP
     return out
 
 
+def speak_golden_vectors(store: Store, bundle: Path, pack: voicepack.VoicePack) -> dict[str, Any]:
+    """A bundle-like folder holding the speak golden `unity-install --voice` writes (Golden~/speak/NAME/ and
+    Voices~/NAME.voice/), made over recorded graph calls, so the C# side can run SpeakerCore + SpeakGolden on it."""
+    from packager.bundle import open_manifest
+    from packager.unity import SPEAK_DIR, VOICES_DIR, _copy_tree, write_speak_golden
+
+    pipe = Pipeline.open(bundle)
+    rec = Recorder(pipe.runners, store)
+    root = store.root / "speak_golden"
+    name = "fox"
+    _copy_tree(pack.path, root / VOICES_DIR / f"{name}.voice")
+    meta = write_speak_golden(bundle, open_manifest(bundle), pack, root / SPEAK_DIR / name,
+                              pipe=Pipeline(rec.runners, pipe.constants, pipe.data))
+    (store.root / "speak" / "speak_golden.json").write_text(json.dumps(rec.calls))
+    return {"dir": "speak_golden", "name": name, "calls": "speak/speak_golden.json", "n_calls": len(rec.calls),
+            "chunks": meta["chunks"], "pieces": meta["pieces"]}
+
+
 def write_voice_vectors(out: Path, bundle: Path, voice: Path) -> dict[str, Any]:
     """All vectors under ``out`` (index.json, blobs/, packs/, speak/); ``voice``: a pack made for ``bundle``."""
     store = Store(out)
@@ -371,6 +389,6 @@ def write_voice_vectors(out: Path, bundle: Path, voice: Path) -> dict[str, Any]:
     tok = Pipeline.open(bundle).tokenizer()
     index = {"bundle": str(bundle), "voice": str(voice),
              "frontend": frontend_vectors(tok, pack), "packs": pack_vectors(out, voice, bundle),
-             "speak": speak_vectors(store, bundle, pack)}
+             "speak": speak_vectors(store, bundle, pack), "speak_golden": speak_golden_vectors(store, bundle, pack)}
     (out / "index.json").write_text(json.dumps(index, indent=1, ensure_ascii=False))
     return index

@@ -22,7 +22,8 @@ from tests.csharp_vectors import write_vectors
 REPO = Path(__file__).resolve().parents[1]
 UNITY_CS = sorted((REPO / "unity_project" / "Assets").rglob("*.cs"))
 CORE_CS = sorted((REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Core").glob("*.cs")) + sorted(
-    (REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host").glob("*.cs"))  # Unity-independent too
+    (REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host").glob("*.cs")) + sorted(
+    (REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Speech").glob("*.cs"))  # Unity-independent too
 STUBS = sorted((REPO / "csharp" / "stubs").glob("*.cs"))
 TESTS_CS = sorted((REPO / "csharp" / "tests").glob("*.cs")) + sorted((REPO / "csharp" / "harness").glob("*.cs"))
 MCS = ["mcs", "-langversion:7.2", "-warn:4", "-nologo"]

@@ -100,3 +100,27 @@ def test_speech_bit_identical_to_python(voice_run: dict) -> None:
     # what the runs cover: several pieces (seed + k), a chunk emitted while the LLM still generates
     assert len(by_name["speak_instruct_two_pieces_ras"]["pieces"]) == 2
     assert len(by_name["speak_cross_lingual_greedy_stream"]["chunks"]) >= 2
+
+
+def test_speaker_core_under_mono(voice_run: dict) -> None:
+    """CosyVoiceSpeaker's core (SpeakerCore over SlicedRunner, csharp/tests/SpeakerTests.cs) with the replaying
+    backend: Python's samples read back through the streaming buffer, no main-thread slice above budget + 2 ms but for
+    the pause of a garbage collection."""
+    results = voice_run["results"]
+    by_name = {v["name"]: v for v in voice_run["index"]["speak"]}
+    for name in ("speak_cross_lingual_greedy_stream", "speak_zero_shot_greedy", "speak_instruct_two_pieces_ras"):
+        cs = results[("speaker", name)]
+        assert cs["ok"] is True, name
+        assert cs["chunks"] == by_name[name]["chunks"], name
+        assert cs["calls"] == by_name[name]["n_calls"], name
+        assert cs["max_slice_ms_without_gc"] <= cs["budget_ms"] + 2.0, (name, cs)  # the scheduler's own work
+        assert cs["max_slice_ms"] <= cs["budget_ms"] + 5.0, (name, cs)  # a GC pause (stops every thread) included
+        assert cs["first_audio_ms"] > 0, name
+        assert cs["device_outputs"] > 0 and cs["device_inputs"] > 0, name  # the KV cache stayed on the device
+    golden = voice_run["index"]["speak_golden"]
+    cs = results[("speaker", "speak_golden")]
+    assert cs["ok"] is True and cs["chunks"] == golden["chunks"] and len(golden["chunks"]) >= 2
+    assert cs["max_slice_ms_without_gc"] <= 10.0 and cs["max_slice_ms"] <= 13.0
+    assert results[("speaker", "cancel_then_speak")]["ok"] is True
+    errors = results[("speaker", "errors")]["messages"]
+    assert len(errors) == 5 and any("flow_frontend" in e for e in errors) and any("another model" in e for e in errors)

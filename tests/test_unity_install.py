@@ -155,19 +155,19 @@ def test_unity_project_files() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def llm_campplus_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "bundle"
     names = [n for n in ("campplus", "llm") if n in registry.names()]
     assert main(["build", "--out", str(out), "--components", ",".join(names)]) == 0
     return out
 
 
-def test_real_tiny_bundle_installs_and_loads_in_csharp(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_real_tiny_bundle_installs_and_loads_in_csharp(llm_campplus_bundle: Path, tmp_path: Path) -> None:
     from tests.test_csharp import CORE_CS, TESTS_CS, _diagnostics, _mcs, _tool
 
     project = _project(tmp_path)
-    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
-    dest = install_bundle(tiny_bundle, project)
+    manifest = json.loads((llm_campplus_bundle / "manifest.json").read_text())
+    dest = install_bundle(llm_campplus_bundle, project)
     assert dest.name == manifest["bundle"]["package"]
     for c in manifest["components"]:
         for g in c["graphs"]:
@@ -182,3 +182,51 @@ def test_real_tiny_bundle_installs_and_loads_in_csharp(tiny_bundle: Path, tmp_pa
     assert run.returncode == 0 and "1 passed, 0 failed" in run.stdout, run.stdout + run.stderr
     graphs = sum(len(c["graphs"]) for c in manifest["components"])
     assert f"{graphs} graphs" in run.stdout, run.stdout
+
+
+def test_install_with_a_voice_writes_a_speak_golden(tiny_bundle: Path, tmp_path: Path) -> None:
+    """`unity-install --voice`: the pack under Voices~/, and a speak golden that is tts.speak's output (issue #15)."""
+    import numpy as np
+
+    from packager import tts, voicepack
+    from packager.synth import Pipeline
+    from packager.unity import SPEAK_SETTINGS, SPEAK_TEXT
+    from tests.conftest import run_cli
+    from tests.speech import espeak_wav
+
+    wav = espeak_wav(tmp_path / "ref.wav", "The quick brown fox jumps over the lazy dog.")
+    voice = tmp_path / "fox.voice"
+    code, _, err = run_cli("voice", tiny_bundle, "--wav", wav, "--transcript",
+                           "The quick brown fox jumps over the lazy dog.", "--out", voice)
+    assert code == 0, err
+    project = _project(tmp_path)
+    code, out, err = run_cli("unity-install", tiny_bundle, "--project", project, "--voice", voice)
+    assert code == 0, err
+    assert "voices: fox.voice" in out
+    dest = project / "Packages" / json.loads((tiny_bundle / "manifest.json").read_text())["bundle"]["package"]
+    assert _tree(dest / "Voices~" / "fox.voice") == _tree(voice)
+    golden = dest / "Golden~" / "speak" / "fox"
+    meta = json.loads((golden / "speak.json").read_text())
+    assert meta["format"] == "cosyvoice3-speak-golden" and meta["text"] == SPEAK_TEXT and meta["settings"] == SPEAK_SETTINGS
+    speech = np.load(golden / "speech.npy")
+    pack = voicepack.load(voice)
+    want = tts.speak(Pipeline.open(tiny_bundle), pack, SPEAK_TEXT, sampling="greedy", seed=0, stream=True,
+                     use_wetext=False)
+    assert np.array_equal(speech, want.speech.reshape(1, -1)) and meta["chunks"] == want.chunks
+    assert len(meta["chunks"]) >= 2 and np.abs(speech).max() > 0
+    for e in meta["arrays"]:
+        data = (golden / f"{e['name']}.npy").read_bytes()
+        assert len(data) == e["bytes"] and __import__("hashlib").sha256(data).hexdigest() == e["sha256"]
+    # the same install again is byte-identical (determinism), and a voice of another model is refused up front
+    again = _project(tmp_path / "again")
+    assert run_cli("unity-install", tiny_bundle, "--project", again, "--voice", voice)[0] == 0
+    assert _tree(again / "Packages") == _tree(project / "Packages")
+    other = tmp_path / "other.voice"
+    shutil.copytree(voice, other)
+    vj = json.loads((other / "voice.json").read_text())
+    vj["model"]["model_id"] = "0" * 64
+    (other / "voice.json").write_text(json.dumps(vj))
+    third = _project(tmp_path / "third")
+    code, _, err = run_cli("unity-install", tiny_bundle, "--project", third, "--voice", other)
+    assert code == 2 and "another model" in err and "Traceback" not in err
+    assert list((third / "Packages").iterdir()) == [third / "Packages" / "manifest.json"]  # nothing written

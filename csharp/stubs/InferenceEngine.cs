@@ -84,6 +84,7 @@ namespace Unity.InferenceEngine
         public void SetInput(string name, Tensor input) { throw new NotImplementedException("stub"); }
         public void Schedule() { throw new NotImplementedException("stub"); }
         public void Schedule(params Tensor[] inputs) { throw new NotImplementedException("stub"); }
+        public System.Collections.IEnumerator ScheduleIterable() { throw new NotImplementedException("stub"); }
         public Tensor PeekOutput() { throw new NotImplementedException("stub"); }
         public Tensor PeekOutput(int index) { throw new NotImplementedException("stub"); }
         public Tensor PeekOutput(string name) { throw new NotImplementedException("stub"); }

@@ -69,10 +69,27 @@ namespace NUnit.Framework
 
         public static void AreEqual(object expected, object actual, string message)
         {
-            if (!Equals(expected, actual))
+            if (!Equals(expected, actual) && !NumericallyEqual(expected, actual))
                 Fail((message ?? "") + "\n  Expected: " + Show(expected) + "\n  But was:  " + Show(actual));
         }
         public static void AreEqual(object expected, object actual) { AreEqual(expected, actual, null); }
+
+        // NUnit compares numbers by value across types (0 equals 0L, 1f equals 1.0).
+        static bool NumericallyEqual(object a, object b)
+        {
+            if (!IsNumber(a) || !IsNumber(b)) return false;
+            if (a is double || a is float || b is double || b is float)
+                return Convert.ToDouble(a) == Convert.ToDouble(b);
+            if (a is ulong || b is ulong)
+                return (a is ulong || Convert.ToInt64(a) >= 0) && (b is ulong || Convert.ToInt64(b) >= 0) && Convert.ToUInt64(a) == Convert.ToUInt64(b);
+            return Convert.ToInt64(a) == Convert.ToInt64(b);
+        }
+
+        static bool IsNumber(object o)
+        {
+            return o is sbyte || o is byte || o is short || o is ushort || o is int || o is uint || o is long || o is ulong
+                || o is float || o is double;
+        }
 
         public static void AreEqual(double expected, double actual, double delta, string message)
         {
@@ -89,6 +106,28 @@ namespace NUnit.Framework
             return null;
         }
 
-        static string Show(object o) { return o == null ? "null" : o is string ? "\"" + o + "\"" : o.ToString(); }
+        public static void Greater(double arg1, double arg2, string message) { if (!(arg1 > arg2)) Fail((message ?? "") + "\n  Expected: greater than " + arg2.ToString("R") + "\n  But was:  " + arg1.ToString("R")); }
+        public static void Greater(double arg1, double arg2) { Greater(arg1, arg2, null); }
+        public static void Less(double arg1, double arg2, string message) { if (!(arg1 < arg2)) Fail((message ?? "") + "\n  Expected: less than " + arg2.ToString("R") + "\n  But was:  " + arg1.ToString("R")); }
+        public static void Less(double arg1, double arg2) { Less(arg1, arg2, null); }
+        public static void LessOrEqual(double arg1, double arg2, string message) { if (!(arg1 <= arg2)) Fail((message ?? "") + "\n  Expected: less than or equal to " + arg2.ToString("R") + "\n  But was:  " + arg1.ToString("R")); }
+        public static void LessOrEqual(double arg1, double arg2) { LessOrEqual(arg1, arg2, null); }
+
+        internal static string Show(object o) { return o == null ? "null" : o is string ? "\"" + o + "\"" : o.ToString(); }
+    }
+
+    public static class CollectionAssert
+    {
+        public static void AreEqual(System.Collections.IEnumerable expected, System.Collections.IEnumerable actual, string message)
+        {
+            var e = new List<object>();
+            var a = new List<object>();
+            foreach (var x in expected) e.Add(x);
+            foreach (var x in actual) a.Add(x);
+            if (e.Count != a.Count) Assert.Fail((message ?? "") + "\n  Expected " + e.Count + " items, but was " + a.Count);
+            for (int i = 0; i < e.Count; i++)
+                if (!Equals(e[i], a[i])) Assert.Fail((message ?? "") + "\n  Differs at index " + i + ": expected " + Assert.Show(e[i]) + ", was " + Assert.Show(a[i]));
+        }
+        public static void AreEqual(System.Collections.IEnumerable expected, System.Collections.IEnumerable actual) { AreEqual(expected, actual, null); }
     }
 }

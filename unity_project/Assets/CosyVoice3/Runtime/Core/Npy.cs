@@ -20,11 +20,24 @@ namespace CosyVoice3.Bundles
         public int[] Shape;
         public float[] Floats;
         public int[] Ints;
+        /// <summary>Data a graph backend keeps on its device (e.g. the KV cache left on the Sentis worker between LLM
+        /// steps): Floats and Ints are null, the array can only be passed back to that backend as a graph input.</summary>
+        public object Device;
 
         public static NpyArray FromFloats(int[] shape, float[] data) { return new NpyArray { DType = NpyDType.Float32, Shape = shape, Floats = data }; }
         public static NpyArray FromInts(int[] shape, int[] data) { return new NpyArray { DType = NpyDType.Int32, Shape = shape, Ints = data }; }
 
-        public int Length { get { return Ints != null ? Ints.Length : Floats.Length; } }
+        public int Length
+        {
+            get
+            {
+                if (Ints != null) return Ints.Length;
+                if (Floats != null) return Floats.Length;
+                int n = 1;
+                foreach (int d in Shape) n *= d;
+                return n;
+            }
+        }
         public bool IsInt { get { return DType == NpyDType.Int32; } }
         public double this[int flat] { get { return Ints != null ? Ints[flat] : (double)Floats[flat]; } }
 

@@ -44,7 +44,7 @@ namespace CosyVoice3.Host
             NpyArray a;
             if (outputs == null || !outputs.TryGetValue(name, out a) || a == null)
                 throw new InvalidOperationException("graph " + graph + " returned no output \"" + name + "\"");
-            if (isInt ? a.Ints == null : a.Floats == null)
+            if (a.Device == null && (isInt ? a.Ints == null : a.Floats == null))
                 throw new InvalidOperationException("graph " + graph + " output \"" + name + "\" is not " + (isInt ? "int32" : "float32"));
             return a;
         }

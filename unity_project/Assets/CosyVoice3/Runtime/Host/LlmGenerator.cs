@@ -32,6 +32,8 @@ namespace CosyVoice3.Host
     public sealed class LlmGenerator
     {
         public const string TextEmbed = "llm_text_embed", SpeechEmbed = "llm_speech_embed", Step = "llm_step";
+        /// <summary>llm_step outputs carried as the next step's past_key / past_value (only ever passed back).</summary>
+        public static readonly string[] CacheOutputs = { "present_key", "present_value" };
 
         readonly IGraphRunner runner;
         public readonly int SpeechTokenSize, TextVocabSize, Sos, TaskId, StopLow, StopHigh, MaxSilentRun, CacheMaxLen;
@@ -73,6 +75,15 @@ namespace CosyVoice3.Host
                 else cacheShape[i] = (int)dims[i].NumberValue;
             }
             if (lenAxis < 0) throw new BundleException(cache.Path, "kv_cache.shape has no \"len\" axis", "one \"len\" dim", null);
+        }
+
+        /// <summary>A progress estimate of the speech tokens for <paramref name="textTokens"/> text tokens: 3 x min_len
+        /// (about 6 per token with upstream's ratios, near what English speech takes), never above max_len. Only for
+        /// progress bars; generation stops where the LLM says.</summary>
+        public int ExpectedTokens(int textTokens)
+        {
+            int min = (int)(MinLenRatio * textTokens), max = (int)(MaxLenRatio * textTokens);
+            return Math.Max(1, Math.Min(max, 3 * min));
         }
 
         // ------------------------------------------------------------------------------------------ prompt (§L.1)
@@ -238,8 +249,8 @@ namespace CosyVoice3.Host
                 {
                     { "inputs_embeds", embeds }, { "past_key", pastK }, { "past_value", pastV },
                 });
-                pastK = Tensors.Output(outs, Step, "present_key");
-                pastV = Tensors.Output(outs, Step, "present_value");
+                pastK = Tensors.Output(outs, Step, CacheOutputs[0]);
+                pastV = Tensors.Output(outs, Step, CacheOutputs[1]);
                 var logits = Tensors.Output(outs, Step, "logits");
                 var logp = HostMath.LogSoftmax(logits.Floats);   // logits [1, V]: row 0 is the whole array
                 if (i < gen.MinLen)

@@ -71,6 +71,10 @@ namespace CosyVoice3.Host
         public bool UpstreamQuirks = true; // quirk L3 (upstream): only SOS is masked before min_len
         /// <summary>Streaming only: called with each newly emitted piece of waveform, in order.</summary>
         public Action<float[]> OnAudio;
+        /// <summary>Speak(cases): the index of the piece about to be synthesized.</summary>
+        public Action<int> OnPiece;
+        /// <summary>Each speech token as the LLM emits it (before the silent filter), e.g. for progress.</summary>
+        public Action<int> OnToken;
     }
 
     public sealed class SynthesisResult
@@ -201,15 +205,18 @@ namespace CosyVoice3.Host
             CheckCase(c);
             Streamer streamer = options.Stream ? new Streamer(this, c, options.OnAudio) : null;
             Generation gen;
+            var onToken = options.OnToken;
             if (streamer != null)
             {
                 var emitted = new List<int>();
                 tap.OnToken = token =>
                 {
+                    if (onToken != null) onToken(token);
                     emitted.Add(token);
                     streamer.Push(Llm.SilentFilter(emitted));
                 };
             }
+            else if (onToken != null) tap.OnToken = onToken;
             try { gen = Llm.Generate(c.Text, c.PromptText, c.LlmPromptSpeechToken, options.Sampling, options.Seed, options.UpstreamQuirks); }
             finally { tap.OnToken = null; }
             var tokens = gen.TokensForFlow.ToArray();
@@ -322,8 +329,9 @@ namespace CosyVoice3.Host
             return pieces;
         }
 
-        /// <summary>tts.speak: one synthesis per piece (piece k samples with seed + k), the audio concatenated.</summary>
-        SpeechResult Speak(List<TextCase> cases, SynthesisOptions options)
+        /// <summary>tts.speak: one synthesis per piece (piece k samples with seed + k), the audio concatenated
+        /// (<see cref="BuildCases"/> makes the cases; <see cref="SynthesisOptions.OnPiece"/> is told each piece's index).</summary>
+        public SpeechResult Speak(List<TextCase> cases, SynthesisOptions options)
         {
             options = options ?? new SynthesisOptions();
             var result = new SpeechResult { SampleRate = SampleRate };
@@ -336,8 +344,9 @@ namespace CosyVoice3.Host
                 var o = new SynthesisOptions
                 {
                     Sampling = options.Sampling, Seed = options.Seed + (ulong)k, Stream = options.Stream,
-                    UpstreamQuirks = options.UpstreamQuirks, OnAudio = options.OnAudio,
+                    UpstreamQuirks = options.UpstreamQuirks, OnAudio = options.OnAudio, OnToken = options.OnToken,
                 };
+                if (options.OnPiece != null) options.OnPiece(k);
                 var r = Synthesize(cases[k].Case, o);
                 result.Pieces.Add(cases[k].Text);
                 result.SpeechTokens.Add(r.SpeechTokens);

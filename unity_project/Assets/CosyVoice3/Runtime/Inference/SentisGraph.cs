@@ -69,15 +69,21 @@ namespace CosyVoice3.Bundles
         /// <paramref name="unityQuantization"/> is the manifest's graph.unity_quantization: "none", "float16" or "uint8"
         /// (weights-only, ModelQuantizer; dequantized at run time, design/sentis.md §3.3).
         /// </summary>
-        public GraphSession(Model model, string unityQuantization)
+        public GraphSession(Model model, string unityQuantization) : this(model, unityQuantization, BackendType.CPU) { }
+
+        /// <summary>As above on <paramref name="backend"/> (CosyVoiceSpeaker: GPUCompute only where the goldens pass on it).</summary>
+        public GraphSession(Model model, string unityQuantization, BackendType backend)
         {
             if (unityQuantization == "float16") ModelQuantizer.QuantizeWeights(QuantizationType.Float16, ref model);
             else if (unityQuantization == "uint8") ModelQuantizer.QuantizeWeights(QuantizationType.Uint8, ref model);
             else if (unityQuantization != "none")
                 throw new BundleException("unity_quantization", "unknown value", "none, float16 or uint8", unityQuantization);
             Model = model;
-            worker = new Worker(model, BackendType.CPU);
+            worker = new Worker(model, backend);
         }
+
+        /// <summary>The worker (SentisGraphBackend schedules it layer by layer).</summary>
+        public Worker Worker { get { return worker; } }
 
         /// <summary>Names and dtypes of the imported model's inputs must be the manifest's (I/O contract check).</summary>
         public void CheckInputs(IList<TensorSpec> specs, string where)

@@ -28,8 +28,11 @@ namespace CosyVoice3.Bundles
         /// <paramref name="loadModel"/> returns the imported (not yet quantized) Model of a manifest graph; the runner
         /// quantizes it per graph.unity_quantization, checks its inputs against the manifest and owns the Worker.
         /// </summary>
-        public SentisGraphRunner(Bundle bundle, Func<GraphEntry, Model> loadModel)
+        readonly BackendType backendType;
+
+        public SentisGraphRunner(Bundle bundle, Func<GraphEntry, Model> loadModel, BackendType backendType = BackendType.CPU)
         {
+            this.backendType = backendType;
             if (bundle == null) throw new ArgumentNullException("bundle");
             if (loadModel == null) throw new ArgumentNullException("loadModel");
             this.bundle = bundle;
@@ -65,7 +68,7 @@ namespace CosyVoice3.Bundles
                 throw new BundleException(bundle.Root, "no graph \"" + graph + "\" in the manifest", graph, null);
             var model = loadModel(entry);
             if (model == null) throw new BundleException(bundle.Root, "the model loader returned nothing for graph \"" + graph + "\"", entry.File, "null");
-            s = new GraphSession(model, entry.UnityQuantization);
+            s = new GraphSession(model, entry.UnityQuantization, backendType);
             try { s.CheckInputs(entry.Inputs, bundle.Manifest.BundleName + "/" + graph); }
             catch { s.Dispose(); throw; }
             sessions[graph] = s;

@@ -47,7 +47,7 @@ namespace CosyVoice3.Bundles.Tests
         }
 
         /// <summary>The Editor's imported ModelAsset of a manifest graph (the .onnx is sha256-checked first).</summary>
-        static Func<GraphEntry, Model> EditorModels(Bundle bundle, string bundleDir)
+        internal static Func<GraphEntry, Model> EditorModels(Bundle bundle, string bundleDir)
         {
             return g =>
             {
