@@ -286,8 +286,9 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
 def _preflight(path: Path, graph: str, opts: BuildOptions, targets: tuple[str, ...] = ()) -> None:
     """Sentis pre-flight rules on the saved file (external-data layout included) for the build target, or for
     ``targets``; an error fails the build."""
-    for target in targets or (opts.target,):
-        findings = preflight.check_file(path, target, graph)
+    with _step(opts.log, f"{graph}: Sentis pre-flight"):
+        per_target = preflight.check_file_for(path, targets or (opts.target,), graph)
+    for target, findings in per_target.items():
         bad = preflight.errors(findings)
         if bad:
             raise PackagerError(f"fails the Sentis pre-flight check for {target}:\n"

@@ -16,6 +16,32 @@ from packager.errors import PackagerError
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(int32)": "int32", "tensor(int64)": "int64",
               "tensor(float16)": "float16"}
 
+CHECK_INLINE_LIMIT = 4096  # bytes: bigger initializers become plain inputs in the copy given to the checker
+
+
+def checkable_copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with big or external initializers turned into graph inputs: same types and shapes, tiny proto."""
+    light = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
+                            functions=model.functions)
+    src, g = model.graph, light.graph
+    g.name = src.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(g, field).extend(getattr(src, field))
+    listed = {v.name for v in src.input}
+    for t in src.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL and t.ByteSize() <= CHECK_INLINE_LIMIT:
+            g.initializer.append(t)
+        elif t.name not in listed:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return light
+
+
+def check_model(model: onnx.ModelProto) -> None:
+    """``onnx.checker.check_model`` on :func:`checkable_copy`: the same node, type and opset checks without
+    serializing the weights (a full-size graph's proto is over 1 GB; checking it in memory doubled the peak RSS).
+    The weights' bytes are checked where they are used: every graph is run by onnxruntime for its goldens."""
+    onnx.checker.check_model(checkable_copy(model))
+
 
 def load_onnx_file(path: Path) -> onnx.ModelProto:
     """Load an ONNX file with errors that say what is wrong (LFS pointer, truncated, not ONNX)."""

@@ -23,9 +23,9 @@ from packager import bundle as B
 from packager import sentis_rules as R
 from packager.checkpoint import reject_lfs_pointer
 from packager.errors import PackagerError
+from packager.onnx_utils import checkable_copy
 
 SEVERITIES = ("error", "warning")
-_INLINE_LIMIT = 4096  # bytes: bigger initializers become plain inputs in the copy used for checker/inference
 # Ops an int64 "to the end" sentinel may pass through on its way to Slice starts/ends (None = every input).
 _PASS_THROUGH = {"Unsqueeze": (0,), "Squeeze": (0,), "Concat": None, "Reshape": (0,), "Identity": (0,),
                  "Cast": (0,), "Expand": (0,), "Tile": (0,), "Gather": (0,), "Where": (1, 2)}
@@ -133,7 +133,7 @@ class _Checker:
 
     def rule_checker_and_types(self) -> None:
         """ONNX checker + strict shape inference on a copy whose big weights are plain inputs (cheap, no 2 GiB cap)."""
-        light = _light_copy(self.m)
+        light = checkable_copy(self.m)
         try:
             onnx.checker.check_model(light)
         except (onnx.checker.ValidationError, ValueError) as exc:
@@ -435,37 +435,27 @@ def _ceil_is_floor(shape: list[int | None] | None, a: dict[str, Any]) -> bool:
                for i in range(n))
 
 
-def _light_copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with big or external initializers turned into graph inputs: same types and shapes, tiny proto."""
-    light = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
-                            functions=model.functions)
-    src, g = model.graph, light.graph
-    g.name = src.name
-    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
-        getattr(g, field).extend(getattr(src, field))
-    listed = {v.name for v in src.input}
-    for t in src.initializer:
-        if t.data_location != TensorProto.EXTERNAL and t.ByteSize() <= _INLINE_LIMIT:
-            g.initializer.append(t)
-        elif t.name not in listed:
-            g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-    return light
-
-
 # --- files, bundles, report, CLI -------------------------------------------------------------------------------------
 def check_file(path: Path, target: str, graph_name: str | None = None) -> list[Finding]:
     """Rule 1 (a readable ONNX file, not a Git LFS pointer, < 2 GiB), then ``check_model``.
 
     An unreadable file raises ``PackagerError`` (exit code 2); everything else is a finding.
     """
+    return check_file_for(path, (target,), graph_name)[target]
+
+
+def check_file_for(path: Path, targets: Iterable[str], graph_name: str | None = None) -> dict[str, list[Finding]]:
+    """``check_file`` for each target, the file read once (a full-size graph is over 1 GB)."""
+    targets = tuple(targets)
     path, name = Path(path), graph_name or Path(path).stem
     if not path.is_file():
         raise PackagerError("file not found", file=str(path), expected="an ONNX model")
     reject_lfs_pointer(path)
     size = path.stat().st_size
     if size >= R.MAX_PROTO_BYTES:
-        return [Finding("error", name, "", "", "file-size", f"{path.name} is {size / 2**30:.2f} GiB; neither "
-                        "protobuf nor Sentis reads a .onnx of 2 GiB or more", R.FIXES["file-size"])]
+        return {t: [Finding("error", name, "", "", "file-size", f"{path.name} is {size / 2**30:.2f} GiB; neither "
+                            "protobuf nor Sentis reads a .onnx of 2 GiB or more", R.FIXES["file-size"])]
+                for t in targets}
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
@@ -473,7 +463,7 @@ def check_file(path: Path, target: str, graph_name: str | None = None) -> list[F
                             file=str(path)) from None
     if not model.HasField("graph") or not model.graph.node:
         raise PackagerError("is not an ONNX model (no graph nodes)", file=str(path))
-    return check_model(model, target, name, model_dir=path.parent)
+    return {t: check_model(model, t, name, model_dir=path.parent) for t in targets}
 
 
 def check_bundle(folder: Path, target: str | None = None) -> list[Finding]:

@@ -19,7 +19,7 @@ from onnx import TensorProto, numpy_helper
 from packager import precision as P
 from packager.component import GoldenCase, NodeScope
 from packager.errors import PackagerError
-from packager.onnx_utils import run_onnx, session
+from packager.onnx_utils import check_model, run_onnx, session
 from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, quantized_constants, sentis_float16,  # noqa: F401
                                       sentis_uint8, sentis_view, target_model, unity_quantization_for,
                                       unity_weight_bytes)
@@ -96,7 +96,7 @@ def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
     for t in out.graph.initializer:  # Sentis reads fp16 only from raw_data (design/sentis.md §1.5)
         if t.data_type == TensorProto.FLOAT16 and not t.HasField("raw_data"):
             t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
-    onnx.checker.check_model(out)
+    check_model(out)
     return out
 
 
@@ -242,6 +242,25 @@ def find_overflows(fp16: onnx.ModelProto, ranges: Mapping[str, float]) -> list[O
     return found
 
 
+def predicted_overflows(model: onnx.ModelProto, keep: Sequence[str | NodeScope],
+                        ranges: Mapping[str, float]) -> list[Overflow]:
+    """Float tensors of the fp32 graph whose values exceed 65504 and that touch a node the conversion would turn
+    fp16 (neither kept by ``keep`` nor of an op the converter leaves float32); ``nodes``: those nodes."""
+    from onnxruntime.transformers import float16 as f16
+
+    _name_nodes(model)
+    kept = set(keep_nodes(model, keep))
+    blocked_ops = set(f16.DEFAULT_OP_BLOCK_LIST) | set(P.KEEP_FLOAT32_OPS)
+    touching: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        if n.name in kept or n.op_type in blocked_ops:
+            continue
+        for t in list(n.input) + list(n.output):
+            if t and ranges.get(t, 0.0) > FP16_MAX and n.name not in touching.setdefault(t, []):
+                touching[t].append(n.name)
+    return [Overflow(t, ranges[t], tuple(nodes)) for t, nodes in sorted(touching.items())]
+
+
 def fp16_without_overflow(model: onnx.ModelProto | None, keep: Sequence[str | NodeScope],
                           cases: Sequence[GoldenCase], fp32_path: Path | None = None
                           ) -> tuple[onnx.ModelProto, list[Overflow]]:
@@ -256,6 +275,14 @@ def fp16_without_overflow(model: onnx.ModelProto | None, keep: Sequence[str | No
     else:
         ranges = fp32_ranges(model, cases, fp32_path)
     keep, report = list(keep), []
+    # Every value above 65504 is known before converting: keeping those tensors' producers and consumers float32
+    # up front reaches in one conversion the graph that convert -> find -> keep -> convert again reached in two
+    # (a full-size DiT's masking constant is 1e9: that second conversion was a minute of a recommended build).
+    structure = onnx.load(str(fp32_path), load_external_data=False) if model is None else model
+    seeded = predicted_overflows(structure, keep, ranges)
+    del structure
+    report += seeded
+    keep += [o.tensor for o in seeded]
     out = None
     for _ in range(MAX_OVERFLOW_ROUNDS):
         out = None  # the previous round's graph goes before the next is made

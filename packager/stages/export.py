@@ -20,6 +20,7 @@ from packager import GENERATOR_NAME
 from packager.component import GraphDef
 from packager.errors import PackagerError
 from packager.graph_rewrites import upgrade_opset
+from packager.onnx_utils import check_model
 from packager.sentis_rules import DEFAULT_OPSET
 
 
@@ -160,7 +161,7 @@ def finalize(model: onnx.ModelProto, g: GraphDef) -> onnx.ModelProto:
     if got_in != want_in or got_out != want_out:
         raise PackagerError("exported graph I/O names differ from the spec", key=g.name,
                             expected=f"{want_in} -> {want_out}", found=f"{got_in} -> {got_out}")
-    onnx.checker.check_model(model)
+    check_model(model)
     return model
 
 

@@ -57,9 +57,25 @@ def test_fp16_overflow_is_detected_reported_and_kept_float32():
     assert np.isfinite(got).all() and np.max(np.abs(got - case.outputs["y"])) < 1e-2
 
 
+def test_overflows_are_kept_float32_in_one_conversion_with_the_graph_two_rounds_gave(monkeypatch):
+    model, case = _overflow_graph()
+    calls = []
+    real = C.to_fp16
+    monkeypatch.setattr(C, "to_fp16", lambda *a, **k: calls.append(1) or real(*a, **k))
+    seeded, report = C.fp16_without_overflow(model, (), [case])
+    assert len(calls) == 1 and report and all(o.max_abs > 65504 and o.nodes for o in report)
+    monkeypatch.setattr(C, "predicted_overflows", lambda *a: [])  # the convert -> find -> keep -> convert loop
+    calls.clear()
+    iterated, found = C.fp16_without_overflow(model, (), [case])
+    assert len(calls) == 2 and found
+    assert seeded.SerializeToString() == iterated.SerializeToString()
+    assert {o.tensor for o in report} == {o.tensor for o in found}
+
+
 def test_unresolvable_overflow_is_an_error(monkeypatch):
     model, case = _overflow_graph()
     monkeypatch.setattr(C, "MAX_OVERFLOW_ROUNDS", 1)
+    monkeypatch.setattr(C, "predicted_overflows", lambda *a: [])
     with pytest.raises(PackagerError, match="65504"):
         C.convert(model, P.ComponentPolicy("fp16"), (), [case])
 
