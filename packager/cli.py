@@ -210,14 +210,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- plug-in verbs
 PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity", "synth": "packager.synth_cli",
-           "voice": "packager.voice"}
+           "voice": "packager.voice", "report": "packager.report"}
 
 
 def _add_plugins(sub: argparse._SubParsersAction) -> None:
     helps = {"check": "Sentis pre-flight check of a model or bundle",
              "unity-install": "install a bundle into a Unity project",
              "synth": "speech from text and a voice pack (or upstream frontend arrays) over a bundle",
-             "voice": "make a voice pack from a reference recording and its transcript"}
+             "voice": "make a voice pack from a reference recording and its transcript",
+             "report": "compare precision policies with FP32: numbers, pictures and sound, as a static page"}
     for verb, module in PLUGINS.items():
         mod = importlib.import_module(module)
         p = sub.add_parser(verb, help=helps[verb], description=helps[verb])

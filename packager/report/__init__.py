@@ -1,0 +1,278 @@
+"""``python -m packager report``: the precision question answered with numbers, pictures and sound.
+
+One bundle is built per policy (``packager.build``, the same code and checks as ``build``); each graph is measured
+against the FP32 bundle's goldens, each policy speaks the same text with the same voice and seed, and everything
+lands in a self-contained folder: ``report.json`` (schemas/report.schema.json), ``index.html`` rendered from it,
+PNG pictures and one WAV per policy. The bundles themselves are scratch and removed. Nothing is left at ``--out``
+unless the whole report succeeded (docs/precision.md "Report").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from packager import GENERATOR_NAME, __version__
+from packager import bundle as B
+from packager import sentis_rules as R
+from packager.checkpoint import DEFAULT_SEED, PRESETS, Source
+from packager.errors import PackagerError
+from packager.report import measure as M
+
+FORMAT = "cosyvoice3-precision-report"
+FORMAT_VERSION = 1
+REPORT_FILE = "report.json"
+PAGE_FILE = "index.html"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "report.schema.json"
+DEFAULT_TEXT = "Hello! This sentence is spoken once per precision policy, so that you can hear what each one costs."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Build the bundle under several precision policies and compare them with FP32: bytes, error "
+                     "metrics, load and run time and the Sentis verdict per graph; the same sentence spoken by "
+                     "each (waveform, spectrograms, audio, MCD, SQNR, token agreement); the gates, the cheapest "
+                     "policy that meets them, and the phased validation. Writes a static folder (index.html, PNG, "
+                     "WAV, report.json).")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", type=Path, metavar="DIR", help="upstream Fun-CosyVoice3-0.5B folder")
+    src.add_argument("--preset", choices=PRESETS, help="built-in preset (default: tiny, when no --checkpoint)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="preset weight seed and synthesis seed")
+    p.add_argument("--voice", type=Path, metavar="NAME.voice",
+                   help="a voice pack of this model (`packager voice`); without it each policy synthesizes the "
+                        "build's end-to-end golden case (frontend arrays, no text)")
+    p.add_argument("--text", help="what each policy says (needs --voice; default: a sentence of about 6 s)")
+    p.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR", help="folder to create")
+    p.add_argument("--policies", default=",".join(M.POLICIES),
+                   help="comma-separated, from: %(default)s (fp32, the baseline, is always included)")
+    p.add_argument("--target", default=R.DEFAULT_TARGET, choices=list(R.TARGETS), help="the Unity runtime gated on")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder (only after success)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto",
+                       help="progress on stderr: live bars on a terminal, timestamped lines otherwise")
+    shown.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise PackagerError("exists and is not a folder", file=str(out), key="--out", expected="a new folder")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise PackagerError("already exists; pass --force to replace it", file=str(out), key="--out")
+    parent = out.parent if str(out.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise PackagerError("cannot be written (no permission to create it)", file=str(out), key="--out",
+                            expected=f"a folder under a writable folder ({probe} is not writable)")
+
+
+def _peak_rss_bytes() -> int:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return int(max(own, kids) * 1024)
+
+
+def run(args: argparse.Namespace) -> int:
+    from packager.progress import Progress
+
+    policies = M.parse_policies(args.policies)
+    if args.text is not None and args.voice is None:
+        raise PackagerError("--text needs --voice (the voice it is spoken in)", key="--text",
+                            expected="--voice NAME.voice, made by `python -m packager voice`")
+    if args.text is not None and not args.text.strip():
+        raise PackagerError("empty text", key="--text", expected="a sentence to speak")
+    voice = None
+    if args.voice is not None:
+        from packager import voicepack
+
+        voice = voicepack.load(args.voice)
+    if args.checkpoint is not None:
+        if not args.checkpoint.is_dir():
+            raise PackagerError("not a folder", file=str(args.checkpoint),
+                                expected="an upstream Fun-CosyVoice3-0.5B checkpoint folder")
+        source_args = {"checkpoint": args.checkpoint.resolve()}
+    else:
+        source_args = {"preset": args.preset or "tiny", "seed": args.seed}
+    out = args.out.resolve()
+    _check_out(out, args.force)
+    if voice is not None and "preset" in source_args:  # a checkpoint's identity needs its files hashed: after the build
+        want = Source(**source_args).describe()["model_id"]
+        if voice.model_id != want:
+            raise PackagerError(f"this voice pack was made for another model (model_id {voice.model_id[:12]}…)",
+                                file=str(args.voice), key="model.model_id",
+                                expected=f"model_id {want[:12]}… of the {source_args['preset']} preset "
+                                         f"(seed {source_args['seed']})")
+    progress = Progress("quiet" if args.quiet else args.progress)
+    try:
+        doc = make_report(out, source_args, policies, voice, args.text, args.seed, args.target,
+                          args.threads or os.cpu_count() or 1, progress)
+    finally:
+        progress.close()
+    best = doc["recommendation"]["policy"]
+    print(f"report {out}: {len(doc['policies'])} policies in {doc['timing']['seconds']:.0f} s; recommendation: "
+          f"{best or 'none'} ({doc['recommendation']['reason']}) -> {out / PAGE_FILE}")
+    return 0
+
+
+def make_report(out: Path, source_args: dict[str, Any], policies: list[str], voice, text: str | None, seed: int,
+                target: str, threads: int, log) -> dict[str, Any]:
+    """Everything, in a temporary sibling of ``out`` that replaces it only at the end."""
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        doc = _measure_all(tmp, source_args, policies, voice, text, seed, target, threads, log)
+        _write_outputs(tmp, doc)
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return doc
+
+
+def _step(log, label: str, total: float | None = None):
+    import contextlib
+
+    from packager.progress import Progress
+
+    return log.step(label, total=total) if isinstance(log, Progress) else contextlib.nullcontext(None)
+
+
+def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log) -> dict[str, Any]:
+    from packager import audio, registry
+    from packager.build import BuildOptions, build
+    from packager.precision import recommended_precisions
+
+    t0 = time.perf_counter()
+    names = registry.names()
+    recommended = recommended_precisions(names)
+    work = tmp / ".bundles"
+    work.mkdir()
+    results: list[dict[str, Any]] = []
+    fp32_bundle = fp32_manifest = None
+    fp32_cases: dict[str, list] = {}
+    fp32_graphs: dict[str, dict] = {}
+    ref_utt = ref_mel = None
+    case = None
+    source_doc = None
+    for i, name in enumerate(policies):
+        log(f"[report] policy {i + 1}/{len(policies)}: {name} ({M.DESCRIPTIONS[name]})")
+        bundle = work / name
+        tb = time.perf_counter()
+        build(BuildOptions(out=bundle, source=Source(**source_args), components=list(names), target=target,
+                           precision=M.plan_for(name, recommended), log=log))
+        build_s = time.perf_counter() - tb
+        manifest = B.open_manifest(bundle)
+        if name == M.BASELINE:
+            fp32_bundle, fp32_manifest = bundle, manifest
+            source_doc = {k: manifest["source"][k] for k in ("kind", "preset", "seed", "name", "model_id")
+                          if k in manifest["source"]}
+            if voice is not None:
+                voice.check_model(manifest, bundle)
+            else:
+                pg = manifest["pipeline"]["goldens"][0]
+                case = {e["name"]: B.load_array(bundle, e, f"pipeline/{pg['name']}/in") for e in pg["inputs"]}
+            for c in manifest["components"]:
+                for g in c["graphs"]:
+                    fp32_graphs[g["name"]] = g
+                    fp32_cases[g["name"]] = M.golden_cases(bundle, g, f"{c['name']}/{g['name']}")
+        comps = []
+        with _step(log, f"[report] {name}: measure every graph against FP32",
+                   total=sum(len(c["graphs"]) for c in manifest["components"])) as st:
+            for c in manifest["components"]:
+                graphs = []
+                for g in c["graphs"]:
+                    graphs.append(M.measure_graph(bundle, c["name"], g, fp32_cases[g["name"]], fp32_graphs[g["name"]],
+                                                  threads))
+                    if st is not None:
+                        st.advance()
+                comps.append({"name": c["name"], "precision": graphs[0]["precision"] if graphs else "fp32",
+                              "graphs": graphs})
+        with _step(log, f"[report] {name}: speak"):
+            utt = M.synthesize(bundle, manifest, voice, (text or DEFAULT_TEXT) if voice is not None else None, case,
+                               seed, threads)
+        e2e = M.e2e_metrics(utt, ref_utt)
+        mel = M.log_mel(utt.samples, utt.sample_rate)
+        if name == M.BASELINE:
+            ref_utt, ref_mel = utt, mel
+        wav = f"{name}.wav"
+        audio.write_wav(tmp / wav, utt.samples, utt.sample_rate)
+        e2e["wav"] = wav
+        e2e["sample_rate"] = utt.sample_rate
+        e2e["png"] = _pictures(tmp, name, utt, mel, ref_mel if name != M.BASELINE else None)
+        entry = {"name": name, "description": M.DESCRIPTIONS[name],
+                 "precisions": {c["name"]: c["precision"] for c in comps},
+                 "build_seconds": M._r(build_s, 4), "components": comps, "e2e": e2e}
+        entry["totals"] = M.totals(entry)
+        entry["gates"] = M.policy_gates(entry, target, name == M.BASELINE)
+        entry["verdict"] = "pass" if all(g["pass"] for g in entry["gates"]) else "fail"
+        results.append(entry)
+        log(f"[report] {name}: {entry['verdict']}; " + ", ".join(
+            f"{k} {e2e[k]}" for k in ("token_agreement", "sqnr_db", "mcd_db") if k in e2e))
+        shutil.rmtree(bundle)  # GBs at full size: only the measurements stay
+    shutil.rmtree(work)
+    from packager.report import render
+
+    render.chart_png(tmp / "bytes_vs_error.png", results, M.E2E_SQNR_MIN_DB)
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "generator": {"name": GENERATOR_NAME, "version": __version__},
+        "source": source_doc, "target": target,
+        "settings": {"policies": policies, "baseline": M.BASELINE, "sampling": "greedy", "seed": seed,
+                     "threads": threads, "voice": voice.name if voice is not None else None,
+                     "text": (text or DEFAULT_TEXT) if voice is not None else None,
+                     "input": (f"voice {voice.name!r} saying the text" if voice is not None
+                               else "the FP32 bundle's end-to-end golden case (frontend arrays)")},
+        "gates": M.GATES,
+        "policies": results,
+        "chart": "bytes_vs_error.png",
+        "recommendation": M.recommend(results),
+        "phases": M.phases(results),
+        "timing": {"seconds": M._r(time.perf_counter() - t0, 4), "peak_rss_bytes": _peak_rss_bytes()},
+    }
+
+
+def _pictures(tmp: Path, name: str, utt, mel: np.ndarray, ref_mel: np.ndarray | None) -> dict[str, str]:
+    from packager import features
+    from packager.report import render
+
+    hop_s = features.MATCHA_MEL["hop"] / float(features.MATCHA_MEL["sample_rate"])
+    files = {"waveform": f"{name}.waveform.png", "mel": f"{name}.mel.png"}
+    render.waveform_png(tmp / files["waveform"], utt.samples, utt.sample_rate, f"{name}: waveform")
+    lo, hi = float(np.percentile(mel, 1)), float(np.max(mel))
+    render.mel_png(tmp / files["mel"], mel, hop_s, f"{name}: log-mel", lo, max(hi, lo + 1e-3))
+    if ref_mel is not None:
+        files["diff"] = f"{name}.diff.png"
+        render.diff_png(tmp / files["diff"], mel, ref_mel, hop_s, f"{name} minus fp32: log-mel")
+    return files
+
+
+def validate_report(doc: Any, where: str = REPORT_FILE) -> None:
+    errors = B.schema_errors(doc, SCHEMA_PATH)
+    if errors:
+        raise PackagerError(f"does not match schemas/report.schema.json: {errors[0]}", file=where)
+
+
+def _write_outputs(tmp: Path, doc: dict[str, Any]) -> None:
+    from packager.report import render
+
+    text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    validate_report(json.loads(text))
+    (tmp / REPORT_FILE).write_text(text, encoding="utf-8")
+    # the page is rendered from the file just written, so it cannot show what report.json does not hold
+    (tmp / PAGE_FILE).write_text(render.page(json.loads((tmp / REPORT_FILE).read_text(encoding="utf-8"))),
+                                 encoding="utf-8")
