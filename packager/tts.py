@@ -82,6 +82,7 @@ class Speech:
     seconds: float  # wall time of the synthesis
     first_audio_s: float | None = None  # wall time until the first audio chunk
     chunks: list[int] = field(default_factory=list)  # samples per emitted chunk
+    mels: list[np.ndarray] = field(default_factory=list)  # the flow's mel [1, 80, T] per text piece
 
 
 def speak(p: Pipeline, voice: VoicePack, text: str, mode: str = "zero_shot", instruct: str | None = None,
@@ -104,11 +105,12 @@ def speak(p: Pipeline, voice: VoicePack, text: str, mode: str = "zero_shot", ins
         if on_audio is not None:
             on_audio(samples.reshape(-1))
 
-    out, tokens = [], []
+    out, tokens, mels = [], [], []
     for k, (_, case) in enumerate(cases):
         res = synthesize(p, case, sampling=sampling, seed=None if seed is None else seed + k, stream=stream,
                          upstream_quirks=upstream_quirks, on_audio=emit)
         out.append(res["speech"].reshape(-1))
         tokens.append(res["speech_tokens"])
+        mels.append(res["mel"])
     return Speech(np.concatenate(out).astype(np.float32), sr, [c[0] for c in cases], tokens,
-                  time.perf_counter() - t0, first[0] if first else None, chunks)
+                  time.perf_counter() - t0, first[0] if first else None, chunks, mels)

@@ -131,6 +131,9 @@ def test_report_json_matches_its_schema_and_covers_every_policy(report_dir: Path
         e = by[name]["e2e"]
         assert {"token_agreement", "sqnr_db", "mcd_db"} <= set(e)
         assert e["sqnr_db"] < M.SQNR_CAP_DB and e["mcd_db"] > 0
+    # same tokens: the flow's mel is measured before the vocoder, and fp16 keeps it far closer than the waveform
+    rec = by["recommended"]["e2e"]
+    assert rec["token_agreement"] == 1.0 and rec["flow_mel_sqnr_db"] > max(40.0, rec["sqnr_db"])
     assert "token_agreement" not in by["fp32"]["e2e"]
     # the gates decide the verdicts and the recommendation: the cheapest passing policy in Unity memory
     for p in doc["policies"]:

@@ -244,6 +244,7 @@ class Utterance:
     sample_rate: int
     tokens: np.ndarray
     seconds: float  # synthesis wall time
+    mel: np.ndarray  # the flow's output mel [80, T], text pieces concatenated
 
 
 def synthesize(bundle: Path, manifest: Mapping[str, Any], voice, text: str | None, case: Mapping | None, seed: int,
@@ -259,11 +260,13 @@ def synthesize(bundle: Path, manifest: Mapping[str, Any], voice, text: str | Non
 
         sp = tts.speak(p, voice, text, sampling="greedy", seed=seed, manifest=manifest)
         samples, tokens = sp.speech, np.concatenate([np.asarray(t).reshape(-1) for t in sp.speech_tokens])
+        mel = np.concatenate([np.asarray(m)[0] for m in sp.mels], axis=1)
     else:
         out = synth.synthesize(p, dict(case), sampling="greedy", seed=seed)
         samples, tokens = np.asarray(out["speech"]).reshape(-1), np.asarray(out["speech_tokens"]).reshape(-1)
+        mel = np.asarray(out["mel"])[0]
     return Utterance(np.asarray(samples, np.float32).reshape(-1), sr, tokens.astype(np.int64),
-                     time.perf_counter() - t0)
+                     time.perf_counter() - t0, np.asarray(mel, np.float32))
 
 
 def e2e_metrics(u: Utterance, ref: Utterance | None) -> dict[str, Any]:
@@ -274,6 +277,8 @@ def e2e_metrics(u: Utterance, ref: Utterance | None) -> dict[str, Any]:
     if ref is not None:
         d["token_agreement"] = _r(token_agreement(u.tokens, ref.tokens), 4)
         d["sqnr_db"] = _r(waveform_sqnr(u.samples, ref.samples), 4)
+        if u.mel.shape == ref.mel.shape:  # same tokens: the flow's mel, before the vocoder (report only, no gate)
+            d["flow_mel_sqnr_db"] = _r(waveform_sqnr(u.mel.reshape(-1), ref.mel.reshape(-1)), 4)
         d["mcd_db"] = _r(mel_cepstral_distortion(log_mel(u.samples, u.sample_rate),
                                                  log_mel(ref.samples, ref.sample_rate)), 4)
     return d

@@ -170,14 +170,17 @@ def page(doc: Mapping[str, Any]) -> str:
     out.append(f'<figure><img src="{html.escape(doc["chart"])}" alt="bytes against error">'
                "<figcaption>Weights in Unity memory against the waveform SQNR with FP32.</figcaption></figure>")
     out.append("<table><tr><th class=l>policy</th><th>audio s</th><th>synthesis s</th><th>tokens</th>"
-               "<th>token agreement</th><th>waveform SQNR dB</th><th>MCD dB</th><th>peak</th><th>finite</th></tr>")
+               "<th>token agreement</th><th>flow mel SQNR dB</th><th>waveform SQNR dB</th><th>MCD dB</th><th>peak</th>"
+               "<th>finite</th></tr>")
     for p in pols:
         e = p["e2e"]
         out.append(f"<tr><td class=l>{_e(p['name'])}</td><td>{_e(e['seconds_of_audio'])}</td>"
                    f"<td>{_e(e['synth_seconds'])}</td><td>{_e(e['tokens'])}</td><td>{_e(e.get('token_agreement'))}</td>"
+                   f"<td>{_e(e.get('flow_mel_sqnr_db'))}</td>"
                    f"<td>{_e(e.get('sqnr_db'))}</td><td>{_e(e.get('mcd_db'))}</td><td>{_e(e['peak'])}</td>"
                    f"<td>{_e(e['finite'])}</td></tr>")
-    out.append("</table>")
+    out.append("</table><p>The flow mel is what the vocoder receives; with the same tokens, a gap between its SQNR and "
+               "the waveform's is the vocoder's sensitivity (its sine source integrates F0 into a phase).</p>")
     for p in pols:
         e = p["e2e"]
         out.append(f"<h3><code>{_e(p['name'])}</code>: {_e(p['description'])}</h3>")
