@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import onnx
 
-from packager import GENERATOR_NAME, __version__, preflight, registry, synth
+from packager import GENERATOR_NAME, __version__, preflight, registry, staging, synth
 from packager import precision as precision_policy
 from packager.checkpoint import Source
 from packager.component import ComponentBuild, GoldenCase, GraphDef
@@ -41,7 +41,7 @@ from packager.sentis_rules import MANIFEST_TARGETS as TARGETS
 from packager.stages.export import export_graph
 from packager.onnx_utils import load_external_copy, run_onnx, save_external_copy, session
 from packager.sentis_numerics import unity_weight_bytes
-from packager.progress import Progress
+from packager.progress import step_of as _step
 from packager.stages.package import fp32_file_bytes, save_model, write_bundle_files
 
 
@@ -60,11 +60,6 @@ class BuildOptions:
 SCRATCH_DIR = ".scratch"  # inside the temporary bundle folder: fp32 graphs between their stages; removed before packaging
 
 
-class _NoStep:
-    def advance(self, n: float = 1) -> None:
-        pass
-
-
 def _release_memory() -> None:
     """Collect, then hand freed heap pages back to the OS (glibc ``malloc_trim``): after a GB-sized proto is freed
     its pages otherwise stay in the process, and the next graph's peak stacks on top of them."""
@@ -75,13 +70,6 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
-
-
-def _step(log: Callable[[str], None], label: str, total: float | None = None, unit: str = ""):
-    """``log.step(...)`` when ``log`` is a Progress (a live bar / heartbeat), else nothing."""
-    if isinstance(log, Progress):
-        return log.step(label, total=total, unit=unit)
-    return contextlib.nullcontext(_NoStep())
 
 
 @dataclass
@@ -357,46 +345,28 @@ def build(opts: BuildOptions) -> BuildSummary:
     _remove_stale_temps(out)
     _check_disk(opts, components)
     start = time.perf_counter()
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        with _sigterm_as_interrupt(), _single_threaded_torch():
-            with _step(opts.log, "sha256 of the checkpoint files (the model's identity)"):
-                source = opts.source.describe()
-            entries = [_build_component(tmp, n, opts) for n in components]
-            shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
-            manifest = {
-                "format_version": 1,
-                "generator": {"name": GENERATOR_NAME, "version": __version__},
-                "bundle": {"name": _bundle_name(opts.source),
-                           "package": "com.cosyvoice3.bundle." + _bundle_name(opts.source).removeprefix("cosyvoice3-")},
-                "source": source,
-                "target": {"runtime": opts.target, **TARGETS[opts.target]},
-                "precision_policy": {"name": opts.precision.name, "components": {
-                    n: opts.precision.for_component(n).to_json() for n in components}},
-                "components": entries,
-            }
-            with _step(opts.log, "[pipeline] end-to-end golden (tts over the bundle's graphs)"):
-                pipeline = synth.pipeline_goldens(tmp, manifest, opts.source.seed, golden_stage.write_array)
-            if pipeline:
-                manifest["pipeline"] = pipeline
-                opts.log("[pipeline] end-to-end golden: tts_greedy")
-            write_bundle_files(tmp, manifest)
-            _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with staging.staged_folder(out) as tmp, _sigterm_as_interrupt(), _single_threaded_torch():
+        with _step(opts.log, "sha256 of the checkpoint files (the model's identity)"):
+            source = opts.source.describe()
+        entries = [_build_component(tmp, n, opts) for n in components]
+        shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
+        manifest = {
+            "format_version": 1,
+            "generator": {"name": GENERATOR_NAME, "version": __version__},
+            "bundle": {"name": _bundle_name(opts.source),
+                       "package": "com.cosyvoice3.bundle." + _bundle_name(opts.source).removeprefix("cosyvoice3-")},
+            "source": source,
+            "target": {"runtime": opts.target, **TARGETS[opts.target]},
+            "precision_policy": {"name": opts.precision.name, "components": {
+                n: opts.precision.for_component(n).to_json() for n in components}},
+            "components": entries,
+        }
+        with _step(opts.log, "[pipeline] end-to-end golden (tts over the bundle's graphs)"):
+            pipeline = synth.pipeline_goldens(tmp, manifest, opts.source.seed, golden_stage.write_array)
+        if pipeline:
+            manifest["pipeline"] = pipeline
+            opts.log("[pipeline] end-to-end golden: tts_greedy")
+        write_bundle_files(tmp, manifest)
     graphs = [(c["name"], g["name"], g["bytes"]) for c in entries for g in c["graphs"]]
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return BuildSummary(out, graphs, total, time.perf_counter() - start)
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)

@@ -152,3 +152,16 @@ class Progress:
         if self._ticker is not None:
             self._ticker.join(timeout=2)
         self._ticker = None
+
+
+class _NoStep:
+    def advance(self, n: float = 1) -> None:
+        pass
+
+
+def step_of(log, label: str, total: float | None = None, unit: str = ""):
+    """``log.step(...)`` when ``log`` is a Progress (a live bar / heartbeat); for any other callable (a test's list,
+    ``print``) a context whose step does nothing. Code that reports to either kind of log uses this."""
+    if isinstance(log, Progress):
+        return log.step(label, total=total, unit=unit)
+    return contextlib.nullcontext(_NoStep())

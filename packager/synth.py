@@ -15,7 +15,6 @@ mel emitting only new samples, and a final ``finalize=True`` call.
 from __future__ import annotations
 
 import gc
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -26,7 +25,7 @@ from packager import bundle as B
 from packager.errors import InputError, PackagerError
 from packager.host import euler_cfg, llm_generate
 from packager.host.hift_noise import noise_for_frames
-from packager.onnx_utils import run_onnx, save_external_copy, session
+from packager.onnx_utils import run_onnx, session
 from packager.sentis_numerics import target_model
 from packager.text_tokenizer import Qwen2Tokenizer
 
@@ -99,7 +98,7 @@ def open_components(bundle: Path, manifest: Mapping[str, Any], names: Sequence[s
     for name in names:
         for g in (comps[name]["graphs"] if run is None or name in run else []):
             def open_session(g=g, name=name):
-                return _session_of(target_model(B.check_graph_files(bundle, g, f"{name}/{g['name']}"), g), threads)
+                return session(target_model(B.check_graph_files(bundle, g, f"{name}/{g['name']}"), g), threads)
             if lazy:
                 runners[g["name"]] = lazy_sessions.runner(name, g["name"], open_session)
             else:
@@ -108,19 +107,6 @@ def open_components(bundle: Path, manifest: Mapping[str, Any], names: Sequence[s
         for d in comps[name]["data"]:
             data[d["name"]] = B.load_array(bundle, d, f"{name}/{d['name']}")
     return runners, {n: comps[n]["constants"] for n in names}, data
-
-
-def _session_of(model: str | Any, threads: int):
-    """A session on a file, or on a Sentis view (a proto) written to a scratch file first and dropped before
-    onnxruntime loads it: the view of a full-size graph is 1.4 GB, and holding it beside onnxruntime's own copy of
-    the weights was the peak of a recommended build (its end-to-end golden)."""
-    if isinstance(model, str):
-        return session(model, threads)
-    with tempfile.TemporaryDirectory(prefix="packager-view-") as d:
-        path = save_external_copy(model, Path(d) / "view.onnx")
-        del model
-        gc.collect()
-        return session(str(path), threads)
 
 
 def bundle_tokenizer(llm_constants: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> Qwen2Tokenizer:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from packager import staging
 from packager.bundle import schema_errors
 from packager.errors import PackagerError
 from packager.stages.golden import npy_bytes
@@ -216,23 +215,10 @@ def write(out: Path, meta: dict[str, Any], arrays: Mapping[str, np.ndarray], for
                         "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "description": desc})
     meta = {**meta, "arrays": entries}
     validate_meta(meta, str(out / VOICE_FILE))
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with staging.staged_folder(out, parents=False) as tmp:
         for file, data in blobs.items():
             (tmp / file).write_bytes(data)
         (tmp / VOICE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

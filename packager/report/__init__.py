@@ -22,8 +22,10 @@ import numpy as np
 from packager import GENERATOR_NAME, __version__
 from packager import bundle as B
 from packager import sentis_rules as R
+from packager import staging
 from packager.checkpoint import DEFAULT_SEED, PRESETS, Source
 from packager.errors import PackagerError
+from packager.progress import step_of as _step
 from packager.report import measure as M
 
 FORMAT = "cosyvoice3-precision-report"
@@ -125,31 +127,10 @@ def run(args: argparse.Namespace) -> int:
 def make_report(out: Path, source_args: dict[str, Any], policies: list[str], voice, text: str | None, seed: int,
                 target: str, threads: int, log) -> dict[str, Any]:
     """Everything, in a temporary sibling of ``out`` that replaces it only at the end."""
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staging.staged_folder(out) as tmp:
         doc = _measure_all(tmp, source_args, policies, voice, text, seed, target, threads, log)
         _write_outputs(tmp, doc)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return doc
-
-
-def _step(log, label: str, total: float | None = None):
-    import contextlib
-
-    from packager.progress import Progress
-
-    return log.step(label, total=total) if isinstance(log, Progress) else contextlib.nullcontext(None)
 
 
 def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log) -> dict[str, Any]:
@@ -198,8 +179,7 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
                 for g in c["graphs"]:
                     graphs.append(M.measure_graph(bundle, c["name"], g, fp32_cases[g["name"]], fp32_graphs[g["name"]],
                                                   threads))
-                    if st is not None:
-                        st.advance()
+                    st.advance()
                 comps.append({"name": c["name"], "precision": graphs[0]["precision"] if graphs else "fp32",
                               "graphs": graphs})
         with _step(log, f"[report] {name}: speak"):
