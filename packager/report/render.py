@@ -42,33 +42,30 @@ def waveform_png(path: Path, samples: np.ndarray, sample_rate: int, title: str) 
     _save(fig, path)
 
 
-def mel_png(path: Path, mel: np.ndarray, hop_s: float, title: str, vmin: float, vmax: float) -> None:
+def _spectrogram_png(path: Path, image: np.ndarray, frames: int, hop_s: float, title: str, cmap: str, vmin: float,
+                     vmax: float, label: str) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 2.2))
-    im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                   extent=(0, mel.shape[1] * hop_s, 0, mel.shape[0]))
+    im = ax.imshow(image, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax,
+                   extent=(0, frames * hop_s, 0, image.shape[0]))
     ax.set_xlabel("s")
     ax.set_ylabel("mel bin")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="ln mel")
+    fig.colorbar(im, ax=ax, label=label)
     fig.tight_layout()
     _save(fig, path)
+
+
+def mel_png(path: Path, mel: np.ndarray, hop_s: float, title: str, vmin: float, vmax: float) -> None:
+    _spectrogram_png(path, mel, mel.shape[1], hop_s, title, "magma", vmin, vmax, "ln mel")
 
 
 def diff_png(path: Path, mel: np.ndarray, ref: np.ndarray, hop_s: float, title: str) -> None:
-    plt = _plt()
     n = min(mel.shape[1], ref.shape[1])
     d = mel[:, :n] - ref[:, :n]
     lim = float(max(np.max(np.abs(d)) if d.size else 0.0, 1e-6))
-    fig, ax = plt.subplots(figsize=(8, 2.2))
-    im = ax.imshow(d if d.size else np.zeros((mel.shape[0], 1)), origin="lower", aspect="auto", cmap="RdBu_r",
-                   vmin=-lim, vmax=lim, extent=(0, max(n, 1) * hop_s, 0, mel.shape[0]))
-    ax.set_xlabel("s")
-    ax.set_ylabel("mel bin")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="ln mel difference")
-    fig.tight_layout()
-    _save(fig, path)
+    _spectrogram_png(path, d if d.size else np.zeros((mel.shape[0], 1)), max(n, 1), hop_s, title, "RdBu_r", -lim,
+                     lim, "ln mel difference")
 
 
 def chart_png(path: Path, policies: Sequence[Mapping[str, Any]], gate_db: float) -> None:
