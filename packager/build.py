@@ -42,7 +42,7 @@ from packager.stages.export import export_graph
 from packager.onnx_utils import load_external_copy, run_onnx, save_external_copy, session
 from packager.sentis_numerics import unity_weight_bytes
 from packager.progress import step_of as _step
-from packager.stages.package import fp32_file_bytes, save_model, write_bundle_files
+from packager.stages.package import fp32_file_bytes, needs_weights_to_save, save_model, write_bundle_files
 
 
 @dataclass
@@ -192,9 +192,13 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
     prog(f"  {label}: {len(cases)} golden cases reproduced by onnxruntime ({time.perf_counter() - t1:.1f} s): "
          + ", ".join(f"{m['output']} max_abs={m['max_abs']:.2g}" for m in worst))
     if policy.precision == "fp32":
-        model = load_external_copy(x.scratch)
+        model = onnx.load(str(x.scratch), load_external_data=False)  # the weights are streamed from the scratch file
         with _step(prog, f"{label}: write"):
-            entry = save_model(tmp, g.name, model, precision="fp32")
+            if needs_weights_to_save(model):
+                model = load_external_copy(x.scratch)
+                entry = save_model(tmp, g.name, model, precision="fp32")
+            else:
+                entry = save_model(tmp, g.name, model, precision="fp32", data_dir=x.scratch.parent)
         del model
         goldens = [golden_stage.write_case(tmp, comp, g.name, c) for c in cases]
         _preflight(tmp / entry["file"], g.name, opts)
@@ -228,10 +232,11 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
     label = f"[{comp}] {g.name}"
     t0 = time.perf_counter()
-    model = load_external_copy(x.scratch)
-    bytes_fp32, unity_fp32 = fp32_file_bytes(model), unity_weight_bytes(model, "none")
-    del model
-    _release_memory()
+    structure = onnx.load(str(x.scratch), load_external_data=False)  # sizes only: no weight is read
+    if needs_weights_to_save(structure):  # over INLINE_LIMIT: the size is that of an external-data save
+        structure = load_external_copy(x.scratch)
+    bytes_fp32, unity_fp32 = fp32_file_bytes(structure), unity_weight_bytes(structure, "none")
+    del structure
     with _step(prog, f"{label}: convert to {policy.precision}"):
         conv = convert_stage.convert(None, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False)
     for o in conv.overflows:

@@ -51,13 +51,14 @@ def errors(findings: Iterable[Finding]) -> list[Finding]:
 class _Checker:
     """One graph, its inferred tensor types and the findings so far; each ``rule_*`` / ``attr_<Op>`` adds some."""
 
-    def __init__(self, model: onnx.ModelProto, target: str, graph_name: str, model_dir: Path | None):
+    def __init__(self, model: onnx.ModelProto, target: str, graph_name: str, model_dir: Path | None,
+                 proto_bytes: int | None = None):
         if target not in R.TARGETS:
             raise PackagerError(f"unknown Sentis target {target!r}", key="--target",
                                 expected=" or ".join(R.TARGETS), found=str(target))
         self.m, self.g, self.t = model, model.graph, R.TARGETS[target]
         self.where = f"{self.t.package} {self.t.version}"
-        self.graph_name, self.model_dir = graph_name, model_dir
+        self.graph_name, self.model_dir, self.proto_bytes = graph_name, model_dir, proto_bytes
         self.findings: list[Finding] = []
         self.inits = {i.name: i for i in self.g.initializer}
         self.outputs = {o.name for o in self.g.output}
@@ -87,7 +88,9 @@ class _Checker:
 
     # --- container: size, external data, functions (A.1-A.3) ------------------------------------------------------
     def rule_container(self) -> None:
-        size = self.m.ByteSize()
+        # a file's proto is the file: its size is known without serializing the proto again (upb's ByteSize
+        # encodes the whole message, seconds for a full-size graph)
+        size = self.proto_bytes if self.proto_bytes is not None else self.m.ByteSize()
         if size >= R.MAX_PROTO_BYTES:
             self.add("error", "file-size", f"the model proto is {size / 2**30:.2f} GiB; neither protobuf nor the "
                      "Sentis importer reads a .onnx of 2 GiB or more")
@@ -395,10 +398,11 @@ class _Checker:
                          self.producer.get(name))
 
 
-def check_model(model: onnx.ModelProto, target: str, graph_name: str, model_dir: Path | None = None
-                ) -> list[Finding]:
-    """Every Sentis rule for one graph. ``model_dir`` (the .onnx file's folder) enables external-data file checks."""
-    c = _Checker(model, target, graph_name, model_dir)
+def check_model(model: onnx.ModelProto, target: str, graph_name: str, model_dir: Path | None = None,
+                proto_bytes: int | None = None) -> list[Finding]:
+    """Every Sentis rule for one graph. ``model_dir`` (the .onnx file's folder) enables external-data file checks;
+    ``proto_bytes``: the size of the file ``model`` was read from (else the proto is measured)."""
+    c = _Checker(model, target, graph_name, model_dir, proto_bytes)
     for rule in (c.rule_container, c.rule_opset, c.rule_checker_and_types, c.rule_nodes, c.rule_tensors,
                  c.rule_io, c.rule_ranks):
         rule()
@@ -463,7 +467,7 @@ def check_file_for(path: Path, targets: Iterable[str], graph_name: str | None = 
                             file=str(path)) from None
     if not model.HasField("graph") or not model.graph.node:
         raise PackagerError("is not an ONNX model (no graph nodes)", file=str(path))
-    return {t: check_model(model, t, name, model_dir=path.parent) for t in targets}
+    return {t: check_model(model, t, name, model_dir=path.parent, proto_bytes=size) for t in targets}
 
 
 def check_bundle(folder: Path, target: str | None = None) -> list[Finding]:

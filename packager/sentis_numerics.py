@@ -36,12 +36,19 @@ QUANTIZED_OPS = ("Conv", "ConvTranspose", "Gather", "MatMul", "Gemm")  # ONNX op
 
 
 def sentis_view(model: onnx.ModelProto, unity_quantization: str = "none") -> onnx.ModelProto:
-    """What Sentis computes for ``model`` (+ the ModelQuantizer step), as an fp32 graph onnxruntime can run."""
+    """What Sentis computes for ``model`` (+ the ModelQuantizer step), as an fp32 graph onnxruntime can run.
+
+    On a weight-less model (``onnx_utils.light_copy``, or loaded without its external data) the tensors without data
+    only change type: the view's structure, for structural questions (``quantized_constants``, weight bytes)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
     for i, t in enumerate(g.initializer):
-        if t.data_type == TensorProto.FLOAT16:
+        if t.data_type == TensorProto.FLOAT16 and t.data_location == TensorProto.EXTERNAL:
+            if unity_quantization != "none":
+                raise ValueError(f"sentis_view: {t.name} has no data to quantize (a weight-less model)")
+            t.data_type = TensorProto.FLOAT
+        elif t.data_type == TensorProto.FLOAT16:
             g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name))
     for n in g.node:
         for a in n.attribute:
@@ -101,8 +108,28 @@ def quantized_constants(model: onnx.ModelProto) -> list[str]:
                 bias = [i for i in follow[0].input if i != n.output[0]]
                 if bias and bias[0] in const:
                     names[bias[0]] = None
-    values = _constant_values(model, list(names))  # one evaluation for all (a session per name is O(n * model))
-    return [k for k in names if values[k].dtype == np.float32]
+    types = _constant_types(model, list(names))
+    return [k for k in names if types[k] == TensorProto.FLOAT]
+
+
+def _constant_types(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, int]:
+    """Element type of each constant: an initializer's own, else onnx shape inference's on the weight-less graph
+    (no weights are read), else the type of its evaluated value (the constant subgraph run once for all)."""
+    from packager.onnx_utils import light_copy
+
+    inits = {t.name: t.data_type for t in model.graph.initializer}
+    out = {n: inits[n] for n in names if n in inits}
+    rest = [n for n in names if n not in out]
+    if rest:
+        inferred = onnx.shape_inference.infer_shapes(light_copy(model)).graph
+        known = {v.name: v.type.tensor_type.elem_type for v in list(inferred.value_info) + list(inferred.output)
+                 if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type}
+        out.update({n: known[n] for n in rest if n in known})
+        left = [n for n in rest if n not in out]
+        if left:
+            values = _constant_values(model, left)
+            out.update({n: helper.np_dtype_to_tensor_dtype(values[n].dtype) for n in left})
+    return out
 
 
 def _constant_tensors(model: onnx.ModelProto) -> set[str]:
@@ -157,9 +184,10 @@ def unity_quantization_for(precision: str, shipped: onnx.ModelProto) -> str:
     fp16 in the file), so a kept-float32 DSP basis is never rounded behind our back; else "none"."""
     if precision != "fp16":
         return UNITY_QUANTIZATION[precision]
+    from packager.onnx_utils import light_copy
+
     f16 = {t.name for t in shipped.graph.initializer if t.data_type == TensorProto.FLOAT16}
-    view = sentis_view(shipped)
-    targets = quantized_constants(view)
+    targets = quantized_constants(sentis_view(light_copy(shipped)))  # structure only: no weight is upcast
     producers = {o: n for n in shipped.graph.node for o in n.output}
     ok = all(t in f16 or (t in producers and producers[t].op_type == "Cast" and producers[t].input[0] in f16)
              for t in targets)
@@ -167,8 +195,11 @@ def unity_quantization_for(precision: str, shipped: onnx.ModelProto) -> str:
 
 
 def unity_weight_bytes(model: onnx.ModelProto, unity_quantization: str) -> int:
-    """Bytes of the initializers once imported (fp16 -> float32) and quantized by ModelQuantizer."""
-    view = sentis_view(model)
+    """Bytes of the initializers once imported (fp16 -> float32) and quantized by ModelQuantizer (computed on the
+    structure: works on a model loaded without its external data too)."""
+    from packager.onnx_utils import light_copy
+
+    view = sentis_view(light_copy(model))
     quantized = set(quantized_constants(view)) if unity_quantization != "none" else set()
     per = {"none": 4, "float16": 2, "uint8": 1}[unity_quantization]
     total = 0
@@ -180,8 +211,60 @@ def unity_weight_bytes(model: onnx.ModelProto, unity_quantization: str) -> int:
 
 def target_model(path: Path, graph: Mapping[str, Any]) -> str | onnx.ModelProto:
     """What to run for a manifest graph entry so that it computes what Unity computes (and what its goldens hold):
-    the file itself, or for fp16/uint8 weights the Sentis view of it (fp16 upcast, Unity's quantization applied)."""
+    the file itself, or for fp16/uint8 weights the Sentis view of it (fp16 upcast, Unity's quantization applied).
+    Where the view is only the upcast (``upcast_in_graph``), onnxruntime does the upcast itself."""
     quant = graph.get("unity_quantization", "none")
     if graph.get("precision") in ("fp16", "uint8") or quant != "none":
-        return sentis_view(onnx.load(str(path)), quant)
+        model = onnx.load(str(path))
+        return upcast_in_graph(model, quant) or sentis_view(model, quant)
     return str(path)
+
+
+def upcast_in_graph(model: onnx.ModelProto, unity_quantization: str = "none") -> onnx.ModelProto | None:
+    """``sentis_view(model, unity_quantization)`` in another form, rewritten in place: each fp16 initializer stays
+    fp16 and feeds a Cast to float, which onnxruntime folds into a float32 initializer when the session is made (the
+    same values, the same kernels: so the same outputs, tested bit for bit). No float32 copy of the weights is made
+    here, and the proto that reaches onnxruntime is half the size. None where the view is more than the upcast:
+    uint8 quantization, or Float16 quantization of a constant that is not fp16 in the file or holds an infinity
+    (Sentis clamps those to 65504)."""
+    g = model.graph
+    if unity_quantization not in ("none", "float16"):
+        return None
+    fp16 = {t.name: t for t in g.initializer if t.data_type == TensorProto.FLOAT16}
+    if set(fp16) & {i.name for i in g.input}:
+        return None
+    if unity_quantization == "float16":
+        from packager.onnx_utils import light_copy
+
+        producers = {o: n for n in g.node for o in n.output}
+        for name in quantized_constants(sentis_view(light_copy(model))):
+            if name not in fp16 and name in producers and producers[name].op_type == "Cast":
+                name = producers[name].input[0]
+            if name not in fp16 or not fp16[name].HasField("raw_data"):
+                return None
+            if np.isinf(np.frombuffer(fp16[name].raw_data, np.float16)).any():
+                return None
+    taken = {t.name for t in g.initializer} | {o for n in g.node for o in n.output} | {i.name for i in g.input}
+    suffix = "__fp16"
+    while any(f"{n}{suffix}" in taken for n in fp16):
+        suffix += "_"
+    casts = []
+    for t in g.initializer:
+        if t.name in fp16:
+            casts.append(helper.make_node("Cast", [t.name + suffix], [t.name], to=TensorProto.FLOAT,
+                                          name=f"sentis_upcast/{t.name}"))
+            t.name = t.name + suffix
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT16:
+                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float32), a.t.name))
+            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT16:
+                a.i = TensorProto.FLOAT
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    for v in list(g.input) + list(g.output):
+        if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            v.type.tensor_type.elem_type = TensorProto.FLOAT
+    del g.value_info[:]
+    return model

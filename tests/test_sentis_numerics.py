@@ -77,7 +77,54 @@ def test_fp16_file_runs_as_upcast_weights_and_float_casts(tmp_path):
     path.write_bytes(model.SerializeToString())
     assert S.target_model(path, {"precision": "fp32", "unity_quantization": "none"}) == str(path)
     ran = S.target_model(path, {"precision": "fp16", "unity_quantization": "float16"})
-    assert ran.graph.initializer[0].data_type == TensorProto.FLOAT
+    # onnxruntime upcasts: the fp16 weight feeds a Cast to float (folded when the session is made)
+    assert ran.graph.initializer[0].data_type == TensorProto.FLOAT16 and ran.graph.node[0].op_type == "Cast"
+    assert np.array_equal(run_onnx(ran, {"x": x})["y"], run_onnx(view, {"x": x})["y"])
+
+
+def test_upcast_in_graph_only_where_the_view_is_the_upcast():
+    """Float16 quantization clamps an infinite fp16 weight to 65504 and uint8 rewrites values: those need the
+    materialized view."""
+    w = np.array([[1.0, np.inf], [0.5, 2.0]], np.float16)
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["y"])]
+    io = ([helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    model = _graph(nodes, {"W": w}, *io)
+    copy = lambda: _graph(nodes, {"W": w}, *io)  # noqa: E731  (upcast_in_graph rewrites in place)
+    assert S.upcast_in_graph(copy(), "float16") is None and S.upcast_in_graph(copy(), "uint8") is None
+    x = {"x": np.array([[1.0, 0.0]], np.float32)}
+    assert run_onnx(S.sentis_view(model, "float16"), x)["y"][0, 1] == 65504  # 1 * 65504 + 0 * 2
+    ran = S.upcast_in_graph(copy(), "none")  # no quantization: inf is imported as inf
+    assert np.isinf(run_onnx(ran, x)["y"][0, 1]) and np.isinf(run_onnx(S.sentis_view(model), x)["y"][0, 1])
+    finite = _graph(nodes, {"W": np.array([[1.0, 3.0], [0.5, 2.0]], np.float16)}, *io)
+    assert np.array_equal(run_onnx(S.upcast_in_graph(finite, "float16"), x)["y"],
+                          run_onnx(S.sentis_view(_graph(nodes, {"W": np.array([[1.0, 3.0], [0.5, 2.0]], np.float16)},
+                                                        *io), "float16"), x)["y"])
+
+
+def test_upcast_in_graph_equals_the_materialized_view_on_every_reduced_graph(tiny_bundle):
+    """What verify, synth and the build's goldens run (onnxruntime folding the upcast) computes bit for bit what the
+    materialized Sentis view computes, on every fp16 / uint8 graph of the default bundle and its golden inputs."""
+    import json
+
+    import onnx
+
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    checked = upcasts = 0
+    for c in manifest["components"]:
+        for g in c["graphs"]:
+            if g["precision"] == "fp32":
+                continue
+            path = tiny_bundle / g["file"]
+            ran = S.target_model(path, g)
+            upcasts += sum(n.name.startswith("sentis_upcast/") for n in ran.graph.node)
+            view = S.sentis_view(onnx.load(str(path)), g["unity_quantization"])
+            for case in g["goldens"]:
+                ins = {t["name"]: np.load(tiny_bundle / t["file"]) for t in case["inputs"]}
+                a, b = run_onnx(ran, ins), run_onnx(view, ins)
+                assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+                checked += 1
+    assert checked >= 5 and upcasts >= 20  # the recommended bundle's views are all upcasts done by onnxruntime
 
 
 def test_module_does_not_import_torch():

@@ -7,6 +7,7 @@ What Unity computes from the shipped variant (the Sentis view, Unity's weight qu
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from onnx import TensorProto, numpy_helper
 from packager import precision as P
 from packager.component import GoldenCase, NodeScope
 from packager.errors import PackagerError
-from packager.onnx_utils import check_model, run_onnx, session
+from packager.onnx_utils import check_model, iter_initializer_arrays, light_copy, run_onnx, session
 from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, quantized_constants, sentis_float16,  # noqa: F401
                                       sentis_uint8, sentis_view, target_model, unity_quantization_for,
                                       unity_weight_bytes)
@@ -100,15 +101,11 @@ def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
     return out
 
 
-LIGHT_TENSOR = 1 << 16  # bytes: float initializers at least this big are left out of shape inference (never shapes)
-
-
 def shape_inferred_copy(model: onnx.ModelProto, in_place: bool = False) -> onnx.ModelProto:
     """``onnx.shape_inference.infer_shapes(model)`` (same fields, same bytes), computed on a copy of the graph whose
     large float initializers are external-data stubs (dims and type only), then applied to one full copy (or, with
     ``in_place``, to ``model`` itself)."""
-    light = onnx.ModelProto()
-    _light_copy(model, light)
+    light = light_copy(model)
     inferred = onnx.shape_inference.infer_shapes(light)
     del light
     if in_place:
@@ -120,33 +117,6 @@ def shape_inferred_copy(model: onnx.ModelProto, in_place: bool = False) -> onnx.
         del getattr(src.graph, part)[:]
         getattr(src.graph, part).extend(getattr(inferred.graph, part))
     return src
-
-
-def _light_copy(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
-    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
-        if model.HasField(name):
-            setattr(light, name, getattr(model, name))
-    light.opset_import.extend(model.opset_import)
-    light.metadata_props.extend(model.metadata_props)
-    light.functions.extend(model.functions)
-    g, lg = model.graph, light.graph
-    for name in ("name", "doc_string"):
-        if g.HasField(name):
-            setattr(lg, name, getattr(g, name))
-    for part in ("node", "input", "output", "value_info", "sparse_initializer", "quantization_annotation"):
-        getattr(lg, part).extend(getattr(g, part))
-    for t in g.initializer:
-        if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE) and \
-                len(t.raw_data) >= LIGHT_TENSOR:
-            stub = lg.initializer.add()
-            stub.name, stub.data_type = t.name, t.data_type
-            stub.dims.extend(t.dims)
-            stub.data_location = TensorProto.EXTERNAL
-            for key, value in (("location", "weights-left-out"), ("offset", "0"), ("length", str(len(t.raw_data)))):
-                e = stub.external_data.add()
-                e.key, e.value = key, value
-        else:
-            lg.initializer.append(t)
 
 
 def _name_nodes(model: onnx.ModelProto) -> None:
@@ -179,46 +149,116 @@ class Overflow:
         return {"tensor": self.tensor, "max_abs": float(self.max_abs), "kept_float32": list(self.nodes)}
 
 
-def fp32_ranges(model: onnx.ModelProto, cases: Sequence[GoldenCase], path: Path | None = None) -> dict[str, float]:
+def fp32_ranges(model: onnx.ModelProto | None, cases: Sequence[GoldenCase],
+                path: Path | None = None) -> dict[str, float]:
     """max |finite value| of every float constant and every float node output over the cases. ``path``: the same
-    graph saved with external data (a build's scratch file); the probe graph (every node output made a graph
-    output) then references that file's weights instead of holding a copy of them."""
+    graph saved with external data (a build's scratch file); with ``model`` None the constants are read from there
+    one tensor at a time, and the probe graph references that file's weights instead of holding a copy of them.
+
+    The probe graph reduces each float node output inside onnxruntime to two scalars, ``max |x|`` and
+    ``sum(x - x)`` (0 when every value is finite, NaN otherwise), so each case is one run that fetches scalars
+    (a full-size DiT's activations are GBs, and fetching them in slices ran the whole graph once per slice). Where a
+    tensor is empty or holds a NaN or an infinity, its finite maximum is fetched exactly (``_exact_ranges``)."""
     ranges: dict[str, float] = {}
-    for t in model.graph.initializer:
-        a = numpy_helper.to_array(t)
+    constants = iter_initializer_arrays(path) if model is None else \
+        ((t.name, numpy_helper.to_array(t)) for t in model.graph.initializer)
+    for name, a in constants:
         if a.dtype == np.float32 and a.size:
-            ranges[t.name] = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+            ranges[name] = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
         del a
-    if path is not None:
-        probe = onnx.load(str(path), load_external_data=False)
-    else:
-        probe = onnx.ModelProto()
-        probe.CopyFrom(model)
-    have = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=o) for n in probe.graph.node for o in n.output
-                              if o and o not in have)
-    if path is not None:
-        probe_path = Path(path).with_name(Path(path).stem + ".probe.onnx")  # same folder: the data file resolves
-        probe_path.write_bytes(probe.SerializeToString())
+    probe = _probe_graph(model, path)
+    pg = probe.graph
+    light = light_copy(probe)
+    inferred = onnx.shape_inference.infer_shapes(light)
+    del light
+    elem = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.output)
+            if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type}
+    del inferred
+    produced = [o for n in pg.node for o in n.output if o]
+    floats = [o for o in produced if elem.get(o) == TensorProto.FLOAT]
+    untyped = [o for o in produced if o not in elem]  # shape inference could not type it: fetched as it is
+    taken = set(produced) | {t.name for t in pg.initializer} | {i.name for i in pg.input}
+    suffix = "__range"
+    while any(f"{o}{suffix}_{k}" in taken for o in floats for k in ("abs", "max", "zero", "nan")):
+        suffix += "_"
+    for o in floats:
+        a, z = f"{o}{suffix}_abs", f"{o}{suffix}_zero"
+        pg.node.extend([onnx.helper.make_node("Abs", [o], [a]),
+                        onnx.helper.make_node("ReduceMax", [a], [f"{o}{suffix}_max"], keepdims=0),
+                        onnx.helper.make_node("Sub", [o, o], [z]),
+                        onnx.helper.make_node("ReduceSum", [z], [f"{o}{suffix}_nan"], keepdims=0)])
+        pg.output.extend([onnx.ValueInfoProto(name=f"{o}{suffix}_max"), onnx.ValueInfoProto(name=f"{o}{suffix}_nan")])
+    have = {o.name for o in pg.output}
+    pg.output.extend(onnx.ValueInfoProto(name=o) for o in untyped if o not in have)
+    with _probe_session(probe, path) as sess:
         del probe
-        try:
-            sess = session(str(probe_path), prepack=False)
-        finally:
-            probe_path.unlink()
-    else:
-        sess = session(probe, prepack=False)
-    names = [o.name for o in sess.get_outputs() if o.type == "tensor(float)"]
-    for case in cases:
-        # a few hundred outputs per run: all of a full-size DiT's activations at once are GBs; onnxruntime frees
-        # every intermediate that is not asked for
-        for i in range(0, len(names), PROBE_OUTPUTS_PER_RUN):
-            chunk = names[i:i + PROBE_OUTPUTS_PER_RUN]
-            for name, a in zip(chunk, sess.run(chunk, dict(case.inputs))):
-                if a.size:
-                    v = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
-                    ranges[name] = max(ranges.get(name, 0.0), v)
-                del a
+        direct = [o.name for o in sess.get_outputs() if o.name in set(untyped) and o.type == "tensor(float)"]
+        scalars = [n for o in floats for n in (f"{o}{suffix}_max", f"{o}{suffix}_nan")]
+        exact: dict[str, None] = {}
+        for case in cases:
+            got = dict(zip(scalars, sess.run(scalars, dict(case.inputs))))
+            for o in floats:
+                m, z = float(got[f"{o}{suffix}_max"]), float(got[f"{o}{suffix}_nan"])
+                if np.isfinite(m) and z == 0.0:
+                    ranges[o] = max(ranges.get(o, 0.0), m)
+                else:
+                    exact[o] = None
+            _fetch_ranges(sess, direct, case, ranges)
+    for name, v in (_exact_ranges(model, list(exact), cases, path) if exact else {}).items():
+        ranges[name] = max(ranges.get(name, 0.0), v)
     return ranges
+
+
+def _probe_graph(model: onnx.ModelProto | None, path: Path | None) -> onnx.ModelProto:
+    """The graph to add probe outputs to: ``path``'s structure (its weights stay in the data file), else a copy."""
+    if path is not None:
+        return onnx.load(str(path), load_external_data=False)
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    return probe
+
+
+@contextlib.contextmanager
+def _probe_session(probe: onnx.ModelProto, path: Path | None):
+    """An onnxruntime session over ``probe`` (no prepacking: one-off runs); next to ``path`` when its weights are
+    that file's external data, so the data file resolves."""
+    if path is None:
+        yield session(probe, prepack=False)
+        return
+    probe_path = Path(path).with_name(Path(path).stem + ".probe.onnx")
+    probe_path.write_bytes(probe.SerializeToString())
+    try:
+        sess = session(str(probe_path), prepack=False)
+    finally:
+        probe_path.unlink()
+    yield sess
+
+
+def _fetch_ranges(sess, names: Sequence[str], case: GoldenCase, ranges: dict[str, float]) -> None:
+    """max |finite value| of the outputs ``names``, fetched a few hundred at a time (onnxruntime frees every
+    intermediate that is not asked for)."""
+    for i in range(0, len(names), PROBE_OUTPUTS_PER_RUN):
+        chunk = list(names[i:i + PROBE_OUTPUTS_PER_RUN])
+        for name, a in zip(chunk, sess.run(chunk, dict(case.inputs))):
+            if a.size:
+                v = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+                ranges[name] = max(ranges.get(name, 0.0), v)
+            del a
+
+
+def _exact_ranges(model: onnx.ModelProto | None, names: Sequence[str], cases: Sequence[GoldenCase],
+                  path: Path | None) -> dict[str, float]:
+    """max |finite value| of the tensors ``names`` over the cases, each fetched whole (they hold non-finite values
+    or are empty in some case)."""
+    probe = _probe_graph(model, path)
+    have = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=o) for o in names if o not in have)
+    out: dict[str, float] = {}
+    with _probe_session(probe, path) as sess:
+        del probe
+        for case in cases:
+            _fetch_ranges(sess, names, case, out)
+    return out
 
 
 def find_overflows(fp16: onnx.ModelProto, ranges: Mapping[str, float]) -> list[Overflow]:
@@ -271,7 +311,7 @@ def fp16_without_overflow(model: onnx.ModelProto | None, keep: Sequence[str | No
         from packager.onnx_utils import load_external_copy
 
         fresh = lambda: load_external_copy(fp32_path)  # noqa: E731
-        ranges = fp32_ranges(fresh(), cases, fp32_path)
+        ranges = fp32_ranges(None, cases, fp32_path)
     else:
         ranges = fp32_ranges(model, cases, fp32_path)
     keep, report = list(keep), []

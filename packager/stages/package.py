@@ -10,20 +10,22 @@ import onnx
 from packager.bundle import MODELS_DIR
 from packager.bundle import sha256_file as _sha
 from packager.bundle import validate_manifest  # noqa: F401  (re-exported: the schema check lives in bundle.py)
-from packager.onnx_utils import opset_of, weight_bytes
+from packager.onnx_utils import inline_size, opset_of, weight_bytes, write_inline
 from packager.sentis_rules import MANIFEST_TARGETS
 INLINE_LIMIT = 1_800_000_000  # bytes: above this a graph's weights go to one contiguous external-data file
 
 
 def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
-               unity_quantization: str = "none") -> dict[str, Any]:
-    """Write ``Models/<name>.onnx`` (inline, or with one contiguous ``.onnx.data`` file when too big)."""
+               unity_quantization: str = "none", data_dir: Path | None = None) -> dict[str, Any]:
+    """Write ``Models/<name>.onnx`` (inline, or with one contiguous ``.onnx.data`` file when too big). ``data_dir``:
+    ``model`` is a structure-only load of a file there with external data (inline output only: see
+    ``needs_weights_to_save``)."""
     rel = f"{MODELS_DIR}/{name}.onnx"
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     entry: dict[str, Any] = {"file": rel}
     if weight_bytes(model) < INLINE_LIMIT:
-        path.write_bytes(model.SerializeToString())
+        sha = write_inline(model, path, data_dir)  # the bytes of SerializeToString(), streamed, hashed on the way
     else:
         # onnx writes the external tensors to one file, in initializer order, back to back (no alignment):
         # the layout Sentis requires (it reads external data sequentially and ignores offsets).
@@ -34,17 +36,24 @@ def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
                         location=Path(data_rel).name, size_threshold=1024, convert_attribute=False)
         entry["external_data"] = {"file": data_rel, "sha256": _sha(root / data_rel),
                                   "bytes": (root / data_rel).stat().st_size}
-    entry.update({"sha256": _sha(path), "bytes": path.stat().st_size, "opset": opset_of(model),
+        sha = _sha(path)
+    entry.update({"sha256": sha, "bytes": path.stat().st_size, "opset": opset_of(model),
                   "precision": precision, "unity_quantization": unity_quantization,
                   "sentis_importable": precision != "int8"})
     return entry
 
 
+def needs_weights_to_save(model: onnx.ModelProto) -> bool:
+    """Whether ``save_model`` needs ``model``'s tensors in memory (external-data output), or can stream them."""
+    return weight_bytes(model) >= INLINE_LIMIT
+
+
 def fp32_file_bytes(model: onnx.ModelProto) -> int:
     """The size ``save_model`` gives the graph file of ``model`` (without its external-data file), not written to
-    the bundle: the fp32 size a reduced-precision variant is compared with."""
+    the bundle: the fp32 size a reduced-precision variant is compared with. Below INLINE_LIMIT ``model`` may be a
+    structure-only load of a file with external data (its tensors counted as inline)."""
     if weight_bytes(model) < INLINE_LIMIT:
-        return model.ByteSize()  # = len(SerializeToString()), without making the string
+        return inline_size(model)  # = len(SerializeToString()), without serializing the weights
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="packager-size-") as d:

@@ -145,3 +145,68 @@ def test_node_scopes_and_names_resolve_to_blocked_nodes():
     assert C.keep_nodes(model, [NodeScope("/enc/")]) == ["/enc/Relu", "/enc/sub/Neg", "/dec/Sqrt"]
     assert C.keep_nodes(model, [NodeScope("/enc/sub/")]) == C.keep_nodes(model, ["/enc/sub/Neg"])
     assert C.keep_nodes(model, ["b"]) == ["/enc/sub/Neg", "/dec/Abs", "/dec/Sqrt"]
+
+
+def _ranges_by_fetching_everything(model: onnx.ModelProto, cases) -> dict[str, float]:
+    """The probe's definition, computed the plain way: every float tensor fetched whole, max |finite value|."""
+    out = {}
+    for t in model.graph.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype == np.float32 and a.size:
+            out[t.name] = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=o) for n in probe.graph.node for o in n.output
+                              if o and o not in have)
+    sess = C.session(probe, prepack=False)
+    names = [o.name for o in sess.get_outputs() if o.type == "tensor(float)"]
+    for case in cases:
+        for name, a in zip(names, sess.run(names, dict(case.inputs))):
+            if a.size:
+                out[name] = max(out.get(name, 0.0), float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)))
+    return out
+
+
+def test_fp32_ranges_in_graph_equal_fetching_every_tensor(tiny_a, tmp_path):
+    """The probe reduces each activation inside onnxruntime (one run per case); it must give what fetching every
+    tensor gives, from memory and from a scratch file with external data, on real graphs: the same tensors, the
+    constants exactly, activations to float32 rounding (the two probe graphs let onnxruntime fuse different nodes,
+    which moves a last bit; the ranges are only compared with 65504)."""
+    from packager.onnx_utils import save_external_copy
+
+    graphs = {g.name: g for g in registry.get("flow").build(Source(checkpoint=tiny_a)).graphs}
+    checked = 0
+    for name in ("flow_estimator", "flow_frontend"):
+        g = graphs[name]
+        model, cases = export_graph(g), g.cases()
+        want = _ranges_by_fetching_everything(model, cases)
+        path = save_external_copy(model, tmp_path / f"{name}.onnx")
+        consts = {t.name for t in model.graph.initializer}
+        for got in (C.fp32_ranges(model, cases), C.fp32_ranges(None, cases, path)):
+            assert got.keys() == want.keys()
+            assert all(got[k] == want[k] for k in consts if k in want)
+            assert got == pytest.approx(want, rel=1e-6, abs=0)
+        checked += len(want)
+    assert checked > 100
+
+
+def test_fp32_ranges_with_infinities_nans_and_empty_tensors():
+    """Tensors holding inf / NaN (their finite maximum counts) and empty ones (no entry) take the exact path."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    nodes = [helper.make_node("Div", ["x", "zero"], ["inf"]),  # +-inf where x != 0, NaN at 0
+             helper.make_node("Mul", ["x", "two"], ["fine"]),
+             helper.make_node("Slice", ["fine", "s0", "s1", "ax"], ["empty"]),
+             helper.make_node("ReduceSum", ["inf"], ["y0"], keepdims=0),
+             helper.make_node("ReduceSum", ["empty"], ["y1"], keepdims=0),
+             helper.make_node("Add", ["y0", "y1"], ["y"])]
+    inits = [numpy_helper.from_array(np.float32(0), "zero"), numpy_helper.from_array(np.float32(2), "two"),
+             numpy_helper.from_array(np.array([1], np.int64), "s0"), numpy_helper.from_array(np.array([1], np.int64), "s1"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+                                                initializer=inits), opset_imports=[helper.make_opsetid("", 15)])
+    cases = [GoldenCase("a", {"x": np.array([[1, -7, 0], [3, 2, 1]], np.float32)}, {}),
+             GoldenCase("b", {"x": np.array([[40, 1, 1], [1, 1, 1]], np.float32)}, {})]
+    got = C.fp32_ranges(model, cases)
+    assert got == _ranges_by_fetching_everything(model, cases)
+    assert got["fine"] == 80.0 and got["inf"] == 0.0 and "empty" not in got
