@@ -210,3 +210,54 @@ def test_fp32_ranges_with_infinities_nans_and_empty_tensors():
     got = C.fp32_ranges(model, cases)
     assert got == _ranges_by_fetching_everything(model, cases)
     assert got["fine"] == 80.0 and got["inf"] == 0.0 and "empty" not in got
+
+
+def test_converter_float16_equals_onnxruntime_rounding():
+    """Our two-pass replacement of the converter's weight rounding gives its values bit for bit, edge cases included,
+    for float32 raw data and the float64 arrays it makes of float_data."""
+    from onnxruntime.transformers import float16 as f16
+
+    rng = np.random.default_rng(5)
+    edge = [0.0, -0.0, 1e-9, -1e-9, 5.96e-08, -5.96e-08, 6e-8, 1e-45, -1e-45, 65504.0, 65505.0, -65505.0, 1e9,
+            -1e9, np.inf, -np.inf, np.nan, 1.0, -2.5, 3.4e38]
+    for dtype in (np.float32, np.float64):
+        for a in (np.array(edge, dtype), (rng.standard_normal(10000) * 10.0 ** rng.integers(-10, 8, 10000)).astype(dtype),
+                  rng.standard_normal(100).astype(dtype)):
+            a.setflags(write=False)  # the converter hands np.frombuffer arrays (read-only)
+            want, got = f16.convert_np_to_float16(a), C.converter_float16(a)
+            assert got.dtype == want.dtype == np.float16
+            assert np.array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+def test_topological_sort_equals_onnxruntime_deterministic_sort(tiny_a):
+    """The same node order as OnnxModel.graph_topological_sort(is_deterministic=True), on the converted real graphs
+    (whose input Casts come after their consumers) and on shuffled node lists."""
+    import random
+
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    graphs = {g.name: g for c in ("flow", "hift") for g in registry.get(c).build(Source(checkpoint=tiny_a)).graphs}
+    rnd = random.Random(0)
+    checked = 0
+    for name in ("flow_estimator", "flow_frontend", "hift"):
+        g = graphs[name]
+        model = export_graph(g)
+        C._name_nodes(model)
+        variants = [model]
+        for _ in range(2):
+            shuffled = onnx.ModelProto()
+            shuffled.CopyFrom(model)
+            nodes = list(shuffled.graph.node)
+            rnd.shuffle(nodes)
+            shuffled.graph.ClearField("node")
+            shuffled.graph.node.extend(nodes)
+            variants.append(shuffled)
+        for m in variants:
+            a, b = onnx.ModelProto(), onnx.ModelProto()
+            a.CopyFrom(m)
+            b.CopyFrom(m)
+            OnnxModel.graph_topological_sort(a.graph, is_deterministic=True)
+            C.deterministic_topological_sort(b.graph)
+            assert [n.name for n in a.graph.node] == [n.name for n in b.graph.node]
+            checked += 1
+    assert checked == 9
