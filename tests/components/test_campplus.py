@@ -75,7 +75,9 @@ def test_goldens_reproduce_fixture_outputs(upstream_ref, fixture):
     cases = {c.name: c for c in graph.cases()}
     for n in (57, 300, 998):
         np.testing.assert_array_equal(cases[f"frames{n}"].inputs["input"], fixture[f"feat_T{n}"])
-        np.testing.assert_allclose(cases[f"frames{n}"].outputs["output"], fixture[f"out_ort_T{n}"], atol=1e-6)
+        # the fixture's ORT ran on another CPU: onnxruntime picks its float32 kernels per CPU, and on an AMD EPYC
+        # (no AVX-512) the same graph and inputs differ from it by up to 4.7e-5 (measured, also on 5f251c7)
+        np.testing.assert_allclose(cases[f"frames{n}"].outputs["output"], fixture[f"out_ort_T{n}"], atol=1e-4)
     assert sorted(n % 100 != 0 for n in (57, 300, 998, 3, 150, 401)).count(True) >= 4
 
 
