@@ -50,6 +50,15 @@ def sentis_view(model: onnx.ModelProto, unity_quantization: str = "none") -> onn
             t.data_type = TensorProto.FLOAT
         elif t.data_type == TensorProto.FLOAT16:
             g.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), t.name))
+    _float_compute(g)
+    if unity_quantization != "none":
+        _quantize_constants(m, unity_quantization)
+    return m
+
+
+def _float_compute(g: onnx.GraphProto) -> None:
+    """What Sentis's importer does to everything but the initializers: fp16 Constants upcast, Casts to FLOAT16
+    retargeted to float, fp16 graph I/O typed float (stale value_info dropped: onnxruntime infers it again)."""
     for n in g.node:
         for a in n.attribute:
             if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT16:
@@ -60,9 +69,24 @@ def sentis_view(model: onnx.ModelProto, unity_quantization: str = "none") -> onn
         if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
             v.type.tensor_type.elem_type = TensorProto.FLOAT
     del g.value_info[:]  # stale fp16 types; onnxruntime infers them again
-    if unity_quantization != "none":
-        _quantize_constants(m, unity_quantization)
-    return m
+
+
+def _fp16_sources(model: onnx.ModelProto) -> list[onnx.TensorProto] | None:
+    """The fp16 initializer behind each constant Unity's quantizer touches (the constant itself, or the input of the
+    Cast that upcasts it), or None where one of them is not fp16 in the file."""
+    from packager.onnx_utils import light_copy
+
+    g = model.graph
+    fp16 = {t.name: t for t in g.initializer if t.data_type == TensorProto.FLOAT16}
+    producers = {o: n for n in g.node for o in n.output}
+    sources = []
+    for name in quantized_constants(sentis_view(light_copy(model))):  # structure only: no weight is upcast
+        if name not in fp16 and name in producers and producers[name].op_type == "Cast":
+            name = producers[name].input[0]
+        if name not in fp16:
+            return None
+        sources.append(fp16[name])
+    return sources
 
 
 def sentis_float16(x: np.ndarray) -> np.ndarray:
@@ -184,14 +208,7 @@ def unity_quantization_for(precision: str, shipped: onnx.ModelProto) -> str:
     fp16 in the file), so a kept-float32 DSP basis is never rounded behind our back; else "none"."""
     if precision != "fp16":
         return UNITY_QUANTIZATION[precision]
-    from packager.onnx_utils import light_copy
-
-    f16 = {t.name for t in shipped.graph.initializer if t.data_type == TensorProto.FLOAT16}
-    targets = quantized_constants(sentis_view(light_copy(shipped)))  # structure only: no weight is upcast
-    producers = {o: n for n in shipped.graph.node for o in n.output}
-    ok = all(t in f16 or (t in producers and producers[t].op_type == "Cast" and producers[t].input[0] in f16)
-             for t in targets)
-    return "float16" if ok else "none"
+    return "float16" if _fp16_sources(shipped) is not None else "none"
 
 
 def unity_weight_bytes(model: onnx.ModelProto, unity_quantization: str) -> int:
@@ -234,16 +251,10 @@ def upcast_in_graph(model: onnx.ModelProto, unity_quantization: str = "none") ->
     if set(fp16) & {i.name for i in g.input}:
         return None
     if unity_quantization == "float16":
-        from packager.onnx_utils import light_copy
-
-        producers = {o: n for n in g.node for o in n.output}
-        for name in quantized_constants(sentis_view(light_copy(model))):
-            if name not in fp16 and name in producers and producers[name].op_type == "Cast":
-                name = producers[name].input[0]
-            if name not in fp16 or not fp16[name].HasField("raw_data"):
-                return None
-            if np.isinf(np.frombuffer(fp16[name].raw_data, np.float16)).any():
-                return None
+        sources = _fp16_sources(model)
+        if sources is None or any(not t.HasField("raw_data") or np.isinf(np.frombuffer(t.raw_data, np.float16)).any()
+                                  for t in sources):
+            return None
     taken = {t.name for t in g.initializer} | {o for n in g.node for o in n.output} | {i.name for i in g.input}
     suffix = "__fp16"
     while any(f"{n}{suffix}" in taken for n in fp16):
@@ -254,17 +265,8 @@ def upcast_in_graph(model: onnx.ModelProto, unity_quantization: str = "none") ->
             casts.append(helper.make_node("Cast", [t.name + suffix], [t.name], to=TensorProto.FLOAT,
                                           name=f"sentis_upcast/{t.name}"))
             t.name = t.name + suffix
-    for n in g.node:
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT16:
-                a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float32), a.t.name))
-            if n.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT16:
-                a.i = TensorProto.FLOAT
+    _float_compute(g)
     nodes = casts + list(g.node)
     del g.node[:]
     g.node.extend(nodes)
-    for v in list(g.input) + list(g.output):
-        if v.type.tensor_type.elem_type == TensorProto.FLOAT16:
-            v.type.tensor_type.elem_type = TensorProto.FLOAT
-    del g.value_info[:]
     return model
