@@ -249,19 +249,21 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     conv.model = None
     _release_memory()
     with _step(prog, f"{label}: goldens on the Sentis view", total=len(cases), unit="cases") as st:
-        view = convert_stage.target_model(tmp / entry["file"], entry)
-        if isinstance(view, onnx.ModelProto):  # through a scratch file: the view's proto goes before the session
-            view = str(save_external_copy(view, x.scratch.with_name(x.scratch.stem + ".view.onnx")))
+        view = convert_stage.target_model(tmp / entry["file"], entry)  # usually the file's structure (OnDisk)
+        scratch_view = None
+        if isinstance(view, onnx.ModelProto):  # a materialized view (uint8) goes through a scratch file: its proto
+            scratch_view = save_external_copy(view, x.scratch.with_name(x.scratch.stem + ".view.onnx"))
+            view = str(scratch_view)  # is released before the session is made
             _release_memory()
         sess = session(view)
         target_outputs = []
         for c in cases:
             target_outputs.append(run_onnx(sess, c.inputs))
             st.advance(1)
-        del sess
-    if view != str(tmp / entry["file"]):
-        Path(view).unlink()
-        Path(view + ".data").unlink(missing_ok=True)
+        del sess, view
+    if scratch_view is not None:
+        scratch_view.unlink()
+        scratch_view.with_name(scratch_view.name + ".data").unlink(missing_ok=True)
     variant = [GoldenCase(c.name, c.inputs, {k: target_outputs[i][k] for k in c.outputs}, c.chain, c.description)
                for i, c in enumerate(cases)]
     var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -19,6 +20,23 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(int32)": "int32", "tensor(int6
 CHECK_INLINE_LIMIT = 4096  # bytes: bigger initializers become plain inputs in the copy given to the checker
 
 
+_FIXED_ITEMSIZE = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.DOUBLE: 8,
+                   onnx.TensorProto.INT32: 4, onnx.TensorProto.INT64: 8, onnx.TensorProto.INT8: 1,
+                   onnx.TensorProto.UINT8: 1, onnx.TensorProto.BOOL: 1, onnx.TensorProto.INT16: 2,
+                   onnx.TensorProto.UINT16: 2, onnx.TensorProto.BFLOAT16: 2}
+
+
+def raw_nbytes(t: onnx.TensorProto) -> int:
+    """``len(t.raw_data)``, from the dims where the dtype has a fixed size: reading a bytes field of a protobuf
+    message copies it (0.8 s for a full-size LLM's 544 MB embedding table), and the build asks this often."""
+    if not t.HasField("raw_data"):
+        return 0
+    size = _FIXED_ITEMSIZE.get(t.data_type)
+    if size is None:
+        return len(t.raw_data)
+    return size * int(np.prod(t.dims, dtype=np.int64))
+
+
 def checkable_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with big or external initializers turned into graph inputs: same types and shapes, tiny proto."""
     light = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
@@ -29,7 +47,8 @@ def checkable_copy(model: onnx.ModelProto) -> onnx.ModelProto:
         getattr(g, field).extend(getattr(src, field))
     listed = {v.name for v in src.input}
     for t in src.initializer:
-        if t.data_location != onnx.TensorProto.EXTERNAL and t.ByteSize() <= CHECK_INLINE_LIMIT:
+        if (t.data_location != onnx.TensorProto.EXTERNAL and raw_nbytes(t) <= CHECK_INLINE_LIMIT
+                and t.ByteSize() <= CHECK_INLINE_LIMIT):
             g.initializer.append(t)
         elif t.name not in listed:
             g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
@@ -59,12 +78,13 @@ def light_copy(model: onnx.ModelProto) -> onnx.ModelProto:
         getattr(lg, part).extend(getattr(g, part))
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
     for t in g.initializer:
-        if t.data_type in floats and len(t.raw_data) >= LIGHT_TENSOR:
+        n = raw_nbytes(t) if t.data_type in floats else 0
+        if n >= LIGHT_TENSOR:
             stub = lg.initializer.add()
             stub.name, stub.data_type = t.name, t.data_type
             stub.dims.extend(t.dims)
             stub.data_location = onnx.TensorProto.EXTERNAL
-            for key, value in (("location", LEFT_OUT), ("offset", "0"), ("length", str(len(t.raw_data)))):
+            for key, value in (("location", LEFT_OUT), ("offset", "0"), ("length", str(n))):
                 e = stub.external_data.add()
                 e.key, e.value = key, value
         else:
@@ -104,7 +124,8 @@ def load_onnx_file(path: Path) -> onnx.ModelProto:
     return model
 
 
-def session(model: onnx.ModelProto | bytes | str, threads: int = 1, prepack: bool = True) -> ort.InferenceSession:
+def session(model: onnx.ModelProto | OnDisk | bytes | str, threads: int = 1,
+            prepack: bool = True) -> ort.InferenceSession:
     """A deterministic CPU onnxruntime session (1 thread by default, all graph optimisations on)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -112,7 +133,10 @@ def session(model: onnx.ModelProto | bytes | str, threads: int = 1, prepack: boo
     opts.log_severity_level = 3
     if not prepack:  # one-off checks: skip the weight repacking copies (~1 GB less per full-size session)
         opts.add_session_config_entry("session.disable_prepacking", "1")
-    if isinstance(model, onnx.ModelProto):
+    if isinstance(model, OnDisk):  # the structure as bytes, its external data read from the folder's files
+        opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model.folder))
+        payload = model.model.SerializeToString()
+    elif isinstance(model, onnx.ModelProto):
         if weight_bytes(model) > LARGE_MODEL:  # a file: no serialized copy of the weights next to the proto
             return _session_via_file(model, opts)
         try:
@@ -198,9 +222,9 @@ def _inline_pieces(model: onnx.ModelProto):
             head, tail = _split(t, _TENSOR_RAW_DATA, _EXTERNAL_FIELDS)
             pre = head + _delimited(_TENSOR_RAW_DATA, n)
             tensors.append((pre, t, tail, len(pre) + n + len(tail)))
-        elif len(t.raw_data) >= STREAM_MIN:
+        elif raw_nbytes(t) >= STREAM_MIN:
             head, tail = _split(t, _TENSOR_RAW_DATA)
-            n = len(t.raw_data)
+            n = raw_nbytes(t)
             pre = head + _delimited(_TENSOR_RAW_DATA, n)
             tensors.append((pre, t, tail, len(pre) + n + len(tail)))
         else:
@@ -265,6 +289,121 @@ def write_inline(model: onnx.ModelProto, path: Path, data_dir: Path | None = Non
     return h.hexdigest()
 
 
+# --- reading an inline .onnx file without its weights -----------------------------------------------------------------
+def _read_varint(buf, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf, start: int, end: int, where: str) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, start of the field's tag, start of its payload, end) of each field of the message
+    ``buf[start:end]`` (protobuf wire format; length-delimited payloads are skipped, not read)."""
+    pos = start
+    while pos < end:
+        tag_at = pos
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _read_varint(buf, pos)
+            payload = pos
+        elif wire == 1:
+            payload, pos = pos, pos + 8
+        elif wire == 2:
+            n, payload = _read_varint(buf, pos)
+            pos = payload + n
+        elif wire == 5:
+            payload, pos = pos, pos + 4
+        else:
+            raise PackagerError("not an ONNX file (unsupported protobuf wire type)", file=where)
+        if pos > end:
+            raise PackagerError("truncated ONNX file", file=where)
+        yield number, tag_at, payload, pos
+
+
+@dataclass(frozen=True)
+class OnDisk:
+    """A model whose large tensors are external data in files of ``folder``: onnxruntime gets the structure as
+    bytes and reads the weights from there (``session``)."""
+
+    model: onnx.ModelProto
+    folder: Path
+
+
+def inline_structure(path: Path, min_bytes: int = EXTERNAL_MIN) -> OnDisk:
+    """The model of the inline .onnx file ``path`` with each initializer of at least ``min_bytes`` of raw_data turned
+    into an external-data reference into ``path`` itself (location = its name, offset and length of the raw_data
+    bytes inside it): the structure without reading a weight into memory. onnxruntime then reads the weights straight
+    from the file, and a rewrite of the graph (the Sentis view's upcast) costs no copy of them."""
+    import mmap
+
+    path = Path(path)
+    where = str(path)
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            raise PackagerError("empty ONNX file", file=where)
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        model_rest, graph_at = bytearray(), None
+        for number, tag_at, payload, end in _fields(buf, 0, size, where):
+            if number == _MODEL_GRAPH:
+                graph_at = (payload, end)
+            else:
+                model_rest += buf[tag_at:end]
+        model = onnx.ModelProto.FromString(bytes(model_rest))
+        if graph_at is None:
+            return OnDisk(model, path.parent)
+        graph_rest, tensors = bytearray(), []
+        for number, tag_at, payload, end in _fields(buf, *graph_at, where):
+            if number != _GRAPH_INITIALIZER:
+                graph_rest += buf[tag_at:end]
+                continue
+            fields, raw = bytearray(), None
+            for tn, t_tag, t_payload, t_end in _fields(buf, payload, end, where):
+                if tn == _TENSOR_RAW_DATA and t_end - t_payload >= min_bytes:
+                    raw = (t_payload, t_end - t_payload)
+                else:
+                    fields += buf[t_tag:t_end]
+            t = onnx.TensorProto.FromString(bytes(fields))
+            if raw is not None:
+                t.data_location = onnx.TensorProto.EXTERNAL
+                for key, value in (("location", path.name), ("offset", str(raw[0])), ("length", str(raw[1]))):
+                    e = t.external_data.add()
+                    e.key, e.value = key, value
+            tensors.append(t)
+        model.graph.ParseFromString(bytes(graph_rest))
+        model.graph.initializer.extend(tensors)
+        return OnDisk(model, path.parent)
+    finally:
+        buf.close()
+
+
+def external_array(folder: Path, t: onnx.TensorProto) -> np.ndarray:
+    """The data of an external initializer of a model in ``folder``, memory-mapped read-only (no copy)."""
+    info = {e.key: e.value for e in t.external_data}
+    data = Path(folder) / info["location"]
+    if data.parent.resolve() != Path(folder).resolve():
+        raise PackagerError("external data outside the model's folder", file=str(data), key=t.name)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+    count = int(np.prod(t.dims, dtype=np.int64))
+    offset = int(info.get("offset", 0))
+    length = int(info["length"]) if "length" in info else count * dtype.itemsize
+    if length != count * dtype.itemsize:
+        raise PackagerError("external data length does not match the tensor's shape", file=str(data), key=t.name,
+                            expected=f"{count * dtype.itemsize} bytes", found=f"{length} bytes")
+    if not data.is_file() or data.stat().st_size < offset + length:
+        raise PackagerError("external data file is missing or shorter than its tensors", file=str(data), key=t.name)
+    if count == 0:
+        return np.zeros(0, dtype)
+    return np.memmap(data, dtype=dtype, mode="r", offset=offset, shape=(count,))
+
+
 def save_external_copy(model: onnx.ModelProto, path: Path) -> Path:
     """Write ``model`` as ``path`` + ``path.data`` (external data, tensors back to back) without copying it in memory
     and without changing it: the graph structure is serialized, each large tensor is streamed to the data file.
@@ -295,7 +434,7 @@ def save_external_copy(model: onnx.ModelProto, path: Path) -> Path:
             if t.data_location == onnx.TensorProto.EXTERNAL or t.data_type == onnx.TensorProto.STRING:
                 lg.initializer.append(t)
                 continue
-            raw = t.raw_data if t.raw_data else numpy_helper.to_array(t).tobytes()
+            raw = t.raw_data if raw_nbytes(t) else numpy_helper.to_array(t).tobytes()  # one read of the field
             if len(raw) < EXTERNAL_MIN:
                 lg.initializer.append(t)
                 continue
@@ -334,27 +473,16 @@ def load_external_copy(path: Path) -> onnx.ModelProto:
 
 
 def iter_initializer_arrays(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, array) of every initializer of the ONNX file ``path``, external ones read from their data file one at
-    a time (never the whole model in memory)."""
+    """(name, array) of every initializer of the ONNX file ``path``, external ones memory-mapped read-only from their
+    data file one at a time (never the whole model in memory, no copy of a weight)."""
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            info = {e.key: e.value for e in t.external_data}
-            data = path.parent / info["location"]
-            if data.parent.resolve() != path.parent.resolve():
-                raise PackagerError("external data outside the model's folder", file=str(path), key=t.name,
-                                    found=info["location"])
-            with open(data, "rb") as f:
-                f.seek(int(info.get("offset", 0)))
-                raw = f.read(int(info["length"])) if "length" in info else f.read()
-            full = onnx.TensorProto()
-            full.name, full.data_type = t.name, t.data_type
-            full.dims.extend(t.dims)
-            full.raw_data = raw
-            del raw
-            yield t.name, numpy_helper.to_array(full)
-            del full
+            if t.data_type not in _FIXED_ITEMSIZE or t.data_type == onnx.TensorProto.BFLOAT16:
+                raise PackagerError("unsupported external tensor type", file=str(path), key=t.name,
+                                    found=onnx.TensorProto.DataType.Name(t.data_type))
+            yield t.name, external_array(path.parent, t).reshape(tuple(t.dims))
         else:
             yield t.name, numpy_helper.to_array(t)
 
@@ -380,8 +508,8 @@ def weight_bytes(model: onnx.ModelProto) -> int:
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
             total += int({e.key: e.value for e in t.external_data}.get("length", 0))
-        elif t.raw_data:
-            total += len(t.raw_data)
+        elif t.HasField("raw_data"):
+            total += raw_nbytes(t)
         else:
             total += 4 * (len(t.float_data) + len(t.int32_data)) + 8 * (len(t.int64_data) + len(t.double_data))
     return total

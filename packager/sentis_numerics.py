@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from packager.onnx_utils import run_onnx
+from packager.onnx_utils import OnDisk, external_array, inline_structure, run_onnx
 from packager.precision import UNITY_QUANTIZATION
 
 FP16_MAX = 65504.0
@@ -226,24 +226,55 @@ def unity_weight_bytes(model: onnx.ModelProto, unity_quantization: str) -> int:
     return total
 
 
-def target_model(path: Path, graph: Mapping[str, Any]) -> str | onnx.ModelProto:
+def target_model(path: Path, graph: Mapping[str, Any]) -> str | onnx.ModelProto | OnDisk:
     """What to run for a manifest graph entry so that it computes what Unity computes (and what its goldens hold):
     the file itself, or for fp16/uint8 weights the Sentis view of it (fp16 upcast, Unity's quantization applied).
-    Where the view is only the upcast (``upcast_in_graph``), onnxruntime does the upcast itself."""
+    Where the view is only the upcast (``upcast_in_graph``), onnxruntime does the upcast itself, reading the weights
+    straight from the file (``onnx_utils.inline_structure``: no weight passes through Python)."""
     quant = graph.get("unity_quantization", "none")
     if graph.get("precision") in ("fp16", "uint8") or quant != "none":
+        on_disk = inline_structure(path)
+        if upcast_in_graph(on_disk.model, quant, folder=on_disk.folder) is not None:
+            return on_disk
         model = onnx.load(str(path))
-        return upcast_in_graph(model, quant) or sentis_view(model, quant)
+        return sentis_view(model, quant)
     return str(path)
 
 
-def upcast_in_graph(model: onnx.ModelProto, unity_quantization: str = "none") -> onnx.ModelProto | None:
+INF_CHECK_CHUNK = 1 << 24  # fp16 values tested for infinity per numpy pass (bounds the temporaries to ~50 MB)
+
+
+def _holds_fp16_infinity(t: onnx.TensorProto, folder: Path | None) -> bool:
+    """Whether an fp16 initializer holds +-inf (its bit pattern with the sign cleared is 0x7C00); a tensor whose data
+    cannot be read counts as holding one. External data is memory-mapped, inline data read in place."""
+    if t.data_location == TensorProto.EXTERNAL:
+        if folder is None:
+            return True
+        bits = external_array(folder, t).view(np.uint16)
+    elif t.HasField("raw_data"):
+        bits = np.frombuffer(t.raw_data, np.uint16)
+    else:
+        return True
+    masked = np.empty(min(bits.size, INF_CHECK_CHUNK), np.uint16)
+    hits = np.empty(masked.size, bool)
+    for i in range(0, bits.size, INF_CHECK_CHUNK):
+        part = bits[i:i + INF_CHECK_CHUNK]
+        m, h = masked[:part.size], hits[:part.size]
+        np.bitwise_and(part, 0x7FFF, out=m)
+        np.equal(m, 0x7C00, out=h)
+        if h.any():
+            return True
+    return False
+
+
+def upcast_in_graph(model: onnx.ModelProto, unity_quantization: str = "none",
+                    folder: Path | None = None) -> onnx.ModelProto | None:
     """``sentis_view(model, unity_quantization)`` in another form, rewritten in place: each fp16 initializer stays
     fp16 and feeds a Cast to float, which onnxruntime folds into a float32 initializer when the session is made (the
     same values, the same kernels: so the same outputs, tested bit for bit). No float32 copy of the weights is made
     here, and the proto that reaches onnxruntime is half the size. None where the view is more than the upcast:
     uint8 quantization, or Float16 quantization of a constant that is not fp16 in the file or holds an infinity
-    (Sentis clamps those to 65504)."""
+    (Sentis clamps those to 65504). ``folder``: where the model's external data lives (for that infinity test)."""
     g = model.graph
     if unity_quantization not in ("none", "float16"):
         return None
@@ -252,8 +283,7 @@ def upcast_in_graph(model: onnx.ModelProto, unity_quantization: str = "none") ->
         return None
     if unity_quantization == "float16":
         sources = _fp16_sources(model)
-        if sources is None or any(not t.HasField("raw_data") or np.isinf(np.frombuffer(t.raw_data, np.float16)).any()
-                                  for t in sources):
+        if sources is None or any(_holds_fp16_infinity(t, folder) for t in sources):
             return None
     taken = {t.name for t in g.initializer} | {o for n in g.node for o in n.output} | {i.name for i in g.input}
     suffix = "__fp16"

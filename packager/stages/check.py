@@ -14,7 +14,7 @@ import onnx
 from packager.bundle import DTYPES
 from packager.component import GoldenCase, TensorSpec
 from packager.errors import InputError, VerificationError
-from packager.onnx_utils import run_onnx, session
+from packager.onnx_utils import OnDisk, run_onnx, session
 from packager.tolerance import METRICS, Verdict, compare
 
 def validate_inputs(graph: str, specs: Sequence[TensorSpec] | Sequence[Mapping[str, Any]],
@@ -49,11 +49,11 @@ class CaseResult:
         return all(v.passed for v in self.verdicts)
 
 
-def run_cases(model: Path | onnx.ModelProto, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
+def run_cases(model: Path | onnx.ModelProto | OnDisk, outputs: Sequence[str], tolerances: Mapping[str, Mapping[str, Any]],
               cases: Sequence[GoldenCase], on_case: Callable[[], None] | None = None) -> list[CaseResult]:
     """Run every case on a saved graph or an in-memory one (a Sentis view); compare each output to the reference
     with the output's tolerance (manifest JSON form). ``on_case`` is called after each case (progress)."""
-    sess = session(model if isinstance(model, onnx.ModelProto) else str(model), prepack=False)
+    sess = session(str(model) if isinstance(model, (str, Path)) else model, prepack=False)
     results = []
     for case in cases:
         got = run_onnx(sess, case.inputs)

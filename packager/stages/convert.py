@@ -8,6 +8,7 @@ What Unity computes from the shipped variant (the Sentis view, Unity's weight qu
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,35 +103,90 @@ def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
     return out
 
 
+CONVERT_CHUNK = 1 << 22  # values rounded per numpy pass in converter_float16 (bounds its temporaries to ~30 MB)
+
+
 def converter_float16(a: np.ndarray, min_positive_val: float = 5.96e-08,
                       max_finite_val: float = 65504.0) -> np.ndarray:
-    """``onnxruntime.transformers.float16.convert_np_to_float16``, the same values (tested bit for bit), in two passes
-    over the array instead of a dozen: magnitudes in (0, min_positive_val) become +-min_positive_val, finite ones
-    above max_finite_val +-max_finite_val (in ``a``'s own dtype, as its np.where does), then rounding to half. Its
-    ~8 s of numpy on a full-size DiT's weights (it only logs what it finds) were most of an fp16 conversion."""
-    mag = np.abs(a)
-    tiny = (mag > 0) & (mag < min_positive_val)
-    huge = (mag > max_finite_val) & (mag < np.inf)
-    del mag
-    if tiny.any() or huge.any():
-        a = np.array(a, copy=True)
-        neg = a < 0
-        a[tiny & ~neg] = min_positive_val
-        a[tiny & neg] = -min_positive_val
-        a[huge & ~neg] = max_finite_val
-        a[huge & neg] = -max_finite_val
-    return np.float16(a)
+    """``onnxruntime.transformers.float16.convert_np_to_float16``, the same values (tested bit for bit), in one
+    rounding pass and one cheap pass over the result: magnitudes in (0, min_positive_val) become +-min_positive_val,
+    finite ones above max_finite_val +-max_finite_val (in ``a``'s own dtype, as its np.where does), then rounding to
+    half. Only values that round to 0, to the smallest subnormal or to inf/NaN can need either fix, so only those
+    (found on the half-precision bits) are looked at again. Large arrays are done in chunks on the CPU's cores (each
+    chunk independently: the same bytes for any thread count). Its ~8 s of numpy on a full-size DiT's weights were
+    most of an fp16 conversion."""
+    a = np.asarray(a)
+    out = np.empty(a.shape, np.float16)
+    src, dst = a.reshape(-1), out.reshape(-1)
+    big, small = a.dtype.type(max_finite_val), a.dtype.type(min_positive_val)
+
+    def one(i: int) -> None:
+        part, half = src[i:i + CONVERT_CHUNK], dst[i:i + CONVERT_CHUNK]
+        with np.errstate(over="ignore"):  # what overflows to inf here is set to +-max_finite_val below
+            np.copyto(half, part, casting="unsafe")  # round to nearest even, as np.float16(a)
+        w = np.bitwise_and(half.view(np.uint16), 0x7FFF)  # |half| as bits: 0, 1 (smallest subnormal), >= 0x7C00
+        np.subtract(w, 2, out=w)  # (wraps) 0 and 1 -> 0xFFFE and 0xFFFF; 0x7C00 and above -> 0x7BFE and above
+        suspect = w >= 0x7BFE
+        if not suspect.any():
+            return
+        idx = np.flatnonzero(suspect)
+        x = part[idx]
+        mag = np.abs(x)
+        tiny = (mag > 0) & (mag < min_positive_val)
+        huge = (mag > max_finite_val) & (mag < np.inf)
+        fix = tiny | huge
+        if fix.any():
+            v = np.where(huge, big, small)
+            v = np.where(x < 0, -v, v)
+            half[idx[fix]] = v[fix].astype(np.float16)
+
+    starts = range(0, src.size, CONVERT_CHUNK)
+    workers = min(len(starts), os.cpu_count() or 1, 4)
+    if workers > 1:  # numpy releases the GIL in these loops
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, starts))
+    else:
+        for i in starts:
+            one(i)
+    return out
+
+
+def _converter_tensor(f16_module):
+    """``convert_tensor_float_to_float16`` of the converter module, the same result, reading a tensor's raw_data
+    once (its version reads the field three times: each read of a protobuf bytes field is a copy, GBs at full size)
+    and rounding with ``converter_float16``."""
+    def convert_tensor(tensor, min_positive_val=5.96e-08, max_finite_val=65504.0):
+        if not isinstance(tensor, TensorProto):
+            raise ValueError(f"Expected input type is an ONNX TensorProto but got {type(tensor)}")
+        if tensor.data_type != TensorProto.FLOAT:
+            return tensor
+        if tensor.float_data or not tensor.HasField("raw_data"):  # typed storage: the converter's own code path
+            return f16_module._packager_original_convert_tensor(tensor, min_positive_val, max_finite_val)
+        tensor.data_type = TensorProto.FLOAT16
+        raw = tensor.raw_data
+        if raw:
+            tensor.raw_data = converter_float16(np.frombuffer(raw, np.float32), min_positive_val,
+                                                max_finite_val).tobytes()
+        return tensor
+    return convert_tensor
 
 
 @contextlib.contextmanager
 def _fast_weight_rounding(f16_module):
-    """The converter's module-level rounding function swapped for ``converter_float16`` for one call."""
-    original = f16_module.convert_np_to_float16
+    """The converter's module-level rounding functions swapped for ``converter_float16`` and ``_converter_tensor``
+    for one call."""
+    original, original_tensor = f16_module.convert_np_to_float16, f16_module.convert_tensor_float_to_float16
+    f16_module._packager_original_convert_tensor = original_tensor
     f16_module.convert_np_to_float16 = converter_float16
+    f16_module.convert_tensor_float_to_float16 = _converter_tensor(f16_module)
     try:
         yield
     finally:
         f16_module.convert_np_to_float16 = original
+        f16_module.convert_tensor_float_to_float16 = original_tensor
+        del f16_module._packager_original_convert_tensor
 
 
 def deterministic_topological_sort(graph: onnx.GraphProto) -> None:
@@ -240,7 +296,8 @@ def fp32_ranges(model: onnx.ModelProto | None, cases: Sequence[GoldenCase],
         ((t.name, numpy_helper.to_array(t)) for t in model.graph.initializer)
     for name, a in constants:
         if a.dtype == np.float32 and a.size:
-            ranges[name] = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
+            top = max(float(a.max()), -float(a.min()))  # max |x| without a temporary; NaN or inf: look closer
+            ranges[name] = top if np.isfinite(top) else float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
         del a
     probe = _probe_graph(model, path)
     pg = probe.graph

@@ -219,10 +219,11 @@ def test_converter_float16_equals_onnxruntime_rounding():
 
     rng = np.random.default_rng(5)
     edge = [0.0, -0.0, 1e-9, -1e-9, 5.96e-08, -5.96e-08, 6e-8, 1e-45, -1e-45, 65504.0, 65505.0, -65505.0, 1e9,
-            -1e9, np.inf, -np.inf, np.nan, 1.0, -2.5, 3.4e38]
+            -1e9, np.inf, -np.inf, np.nan, 1.0, -2.5, 3.4e38, 65519.0, 65520.0, -65520.0, 2.98023224e-8, 5.5e-8,
+            -5.5e-8, 2.9e-8, 1e-30, -0.0, 6.103e-5]
     for dtype in (np.float32, np.float64):
         for a in (np.array(edge, dtype), (rng.standard_normal(10000) * 10.0 ** rng.integers(-10, 8, 10000)).astype(dtype),
-                  rng.standard_normal(100).astype(dtype)):
+                  rng.standard_normal(100).astype(dtype), np.array(edge * 300000, dtype)[::-1].reshape(-1, len(edge))):
             a.setflags(write=False)  # the converter hands np.frombuffer arrays (read-only)
             want, got = f16.convert_np_to_float16(a), C.converter_float16(a)
             assert got.dtype == want.dtype == np.float16
