@@ -21,6 +21,7 @@ import shutil
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -182,16 +183,27 @@ def _check(path: Path | str | onnx.ModelProto, x: _Exported, tolerances, cases, 
     return check_stage.measured(results)
 
 
+def _check_quietly(x: _Exported, tolerances, cases):
+    """``_check`` without a progress step (it runs beside the conversion's)."""
+    results = check_stage.run_cases(x.scratch, [s.name for s in x.g.outputs], tolerances, cases)
+    check_stage.require_pass(x.g.name, results)
+    return check_stage.measured(results)
+
+
+def _report_check(label: str, cases, worst, t1: float, prog) -> None:
+    prog(f"  {label}: {len(cases)} golden cases reproduced by onnxruntime ({time.perf_counter() - t1:.1f} s): "
+         + ", ".join(f"{m['output']} max_abs={m['max_abs']:.2g}" for m in worst))
+
+
 def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dict[str, Any]:
     """Check -> convert -> goldens -> write, once: the bundle's graph file is written exactly once, as it ships."""
     g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
     label = f"[{comp}] {g.name}"
     policy = opts.precision.for_component(comp)
     t1 = time.perf_counter()
-    worst = _check(x.scratch, x, tolerances, cases, label, opts)  # the fp32 graph vs the torch reference
-    prog(f"  {label}: {len(cases)} golden cases reproduced by onnxruntime ({time.perf_counter() - t1:.1f} s): "
-         + ", ".join(f"{m['output']} max_abs={m['max_abs']:.2g}" for m in worst))
     if policy.precision == "fp32":
+        worst = _check(x.scratch, x, tolerances, cases, label, opts)  # the fp32 graph vs the torch reference
+        _report_check(label, cases, worst, t1, prog)
         model = onnx.load(str(x.scratch), load_external_data=False)  # the weights are streamed from the scratch file
         with _step(prog, f"{label}: write"):
             if needs_weights_to_save(model):
@@ -203,7 +215,17 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
         goldens = [golden_stage.write_case(tmp, comp, g.name, c) for c in cases]
         _preflight(tmp / entry["file"], g.name, opts)
     else:
-        entry, goldens, tolerances = _convert_graph(tmp, comp, x, policy, opts)
+        # The check of the fp32 graph runs on the other core while the conversion starts (its overflow probe is a
+        # single-threaded onnxruntime session too); its failure is the error reported, whatever the conversion did.
+        with ThreadPoolExecutor(1) as pool:
+            checked = pool.submit(_check_quietly, x, tolerances, cases)
+            try:
+                entry, goldens, tolerances = _convert_graph(tmp, comp, x, policy, opts, before_write=lambda: (
+                    _report_check(label, cases, checked.result(), t1, prog)))
+            except BaseException:
+                checked.result()  # raises the check's error, if it failed
+                raise
+            worst = checked.result()
         if entry.get("sentis_importable", True):  # the shipped variant, for every target
             _preflight(tmp / entry["file"], g.name, opts, tuple(TARGETS))
     x.scratch.unlink()
@@ -225,10 +247,12 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
                                   "tolerances", "goldens", "measured", "precision_cost", "timeout_ms") if k in entry}
 
 
-def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOptions):
+def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOptions,
+                   before_write: Callable[[], None] = lambda: None):
     """(entry, goldens, tolerances) of the policy's variant: converted in memory, written once, its goldens computed
     by onnxruntime on the Sentis view of the written file (what Unity computes), its cost against the fp32
-    reference goldens. Each model is released as soon as what is measured on it is known."""
+    reference goldens. Each model is released as soon as what is measured on it is known. ``before_write`` is
+    called once the variant is made, before anything is written (the build waits there for the fp32 check)."""
     g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
     label = f"[{comp}] {g.name}"
     t0 = time.perf_counter()
@@ -239,6 +263,7 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     del structure
     with _step(prog, f"{label}: convert to {policy.precision}"):
         conv = convert_stage.convert(None, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False)
+    before_write()
     for o in conv.overflows:
         prog(f"  {label}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
              f"kept float32: {', '.join(o.nodes)}")
@@ -248,7 +273,13 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     unity_shipped = None if conv.precision == "int8" else unity_weight_bytes(conv.model, conv.unity_quantization)
     conv.model = None
     _release_memory()
-    with _step(prog, f"{label}: goldens on the Sentis view", total=len(cases), unit="cases") as st:
+    # onnxruntime's true fp16 compute of the file (a cost figure for non-Sentis users) runs on the other core while
+    # the Sentis view's goldens are computed: two single-threaded sessions, so the same outputs as one after the other
+    with _step(prog, f"{label}: goldens on the Sentis view" + (" (and onnxruntime fp16 compute, in parallel)"
+                                                               if conv.precision == "fp16" else ""),
+               total=len(cases), unit="cases") as st, ThreadPoolExecutor(1) as pool:
+        fp16_runs = pool.submit(convert_stage.outputs_of, str(tmp / entry["file"]), cases) \
+            if conv.precision == "fp16" else None
         view = convert_stage.target_model(tmp / entry["file"], entry)  # usually the file's structure (OnDisk)
         scratch_view = None
         if isinstance(view, onnx.ModelProto):  # a materialized view (uint8) goes through a scratch file: its proto
@@ -261,6 +292,7 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
             target_outputs.append(run_onnx(sess, c.inputs))
             st.advance(1)
         del sess, view
+        fp16_outputs = fp16_runs.result() if fp16_runs is not None else None
     if scratch_view is not None:
         scratch_view.unlink()
         scratch_view.with_name(scratch_view.name + ".data").unlink(missing_ok=True)
@@ -269,7 +301,8 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}
     with _step(prog, f"{label}: precision cost"):
         cost = convert_stage.cost(None, conv, cases, target_outputs, tolerances, bytes_fp32, entry["bytes"],
-                                  unity_bytes_fp32=unity_fp32, unity_bytes=unity_shipped, shipped=tmp / entry["file"])
+                                  unity_bytes_fp32=unity_fp32, unity_bytes=unity_shipped, shipped=tmp / entry["file"],
+                                  fp16_outputs=fp16_outputs)
     sentis = {m["output"]: m for m in cost["error"]}
     prog(f"  {label}: {conv.precision} (unity_quantization {conv.unity_quantization}) "
          f"{bytes_fp32} -> {entry['bytes']} bytes ({time.perf_counter() - t0:.1f} s); vs fp32 reference: "

@@ -125,12 +125,15 @@ def load_onnx_file(path: Path) -> onnx.ModelProto:
 
 
 def session(model: onnx.ModelProto | OnDisk | bytes | str, threads: int = 1,
-            prepack: bool = True) -> ort.InferenceSession:
-    """A deterministic CPU onnxruntime session (1 thread by default, all graph optimisations on)."""
+            prepack: bool = True, optimize: bool = True) -> ort.InferenceSession:
+    """A deterministic CPU onnxruntime session (1 thread by default, all graph optimisations on; ``optimize=False``
+    runs the graph as written, for one-off probes whose every node output is a graph output anyway)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if not prepack:  # one-off checks: skip the weight repacking copies (~1 GB less per full-size session)
         opts.add_session_config_entry("session.disable_prepacking", "1")
     if isinstance(model, OnDisk):  # the structure as bytes, its external data read from the folder's files

@@ -141,3 +141,18 @@ def test_plain_mode_never_quiet_longer_than_the_heartbeat_across_steps(monkeypat
     text = buf.getvalue()
     times = [float(l.split("]")[0].strip("[ s")) for l in text.splitlines()]
     assert times and max(b - a for a, b in zip([0.0] + times, times + [1.15])) <= 0.4 + 0.15, text
+
+
+@pytest.mark.parametrize("precision", ["recommended", "fp32"])
+def test_a_failed_fp32_check_fails_the_build(tmp_path: Path, monkeypatch, precision: str) -> None:
+    """The check of the exported graph against the torch reference stops the build, naming the graph, whether it runs
+    alone (fp32) or beside the conversion (fp16), and nothing is left at --out."""
+    from packager.stages import check as check_stage
+    from packager.tolerance import Verdict
+
+    monkeypatch.setattr(check_stage, "compare", lambda name, got, want, tol: Verdict(name, False, max_abs=1.0))
+    out = tmp_path / "b"
+    code, _, err = run_cli("build", "--components", "campplus", "--precision", precision, "--out", out, "--quiet")
+    assert code != 0 and "onnxruntime does not reproduce the reference" in err and "campplus_fbank" in err, err
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".b.tmp-*"))

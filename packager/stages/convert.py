@@ -104,6 +104,17 @@ def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
 
 
 CONVERT_CHUNK = 1 << 22  # values rounded per numpy pass in converter_float16 (bounds its temporaries to ~30 MB)
+CONVERT_MIN_SPLIT = 1 << 18  # values per chunk below which an array is rounded on one thread
+_POOLS: dict[int, Any] = {}
+
+
+def _pool(workers: int):
+    """A thread pool kept for the process (the converter calls converter_float16 once per tensor)."""
+    if workers not in _POOLS:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fp16-rounding")
+    return _POOLS[workers]
 
 
 def converter_float16(a: np.ndarray, min_positive_val: float = 5.96e-08,
@@ -120,8 +131,11 @@ def converter_float16(a: np.ndarray, min_positive_val: float = 5.96e-08,
     src, dst = a.reshape(-1), out.reshape(-1)
     big, small = a.dtype.type(max_finite_val), a.dtype.type(min_positive_val)
 
+    workers = min(os.cpu_count() or 1, 4) if src.size >= 2 * CONVERT_MIN_SPLIT else 1
+    chunk = min(CONVERT_CHUNK, -(-src.size // workers)) or 1  # at least one chunk per worker
+
     def one(i: int) -> None:
-        part, half = src[i:i + CONVERT_CHUNK], dst[i:i + CONVERT_CHUNK]
+        part, half = src[i:i + chunk], dst[i:i + chunk]
         with np.errstate(over="ignore"):  # what overflows to inf here is set to +-max_finite_val below
             np.copyto(half, part, casting="unsafe")  # round to nearest even, as np.float16(a)
         w = np.bitwise_and(half.view(np.uint16), 0x7FFF)  # |half| as bits: 0, 1 (smallest subnormal), >= 0x7C00
@@ -140,13 +154,9 @@ def converter_float16(a: np.ndarray, min_positive_val: float = 5.96e-08,
             v = np.where(x < 0, -v, v)
             half[idx[fix]] = v[fix].astype(np.float16)
 
-    starts = range(0, src.size, CONVERT_CHUNK)
-    workers = min(len(starts), os.cpu_count() or 1, 4)
-    if workers > 1:  # numpy releases the GIL in these loops
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(one, starts))
+    starts = range(0, src.size, chunk)
+    if workers > 1 and len(starts) > 1:  # numpy releases the GIL in these loops
+        list(_pool(workers).map(one, starts))
     else:
         for i in starts:
             one(i)
@@ -287,10 +297,10 @@ def fp32_ranges(model: onnx.ModelProto | None, cases: Sequence[GoldenCase],
     graph saved with external data (a build's scratch file); with ``model`` None the constants are read from there
     one tensor at a time, and the probe graph references that file's weights instead of holding a copy of them.
 
-    The probe graph reduces each float node output inside onnxruntime to two scalars, ``max |x|`` and
-    ``sum(x - x)`` (0 when every value is finite, NaN otherwise), so each case is one run that fetches scalars
-    (a full-size DiT's activations are GBs, and fetching them in slices ran the whole graph once per slice). Where a
-    tensor is empty or holds a NaN or an infinity, its finite maximum is fetched exactly (``_exact_ranges``)."""
+    The probe graph reduces each float node output inside onnxruntime to one scalar, the max of ``|x|`` where
+    ``|x| < inf`` (0 elsewhere: NaN and infinities do not count), so each case is one run that fetches scalars (a
+    full-size DiT's activations are GBs, and fetching them in slices ran the whole graph once per slice). An empty
+    tensor reduces to no value (``ReduceMax`` of nothing) and gets no entry."""
     ranges: dict[str, float] = {}
     constants = iter_initializer_arrays(path) if model is None else \
         ((t.name, numpy_helper.to_array(t)) for t in model.graph.initializer)
@@ -312,33 +322,31 @@ def fp32_ranges(model: onnx.ModelProto | None, cases: Sequence[GoldenCase],
     untyped = [o for o in produced if o not in elem]  # shape inference could not type it: fetched as it is
     taken = set(produced) | {t.name for t in pg.initializer} | {i.name for i in pg.input}
     suffix = "__range"
-    while any(f"{o}{suffix}_{k}" in taken for o in floats for k in ("abs", "max", "zero", "nan")):
+    while any(f"{o}{suffix}_{k}" in taken for o in floats for k in ("abs", "finite", "kept", "max")) \
+            or f"{suffix}_inf" in taken or f"{suffix}_zero" in taken:
         suffix += "_"
+    inf, zero = f"{suffix}_inf", f"{suffix}_zero"
+    pg.initializer.extend([numpy_helper.from_array(np.array(np.inf, np.float32), inf),
+                           numpy_helper.from_array(np.array(0.0, np.float32), zero)])
     for o in floats:
-        a, z = f"{o}{suffix}_abs", f"{o}{suffix}_zero"
+        a, f, k = f"{o}{suffix}_abs", f"{o}{suffix}_finite", f"{o}{suffix}_kept"
         pg.node.extend([onnx.helper.make_node("Abs", [o], [a]),
-                        onnx.helper.make_node("ReduceMax", [a], [f"{o}{suffix}_max"], keepdims=0),
-                        onnx.helper.make_node("Sub", [o, o], [z]),
-                        onnx.helper.make_node("ReduceSum", [z], [f"{o}{suffix}_nan"], keepdims=0)])
-        pg.output.extend([onnx.ValueInfoProto(name=f"{o}{suffix}_max"), onnx.ValueInfoProto(name=f"{o}{suffix}_nan")])
+                        onnx.helper.make_node("Less", [a, inf], [f]),  # false for inf and NaN
+                        onnx.helper.make_node("Where", [f, a, zero], [k]),
+                        onnx.helper.make_node("ReduceMax", [k], [f"{o}{suffix}_max"], keepdims=0)])
+        pg.output.append(onnx.ValueInfoProto(name=f"{o}{suffix}_max"))
     have = {o.name for o in pg.output}
     pg.output.extend(onnx.ValueInfoProto(name=o) for o in untyped if o not in have)
     with _probe_session(probe, path) as sess:
         del probe
         direct = [o.name for o in sess.get_outputs() if o.name in set(untyped) and o.type == "tensor(float)"]
-        scalars = [n for o in floats for n in (f"{o}{suffix}_max", f"{o}{suffix}_nan")]
-        exact: dict[str, None] = {}
+        scalars = [f"{o}{suffix}_max" for o in floats]
         for case in cases:
-            got = dict(zip(scalars, sess.run(scalars, dict(case.inputs))))
-            for o in floats:
-                m, z = float(got[f"{o}{suffix}_max"]), float(got[f"{o}{suffix}_nan"])
-                if np.isfinite(m) and z == 0.0:
+            for o, m in zip(floats, sess.run(scalars, dict(case.inputs))):
+                m = float(m)
+                if np.isfinite(m) and m >= 0.0:  # else the tensor is empty in this case
                     ranges[o] = max(ranges.get(o, 0.0), m)
-                else:
-                    exact[o] = None
             _fetch_ranges(sess, direct, case, ranges)
-    for name, v in (_exact_ranges(model, list(exact), cases, path) if exact else {}).items():
-        ranges[name] = max(ranges.get(name, 0.0), v)
     return ranges
 
 
@@ -353,15 +361,17 @@ def _probe_graph(model: onnx.ModelProto | None, path: Path | None) -> onnx.Model
 
 @contextlib.contextmanager
 def _probe_session(probe: onnx.ModelProto, path: Path | None):
-    """An onnxruntime session over ``probe`` (no prepacking: one-off runs); next to ``path`` when its weights are
-    that file's external data, so the data file resolves."""
+    """An onnxruntime session over ``probe`` (one-off runs: no prepacking, and no graph optimisation, which on a
+    graph whose every node output is an output fuses little and took 3 s of a full-size DiT's 5 s session; the
+    ranges are the same to float32 rounding); next to ``path`` when its weights are that file's external data, so
+    the data file resolves."""
     if path is None:
-        yield session(probe, prepack=False)
+        yield session(probe, prepack=False, optimize=False)
         return
     probe_path = Path(path).with_name(Path(path).stem + ".probe.onnx")
     probe_path.write_bytes(probe.SerializeToString())
     try:
-        sess = session(str(probe_path), prepack=False)
+        sess = session(str(probe_path), prepack=False, optimize=False)
     finally:
         probe_path.unlink()
     yield sess
@@ -377,21 +387,6 @@ def _fetch_ranges(sess, names: Sequence[str], case: GoldenCase, ranges: dict[str
                 v = float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
                 ranges[name] = max(ranges.get(name, 0.0), v)
             del a
-
-
-def _exact_ranges(model: onnx.ModelProto | None, names: Sequence[str], cases: Sequence[GoldenCase],
-                  path: Path | None) -> dict[str, float]:
-    """max |finite value| of the tensors ``names`` over the cases, each fetched whole (they hold non-finite values
-    or are empty in some case)."""
-    probe = _probe_graph(model, path)
-    have = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=o) for o in names if o not in have)
-    out: dict[str, float] = {}
-    with _probe_session(probe, path) as sess:
-        del probe
-        for case in cases:
-            _fetch_ranges(sess, names, case, out)
-    return out
 
 
 def find_overflows(fp16: onnx.ModelProto, ranges: Mapping[str, float]) -> list[Overflow]:
@@ -545,10 +540,12 @@ def convert(model: onnx.ModelProto | None, policy: P.ComponentPolicy, keep_float
 def cost(fp32: onnx.ModelProto | None, conv: Converted, cases: Sequence[GoldenCase],
          target_outputs: Sequence[Mapping[str, np.ndarray]], tolerances: Mapping[str, Mapping[str, Any]],
          bytes_fp32: int, bytes_shipped: int, *, unity_bytes_fp32: int | None = None,
-         unity_bytes: int | None = None, shipped: Path | None = None) -> dict[str, Any]:
+         unity_bytes: int | None = None, shipped: Path | None = None,
+         fp16_outputs: Sequence[Mapping[str, np.ndarray]] | None = None) -> dict[str, Any]:
     """The manifest's ``precision_cost``: what this variant costs against the fp32 reference goldens. The build
     passes the Unity weight sizes measured before it released the models (``unity_bytes_fp32``, ``unity_bytes``)
-    and the written file (``shipped``) instead of ``fp32`` / ``conv.model``."""
+    and the written file (``shipped``) instead of ``fp32`` / ``conv.model``, and for fp16 the outputs of
+    ``outputs_of(shipped)`` it computed already (``fp16_outputs``)."""
     d: dict[str, Any] = {
         "bytes_fp32": int(bytes_fp32), "bytes": int(bytes_shipped),
         "unity_weight_bytes_fp32": unity_bytes_fp32 if unity_bytes_fp32 is not None
@@ -561,8 +558,9 @@ def cost(fp32: onnx.ModelProto | None, conv: Converted, cases: Sequence[GoldenCa
         del d["unity_weight_bytes"]
     if conv.precision == "fp16":  # for onnxruntime users: true fp16 compute of the same file
         d["converter"] = CONVERTER
-        d["error_onnxruntime_fp16"] = error_vs(cases, outputs_of(str(shipped) if shipped is not None else conv.model,
-                                                                 cases), tolerances)
+        if fp16_outputs is None:
+            fp16_outputs = outputs_of(str(shipped) if shipped is not None else conv.model, cases)
+        d["error_onnxruntime_fp16"] = error_vs(cases, fp16_outputs, tolerances)
     if conv.overflows:
         d["overflow"] = [o.to_json() for o in conv.overflows]
     return d

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
@@ -114,9 +115,25 @@ def _attach_weights(model: onnx.ModelProto, g: GraphDef, params: dict) -> bool:
     if any(i.name not in tensors for i in extra):
         return False
     for i in extra:
-        model.graph.initializer.append(numpy_helper.from_array(tensors[i.name].detach().contiguous().numpy(), i.name))
+        _add_initializer(model.graph, tensors[i.name].detach().contiguous().numpy(), i.name)
     del model.graph.input[n_spec:]
     return True
+
+
+_RAW_DTYPES = (np.float32, np.float16, np.float64, np.int64, np.int32, np.int8, np.uint8)
+
+
+def _add_initializer(graph: onnx.GraphProto, a: np.ndarray, name: str) -> None:
+    """``graph.initializer.append(numpy_helper.from_array(a, name))``, the same message, built in place: appending
+    a message copies it (for a full-size embedding table, 544 MB more to copy)."""
+    if a.dtype.type not in _RAW_DTYPES or not a.dtype.isnative:
+        graph.initializer.append(numpy_helper.from_array(a, name))
+        return
+    t = graph.initializer.add()
+    t.dims.extend(a.shape)
+    t.data_type = onnx.helper.np_dtype_to_tensor_dtype(a.dtype)
+    t.name = name
+    t.raw_data = a.tobytes()
 
 
 def export_module(g: GraphDef, opset: int = DEFAULT_OPSET, workdir: Path | None = None) -> onnx.ModelProto:
