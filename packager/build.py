@@ -175,17 +175,12 @@ def _export_graph(scratch: Path, comp: str, g: GraphDef, opts: BuildOptions) -> 
     return _Exported(g, cases, tolerances, path)
 
 
-def _check(path: Path | str | onnx.ModelProto, x: _Exported, tolerances, cases, label: str, opts: BuildOptions):
-    with _step(opts.log, f"{label}: {len(cases)} golden cases on onnxruntime", total=len(cases), unit="cases") as st:
-        results = check_stage.run_cases(path, [s.name for s in x.g.outputs], tolerances, cases,
+def _check(x: _Exported, tolerances, cases, label: str, log: Callable[[str], None]):
+    """The fp32 scratch graph on onnxruntime vs the torch reference goldens; a progress step on ``log`` (a
+    non-Progress log, e.g. a no-op, shows none)."""
+    with _step(log, f"{label}: {len(cases)} golden cases on onnxruntime", total=len(cases), unit="cases") as st:
+        results = check_stage.run_cases(x.scratch, [s.name for s in x.g.outputs], tolerances, cases,
                                         on_case=lambda: st.advance(1))
-    check_stage.require_pass(x.g.name, results)
-    return check_stage.measured(results)
-
-
-def _check_quietly(x: _Exported, tolerances, cases):
-    """``_check`` without a progress step (it runs beside the conversion's)."""
-    results = check_stage.run_cases(x.scratch, [s.name for s in x.g.outputs], tolerances, cases)
     check_stage.require_pass(x.g.name, results)
     return check_stage.measured(results)
 
@@ -202,7 +197,7 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
     policy = opts.precision.for_component(comp)
     t1 = time.perf_counter()
     if policy.precision == "fp32":
-        worst = _check(x.scratch, x, tolerances, cases, label, opts)  # the fp32 graph vs the torch reference
+        worst = _check(x, tolerances, cases, label, prog)  # the fp32 graph vs the torch reference
         _report_check(label, cases, worst, t1, prog)
         model = onnx.load(str(x.scratch), load_external_data=False)  # the weights are streamed from the scratch file
         with _step(prog, f"{label}: write"):
@@ -218,7 +213,7 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
         # The check of the fp32 graph runs on the other core while the conversion starts (its overflow probe is a
         # single-threaded onnxruntime session too); its failure is the error reported, whatever the conversion did.
         with ThreadPoolExecutor(1) as pool:
-            checked = pool.submit(_check_quietly, x, tolerances, cases)
+            checked = pool.submit(_check, x, tolerances, cases, label, lambda _: None)  # no second live step
             try:
                 entry, goldens, tolerances = _convert_graph(tmp, comp, x, policy, opts, before_write=lambda: (
                     _report_check(label, cases, checked.result(), t1, prog)))

@@ -266,10 +266,7 @@ def write_inline(model: onnx.ModelProto, path: Path, data_dir: Path | None = Non
                 f.write(piece)
                 h.update(piece)
             elif piece.data_location == onnx.TensorProto.EXTERNAL:
-                info = {e.key: e.value for e in piece.external_data}
-                data = Path(data_dir) / info["location"]
-                if data.parent.resolve() != Path(data_dir).resolve():
-                    raise PackagerError("external data outside the model's folder", file=str(data), key=piece.name)
+                data, info = _external_file(data_dir, piece)
                 left = int(info["length"])
                 with open(data, "rb") as src:
                     src.seek(int(info.get("offset", 0)))
@@ -387,12 +384,19 @@ def inline_structure(path: Path, min_bytes: int = EXTERNAL_MIN) -> OnDisk:
         buf.close()
 
 
-def external_array(folder: Path, t: onnx.TensorProto) -> np.ndarray:
-    """The data of an external initializer of a model in ``folder``, memory-mapped read-only (no copy)."""
+def _external_file(folder: Path, t: onnx.TensorProto) -> tuple[Path, dict[str, str]]:
+    """The data file of an external initializer of a model in ``folder`` and its external-data entries; a location
+    outside ``folder`` is refused (a file's own references are never trusted to point elsewhere)."""
     info = {e.key: e.value for e in t.external_data}
     data = Path(folder) / info["location"]
     if data.parent.resolve() != Path(folder).resolve():
         raise PackagerError("external data outside the model's folder", file=str(data), key=t.name)
+    return data, info
+
+
+def external_array(folder: Path, t: onnx.TensorProto) -> np.ndarray:
+    """The data of an external initializer of a model in ``folder``, memory-mapped read-only (no copy)."""
+    data, info = _external_file(folder, t)
     dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
     count = int(np.prod(t.dims, dtype=np.int64))
     offset = int(info.get("offset", 0))

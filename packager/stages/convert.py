@@ -163,7 +163,7 @@ def converter_float16(a: np.ndarray, min_positive_val: float = 5.96e-08,
     return out
 
 
-def _converter_tensor(f16_module):
+def _converter_tensor(original):
     """``convert_tensor_float_to_float16`` of the converter module, the same result, reading a tensor's raw_data
     once (its version reads the field three times: each read of a protobuf bytes field is a copy, GBs at full size)
     and rounding with ``converter_float16``."""
@@ -173,7 +173,7 @@ def _converter_tensor(f16_module):
         if tensor.data_type != TensorProto.FLOAT:
             return tensor
         if tensor.float_data or not tensor.HasField("raw_data"):  # typed storage: the converter's own code path
-            return f16_module._packager_original_convert_tensor(tensor, min_positive_val, max_finite_val)
+            return original(tensor, min_positive_val, max_finite_val)
         tensor.data_type = TensorProto.FLOAT16
         raw = tensor.raw_data
         if raw:
@@ -188,15 +188,13 @@ def _fast_weight_rounding(f16_module):
     """The converter's module-level rounding functions swapped for ``converter_float16`` and ``_converter_tensor``
     for one call."""
     original, original_tensor = f16_module.convert_np_to_float16, f16_module.convert_tensor_float_to_float16
-    f16_module._packager_original_convert_tensor = original_tensor
     f16_module.convert_np_to_float16 = converter_float16
-    f16_module.convert_tensor_float_to_float16 = _converter_tensor(f16_module)
+    f16_module.convert_tensor_float_to_float16 = _converter_tensor(original_tensor)
     try:
         yield
     finally:
         f16_module.convert_np_to_float16 = original
         f16_module.convert_tensor_float_to_float16 = original_tensor
-        del f16_module._packager_original_convert_tensor
 
 
 def deterministic_topological_sort(graph: onnx.GraphProto) -> None:
