@@ -45,7 +45,7 @@ def report(source: Source, label: str, converters: bool) -> list[tuple]:
                 err = C.error_vs(cases, C.outputs_of(conv.view, cases), tol)
                 extra = ""
                 if prec == "fp16":
-                    extra = "ort-fp16 " + _fmt(C.error_vs(cases, C.outputs_of(conv.model, cases), tol))
+                    extra = "ort-fp16 " + _fmt(C.error_vs(cases, C.fp16_cost_outputs(conv.model, cases), tol))
                 rows.append((label, name, g.name, prec, fp32_bytes, conv.model.ByteSize(),
                              C.unity_weight_bytes(model, "none"), C.unity_weight_bytes(conv.model,
                                                                                        conv.unity_quantization),

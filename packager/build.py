@@ -273,7 +273,7 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     with _step(prog, f"{label}: goldens on the Sentis view" + (" (and onnxruntime fp16 compute, in parallel)"
                                                                if conv.precision == "fp16" else ""),
                total=len(cases), unit="cases") as st, ThreadPoolExecutor(1) as pool:
-        fp16_runs = pool.submit(convert_stage.outputs_of, str(tmp / entry["file"]), cases) \
+        fp16_runs = pool.submit(convert_stage.fp16_cost_outputs, str(tmp / entry["file"]), cases) \
             if conv.precision == "fp16" else None
         view = convert_stage.target_model(tmp / entry["file"], entry)  # usually the file's structure (OnDisk)
         scratch_view = None

@@ -123,6 +123,30 @@ def test_bundle_goldens_reproduce_under_the_sentis_view(tiny_bundle):
     assert checked >= 5
 
 
+def test_fp16_cost_runs_without_prepacking_and_agrees_with_the_default_session(tiny_bundle, monkeypatch):
+    """error_onnxruntime_fp16 comes from a session without weight prepacking: the same fp16 compute, apart from the
+    order in which onnxruntime's packed and unpacked GEMMs sum, which can move a value by one fp16 step (2**-10 of
+    its magnitude) where it then rounds to half precision."""
+    from packager import onnx_utils
+
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    graphs = [g for c in manifest["components"] for g in c["graphs"] if g["precision"] == "fp16"]
+    assert graphs
+    made = []
+    real = onnx_utils.session
+    monkeypatch.setattr(C, "session", lambda *a, **kw: made.append(kw.get("prepack", True)) or real(*a, **kw))
+    for g in graphs:
+        cases = [GoldenCase(k["name"], {t["name"]: np.load(tiny_bundle / t["file"]) for t in k["inputs"]}, {})
+                 for k in g["goldens"]]
+        cost = C.fp16_cost_outputs(str(tiny_bundle / g["file"]), cases)
+        default = C.outputs_of(str(tiny_bundle / g["file"]), cases)
+        for a, b in zip(cost, default):
+            for k in a:
+                scale = max(1.0, float(np.max(np.abs(b[k]), initial=0.0)))
+                assert np.max(np.abs(a[k] - b[k]), initial=0.0) <= 2 ** -9 * scale, (g["name"], k)
+    assert made == [False, True] * len(graphs)
+
+
 def test_convert_keeps_the_names_build_uses():
     """build.py calls these on stages.convert; the Sentis numerics are the same objects as in sentis_numerics."""
     for name in ("convert", "outputs_of", "variant_tolerance", "cost", "target_model"):
