@@ -1,6 +1,6 @@
 """Build a bundle from a full-size, upstream-format checkpoint folder with random weights, end to end.
 
-    python benchmarks/full_size_build.py [--work DIR] [--precisions recommended,fp32] [--baseline REV]
+    python benchmarks/full_size_build.py [--work DIR] [--precisions recommended,fp32] [--baseline REV] [--repeat N]
                                          [--components llm,flow,hift,campplus]
 
 Writes an upstream-layout folder (``cosyvoice3.yaml`` = the official hyperparameters, ``CosyVoice-BlankEN/config.json``
@@ -111,6 +111,9 @@ def main() -> int:
     ap.add_argument("--precisions", default="recommended,fp32")
     ap.add_argument("--baseline", metavar="REV", help="also build with the code of this git revision")
     ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="N rounds of every build, the order of the precisions alternating between rounds; the "
+                         "ratio is reported per round and as the median (this 2-core machine's noise is +-10%%)")
     args = ap.parse_args()
     ckpt = args.work / "checkpoint"
     t0 = time.perf_counter()
@@ -128,19 +131,21 @@ def main() -> int:
         trees.insert(0, (f"before ({args.baseline})", base))
     results = []
     try:
-        for precision in [p.strip() for p in args.precisions.split(",") if p.strip()]:
-            for name, tree in trees:
-                out = args.work / f"bundle-{precision}-{'before' if tree != REPO else 'after'}"
-                build_args = ["--checkpoint", str(ckpt), "--out", str(out), "--force", "--components",
-                              args.components, "--precision", precision]
-                # the baseline may predate --progress (its output is plain lines anyway)
-                r = timed_build(tree, build_args, f"{name} {precision}", () if tree != REPO else ("--progress", "plain"))
-                r["precision"], r["tree"], r["out"] = precision, name, out
-                if r["exit"] == 0 and not args.no_verify and tree == REPO:
-                    v = subprocess.run([sys.executable, "-m", "packager", "verify", str(out)], cwd=REPO,
-                                       capture_output=True, text=True)
-                    r["verify"] = (v.stdout.strip().splitlines() or ["?"])[-1] + f" (exit {v.returncode})"
-                results.append(r)
+        precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+        rounds = [(k, precisions if k % 2 == 0 else precisions[::-1]) for k in range(max(1, args.repeat))]
+        for k, precision, (name, tree) in [(k, p, t) for k, ps in rounds for p in ps for t in trees]:
+            out = args.work / f"bundle-{precision}-{'before' if tree != REPO else 'after'}"
+            build_args = ["--checkpoint", str(ckpt), "--out", str(out), "--force", "--components",
+                          args.components, "--precision", precision]
+            # the baseline may predate --progress (its output is plain lines anyway)
+            r = timed_build(tree, build_args, f"{name} {precision}" + (f" #{k + 1}" if args.repeat > 1 else ""),
+                            () if tree != REPO else ("--progress", "plain"))
+            r["precision"], r["tree"], r["out"], r["round"] = precision, name, out, k
+            if r["exit"] == 0 and not args.no_verify and tree == REPO and k == 0:
+                v = subprocess.run([sys.executable, "-m", "packager", "verify", str(out)], cwd=REPO,
+                                   capture_output=True, text=True)
+                r["verify"] = (v.stdout.strip().splitlines() or ["?"])[-1] + f" (exit {v.returncode})"
+            results.append(r)
     finally:
         if args.baseline:
             subprocess.run(["git", "worktree", "remove", "--force", str(args.work / "baseline-tree")], cwd=REPO,
@@ -153,17 +158,27 @@ def main() -> int:
         w = r["writes"]
         once = (f"{sum(1 for v in w.values() if v == 1)}/{len(w)} files written once (max {max(w.values())})"
                 if w else "n/a")
-        print(f"| build {r['precision']}, {r['tree']} | {r['wall_s']:.0f} s, peak RSS (process tree) "
+        rnd = f" (round {r['round'] + 1})" if args.repeat > 1 else ""
+        print(f"| build {r['precision']}, {r['tree']}{rnd} | {r['wall_s']:.0f} s, peak RSS (process tree) "
               f"{r['peak_tree_rss'] / 2**30:.2f} GiB, exit {r['exit']}; Models/ writes: {once}; longest silence "
               f"{r['longest_silence_s']:.0f} s; {r.get('verify', '')} |")
         print(f"|   peak RSS at | {r['peak_at'][:160]} |")
-    by = {(r["tree"], r["precision"]): r for r in results}
+    by = {(r["tree"], r["precision"], r["round"]): r for r in results}
     for name, _ in trees:
-        rec, fp32 = by.get((name, "recommended")), by.get((name, "fp32"))
-        if rec and fp32:
-            print(f"| {name}: recommended / fp32 wall time | {rec['wall_s'] / fp32['wall_s']:.2f} |")
+        ratios = [by[(name, "recommended", k)]["wall_s"] / by[(name, "fp32", k)]["wall_s"] for k in range(args.repeat)
+                  if (name, "recommended", k) in by and (name, "fp32", k) in by]
+        if len(ratios) == 1:
+            print(f"| {name}: recommended / fp32 wall time | {ratios[0]:.2f} |")
+        elif ratios:
+            import statistics
+
+            med = {p: statistics.median(r["wall_s"] for r in results if r["tree"] == name and r["precision"] == p)
+                   for p in ("recommended", "fp32")}
+            print(f"| {name}: recommended / fp32 wall time, per round | {', '.join(f'{x:.2f}' for x in ratios)}; "
+                  f"median {statistics.median(ratios):.2f} (median walls {med['recommended']:.0f} s / "
+                  f"{med['fp32']:.0f} s) |")
     for r in results:
-        if r["tree"] == "after":
+        if r["tree"] == "after" and r["round"] == 0:
             print(f"\nstage lines, {r['precision']}:")
             for line in r["stage_lines"]:
                 print("    " + line)
