@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -115,6 +116,8 @@ def main() -> int:
                     help="N rounds of every build, the order of the precisions alternating between rounds; the "
                          "ratio is reported per round and as the median (this 2-core machine's noise is +-10%%)")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat: expected a whole number of rounds, 1 or more")
     ckpt = args.work / "checkpoint"
     t0 = time.perf_counter()
     if not (ckpt / "hift.pt").is_file():
@@ -132,7 +135,7 @@ def main() -> int:
     results = []
     try:
         precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-        rounds = [(k, precisions if k % 2 == 0 else precisions[::-1]) for k in range(max(1, args.repeat))]
+        rounds = [(k, precisions if k % 2 == 0 else precisions[::-1]) for k in range(args.repeat)]
         for k, precision, (name, tree) in [(k, p, t) for k, ps in rounds for p in ps for t in trees]:
             out = args.work / f"bundle-{precision}-{'before' if tree != REPO else 'after'}"
             build_args = ["--checkpoint", str(ckpt), "--out", str(out), "--force", "--components",
@@ -170,8 +173,6 @@ def main() -> int:
         if len(ratios) == 1:
             print(f"| {name}: recommended / fp32 wall time | {ratios[0]:.2f} |")
         elif ratios:
-            import statistics
-
             med = {p: statistics.median(r["wall_s"] for r in results if r["tree"] == name and r["precision"] == p)
                    for p in ("recommended", "fp32")}
             print(f"| {name}: recommended / fp32 wall time, per round | {', '.join(f'{x:.2f}' for x in ratios)}; "
