@@ -37,6 +37,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
@@ -110,12 +111,16 @@ class Dense(nn.Module):
 
 
 def rope_tables(cfg: SpeechTokenizerConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos / sin [rope_positions, rotary_dim]: the rotate-half layout, frequencies repeated for both halves."""
+    """cos / sin [rope_positions, rotary_dim]: the rotate-half layout, frequencies repeated for both halves. The
+    angles are float32 (as upstream's tables); their cos / sin are computed in float64 by numpy and rounded to
+    float32: torch's float32 cos / sin of a 2048 x 16 table differed between processes in about half the runs (by up
+    to 1.5e-4 at the large angles), which made the tiny speech tokenizer's bytes differ between processes."""
     d = cfg.rotary_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float32)[: d // 2] / d))
-    angles = torch.outer(torch.arange(cfg.rope_positions, dtype=torch.float32), inv_freq)
-    angles = torch.cat([angles, angles], dim=-1)
-    return torch.cos(angles), torch.sin(angles)
+    cpu = torch.device("cpu")  # also inside a meta-device context (the size checks build the model there)
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float32, device=cpu)[: d // 2] / d))
+    angles = torch.outer(torch.arange(cfg.rope_positions, dtype=torch.float32, device=cpu), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1).numpy().astype(np.float64)
+    return (torch.from_numpy(np.cos(angles).astype(np.float32)), torch.from_numpy(np.sin(angles).astype(np.float32)))
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
