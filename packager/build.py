@@ -263,8 +263,8 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
         prog(f"  {label}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
              f"kept float32: {', '.join(o.nodes)}")
     with _step(prog, f"{label}: write"):
-        entry = save_model(tmp, g.name, conv.model, precision=conv.precision,
-                           unity_quantization=conv.unity_quantization)
+        entry = save_model(tmp, g.name, conv.model, precision=conv.precision,  # fp16: rounded from the scratch
+                           unity_quantization=conv.unity_quantization, data_dir=x.scratch.parent)
     unity_shipped = None if conv.precision == "int8" else unity_weight_bytes(conv.model, conv.unity_quantization)
     conv.model = None
     _release_memory()

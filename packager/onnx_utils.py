@@ -252,7 +252,8 @@ def inline_size(model: onnx.ModelProto) -> int:
 def write_inline(model: onnx.ModelProto, path: Path, data_dir: Path | None = None) -> str:
     """Write ``model`` as one inline .onnx file, byte for byte ``SerializeToString()``; returns its sha256.
     ``data_dir``: ``model`` is a structure-only load whose external tensors are read from their data files there, a
-    slice at a time (the weights are never held in memory)."""
+    slice at a time (the weights are never held in memory); a tensor whose fp16 rounding was deferred
+    (``defer_fp16_rounding``) is rounded from its float32 data on the way."""
     import hashlib
 
     if data_dir is None and any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
@@ -265,6 +266,11 @@ def write_inline(model: onnx.ModelProto, path: Path, data_dir: Path | None = Non
             if isinstance(piece, bytes):
                 f.write(piece)
                 h.update(piece)
+            elif deferred_rounding(piece) is not None:  # fp16 rounded from the fp32 data file, a slice at a time
+                for half in _rounded_slices(data_dir, piece):
+                    view = memoryview(half).cast("B")
+                    f.write(view)
+                    h.update(view)
             elif piece.data_location == onnx.TensorProto.EXTERNAL:
                 data, info = _external_file(data_dir, piece)
                 left = int(info["length"])
@@ -396,6 +402,9 @@ def _external_file(folder: Path, t: onnx.TensorProto) -> tuple[Path, dict[str, s
 
 def external_array(folder: Path, t: onnx.TensorProto) -> np.ndarray:
     """The data of an external initializer of a model in ``folder``, memory-mapped read-only (no copy)."""
+    if deferred_rounding(t) is not None:
+        raise PackagerError("the tensor's fp16 data does not exist yet (it is rounded when the graph is written)",
+                            key=t.name)
     data, info = _external_file(folder, t)
     dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
     count = int(np.prod(t.dims, dtype=np.int64))
@@ -438,6 +447,9 @@ def save_external_copy(model: onnx.ModelProto, path: Path) -> Path:
     offset = 0
     with open(path.parent / data_name, "wb") as f:
         for t in g.initializer:
+            if deferred_rounding(t) is not None:  # its reference would not resolve next to ``path``
+                raise PackagerError("cannot copy a tensor whose fp16 rounding is deferred; write the model with "
+                                    "write_inline or load_external_data first", key=t.name)
             if t.data_location == onnx.TensorProto.EXTERNAL or t.data_type == onnx.TensorProto.STRING:
                 lg.initializer.append(t)
                 continue
@@ -456,6 +468,81 @@ def save_external_copy(model: onnx.ModelProto, path: Path) -> Path:
             del raw
     path.write_bytes(light.SerializeToString())
     return path
+
+
+# --- fp16 weights rounded as the graph is written ---------------------------------------------------------------------
+# The fp16 conversion of a full-size graph works on its structure (weights as external-data stubs into the fp32
+# scratch file): each large weight is marked to be rounded, and ``write_inline`` rounds it from the fp32 data while it
+# writes the file. No proto ever holds the weights (the fp32 copy loaded back, then the fp16 one, used to be 2 GB and
+# several seconds of copies for a full-size LLM step graph). The bytes are those of rounding in memory (tested).
+ROUND_ON_WRITE = "packager_fp16_from_float32"  # external_data key: the rounding's limits, "min_positive max_finite"
+ROUND_SLICE = 1 << 24  # float32 values rounded per pass (64 MB of the source at a time)
+
+
+def defer_fp16_rounding(t: onnx.TensorProto, min_positive_val: float, max_finite_val: float) -> None:
+    """Make the external float32 stub ``t`` an fp16 tensor whose data is still the float32 in its data file, rounded
+    with ``fp16_rounding.converter_float16(min_positive_val, max_finite_val)`` when it is written (``write_inline``,
+    ``load_external_data``). Its ``length`` becomes the fp16 one, so sizes computed on the structure are the result's."""
+    info = {e.key: e.value for e in t.external_data}
+    count = int(np.prod(t.dims, dtype=np.int64))
+    if (t.data_type != onnx.TensorProto.FLOAT or t.data_location != onnx.TensorProto.EXTERNAL
+            or ROUND_ON_WRITE in info or info.get("length") != str(4 * count)):
+        raise PackagerError("cannot defer the fp16 rounding of this tensor", key=t.name,
+                            expected="an external float32 tensor with its length recorded")
+    t.data_type = onnx.TensorProto.FLOAT16
+    for e in t.external_data:
+        if e.key == "length":
+            e.value = str(2 * count)
+    e = t.external_data.add()
+    e.key, e.value = ROUND_ON_WRITE, f"{float(min_positive_val)!r} {float(max_finite_val)!r}"
+
+
+def deferred_rounding(t: onnx.TensorProto) -> tuple[float, float] | None:
+    """The (min_positive_val, max_finite_val) of a tensor marked by ``defer_fp16_rounding``, else None."""
+    if t.data_location != onnx.TensorProto.EXTERNAL:
+        return None
+    for e in t.external_data:
+        if e.key == ROUND_ON_WRITE:
+            lo, hi = e.value.split()
+            return float(lo), float(hi)
+    return None
+
+
+def _rounded_slices(folder: Path | None, t: onnx.TensorProto) -> Iterator[np.ndarray]:
+    """The fp16 data of a deferred tensor, rounded from its float32 source a slice at a time."""
+    from packager.fp16_rounding import converter_float16
+
+    limits = deferred_rounding(t)
+    if folder is None:
+        raise PackagerError("the tensor's float32 source is in external data, but no folder was given", key=t.name)
+    data, info = _external_file(folder, t)
+    count = int(np.prod(t.dims, dtype=np.int64))
+    offset = int(info.get("offset", 0))
+    if not data.is_file() or data.stat().st_size < offset + 4 * count:
+        raise PackagerError("external data file is missing or shorter than its tensors", file=str(data), key=t.name)
+    if count == 0:
+        return
+    src = np.memmap(data, dtype=np.float32, mode="r", offset=offset, shape=(count,))
+    try:
+        for i in range(0, count, ROUND_SLICE):
+            yield converter_float16(src[i:i + ROUND_SLICE], *limits)
+    finally:
+        del src
+
+
+def load_external_data(model: onnx.ModelProto, folder: Path) -> onnx.ModelProto:
+    """``model`` (changed in place and returned) with every external tensor's data read from ``folder`` into
+    ``raw_data`` (deferred fp16 tensors rounded): the proto ``SerializeToString`` would write."""
+    for t in model.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        if deferred_rounding(t) is not None:
+            t.raw_data = b"".join(half.tobytes() for half in _rounded_slices(folder, t))
+        else:
+            t.raw_data = np.ascontiguousarray(external_array(folder, t)).tobytes()
+        del t.external_data[:]
+        t.ClearField("data_location")
+    return model
 
 
 def load_external_copy(path: Path) -> onnx.ModelProto:

@@ -8,7 +8,6 @@ What Unity computes from the shipped variant (the Sentis view, Unity's weight qu
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,9 @@ from onnx import TensorProto, numpy_helper
 from packager import precision as P
 from packager.component import GoldenCase, NodeScope
 from packager.errors import PackagerError
-from packager.onnx_utils import check_model, iter_initializer_arrays, light_copy, run_onnx, session
+from packager.fp16_rounding import MAX_FINITE_VAL, MIN_POSITIVE_VAL, converter_float16  # noqa: F401
+from packager.onnx_utils import (check_model, defer_fp16_rounding, iter_initializer_arrays, light_copy,
+                                 load_external_data, run_onnx, session)
 from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, quantized_constants, sentis_float16,  # noqa: F401
                                       sentis_uint8, sentis_view, target_model, unity_quantization_for,
                                       unity_weight_bytes)
@@ -97,80 +98,25 @@ def to_fp16(model: onnx.ModelProto, keep: Iterable[str | NodeScope] = (),
     for v in stale:
         out.graph.value_info.remove(v)
     for t in out.graph.initializer:  # Sentis reads fp16 only from raw_data (design/sentis.md §1.5)
-        if t.data_type == TensorProto.FLOAT16 and not t.HasField("raw_data"):
+        if (t.data_type == TensorProto.FLOAT16 and not t.HasField("raw_data")
+                and t.data_location != TensorProto.EXTERNAL):  # external: written as raw_data (write_inline)
             t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
     check_model(out)
-    return out
-
-
-CONVERT_CHUNK = 1 << 22  # values rounded per numpy pass in converter_float16 (bounds its temporaries to ~30 MB)
-CONVERT_MIN_SPLIT = 1 << 18  # values per chunk below which an array is rounded on one thread
-_POOLS: dict[int, Any] = {}
-
-
-def _pool(workers: int):
-    """A thread pool kept for the process (the converter calls converter_float16 once per tensor)."""
-    if workers not in _POOLS:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fp16-rounding")
-    return _POOLS[workers]
-
-
-def converter_float16(a: np.ndarray, min_positive_val: float = 5.96e-08,
-                      max_finite_val: float = 65504.0) -> np.ndarray:
-    """``onnxruntime.transformers.float16.convert_np_to_float16``, the same values (tested bit for bit), in one
-    rounding pass and one cheap pass over the result: magnitudes in (0, min_positive_val) become +-min_positive_val,
-    finite ones above max_finite_val +-max_finite_val (in ``a``'s own dtype, as its np.where does), then rounding to
-    half. Only values that round to 0, to the smallest subnormal or to inf/NaN can need either fix, so only those
-    (found on the half-precision bits) are looked at again. Large arrays are done in chunks on the CPU's cores (each
-    chunk independently: the same bytes for any thread count). Its ~8 s of numpy on a full-size DiT's weights were
-    most of an fp16 conversion."""
-    a = np.asarray(a)
-    out = np.empty(a.shape, np.float16)
-    src, dst = a.reshape(-1), out.reshape(-1)
-    big, small = a.dtype.type(max_finite_val), a.dtype.type(min_positive_val)
-
-    workers = min(os.cpu_count() or 1, 4) if src.size >= 2 * CONVERT_MIN_SPLIT else 1
-    chunk = min(CONVERT_CHUNK, -(-src.size // workers)) or 1  # at least one chunk per worker
-
-    def one(i: int) -> None:
-        part, half = src[i:i + chunk], dst[i:i + chunk]
-        with np.errstate(over="ignore"):  # what overflows to inf here is set to +-max_finite_val below
-            np.copyto(half, part, casting="unsafe")  # round to nearest even, as np.float16(a)
-        w = np.bitwise_and(half.view(np.uint16), 0x7FFF)  # |half| as bits: 0, 1 (smallest subnormal), >= 0x7C00
-        np.subtract(w, 2, out=w)  # (wraps) 0 and 1 -> 0xFFFE and 0xFFFF; 0x7C00 and above -> 0x7BFE and above
-        suspect = w >= 0x7BFE
-        if not suspect.any():
-            return
-        idx = np.flatnonzero(suspect)
-        x = part[idx]
-        mag = np.abs(x)
-        tiny = (mag > 0) & (mag < min_positive_val)
-        huge = (mag > max_finite_val) & (mag < np.inf)
-        fix = tiny | huge
-        if fix.any():
-            v = np.where(huge, big, small)
-            v = np.where(x < 0, -v, v)
-            half[idx[fix]] = v[fix].astype(np.float16)
-
-    starts = range(0, src.size, chunk)
-    if workers > 1 and len(starts) > 1:  # numpy releases the GIL in these loops
-        list(_pool(workers).map(one, starts))
-    else:
-        for i in starts:
-            one(i)
     return out
 
 
 def _converter_tensor(original):
     """``convert_tensor_float_to_float16`` of the converter module, the same result, reading a tensor's raw_data
     once (its version reads the field three times: each read of a protobuf bytes field is a copy, GBs at full size)
-    and rounding with ``converter_float16``."""
-    def convert_tensor(tensor, min_positive_val=5.96e-08, max_finite_val=65504.0):
+    and rounding with ``converter_float16``. A tensor in external data (a structure-only load of the fp32 scratch
+    file) is only marked: ``onnx_utils.write_inline`` rounds it from its float32 data when the graph is written."""
+    def convert_tensor(tensor, min_positive_val=MIN_POSITIVE_VAL, max_finite_val=MAX_FINITE_VAL):
         if not isinstance(tensor, TensorProto):
             raise ValueError(f"Expected input type is an ONNX TensorProto but got {type(tensor)}")
         if tensor.data_type != TensorProto.FLOAT:
+            return tensor
+        if tensor.data_location == TensorProto.EXTERNAL:
+            defer_fp16_rounding(tensor, min_positive_val, max_finite_val)
             return tensor
         if tensor.float_data or not tensor.HasField("raw_data"):  # typed storage: the converter's own code path
             return original(tensor, min_positive_val, max_finite_val)
@@ -183,18 +129,26 @@ def _converter_tensor(original):
     return convert_tensor
 
 
+def _value_info_from_tensor(tensor: TensorProto) -> onnx.ValueInfoProto:
+    """The converter's ``make_value_info_from_tensor`` (the same proto), its shape read from the dims: the original
+    converts the whole tensor to numpy for its shape (a copy of every weight, and impossible for an external stub)."""
+    return onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tuple(int(d) for d in tensor.dims))
+
+
 @contextlib.contextmanager
 def _fast_weight_rounding(f16_module):
     """The converter's module-level rounding functions swapped for ``converter_float16`` and ``_converter_tensor``
-    for one call."""
-    original, original_tensor = f16_module.convert_np_to_float16, f16_module.convert_tensor_float_to_float16
+    (and its value-info helper for ``_value_info_from_tensor``) for one call."""
+    originals = (f16_module.convert_np_to_float16, f16_module.convert_tensor_float_to_float16,
+                 f16_module.make_value_info_from_tensor)
     f16_module.convert_np_to_float16 = converter_float16
-    f16_module.convert_tensor_float_to_float16 = _converter_tensor(original_tensor)
+    f16_module.convert_tensor_float_to_float16 = _converter_tensor(originals[1])
+    f16_module.make_value_info_from_tensor = _value_info_from_tensor
     try:
         yield
     finally:
-        f16_module.convert_np_to_float16 = original
-        f16_module.convert_tensor_float_to_float16 = original_tensor
+        (f16_module.convert_np_to_float16, f16_module.convert_tensor_float_to_float16,
+         f16_module.make_value_info_from_tensor) = originals
 
 
 def deterministic_topological_sort(graph: onnx.GraphProto) -> None:
@@ -257,6 +211,12 @@ def shape_inferred_copy(model: onnx.ModelProto, in_place: bool = False) -> onnx.
         del getattr(src.graph, part)[:]
         getattr(src.graph, part).extend(getattr(inferred.graph, part))
     return src
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    c = onnx.ModelProto()
+    c.CopyFrom(model)
+    return c
 
 
 def _name_nodes(model: onnx.ModelProto) -> None:
@@ -432,11 +392,10 @@ def fp16_without_overflow(model: onnx.ModelProto | None, keep: Sequence[str | No
                           ) -> tuple[onnx.ModelProto, list[Overflow]]:
     """Convert; any value > 65504 reaching fp16 (on the golden cases) is kept float32 with its producer and
     consumers, and reported; what still overflows after MAX_OVERFLOW_ROUNDS is an error. With ``model`` None the
-    fp32 graph is read from ``fp32_path`` (external data) for each use and converted in place: no second copy."""
+    structure of ``fp32_path`` (external data) is converted, its weights left in the fp32 data file: the result's
+    large fp16 weights are rounded from there when it is written (``onnx_utils.write_inline`` with that folder)."""
     if model is None:
-        from packager.onnx_utils import load_external_copy
-
-        fresh = lambda: load_external_copy(fp32_path)  # noqa: E731
+        fresh = lambda: onnx.load(str(fp32_path), load_external_data=False)  # noqa: E731
         ranges = fp32_ranges(None, cases, fp32_path)
     else:
         ranges = fp32_ranges(model, cases, fp32_path)
@@ -527,7 +486,8 @@ class Converted:
 def convert(model: onnx.ModelProto | None, policy: P.ComponentPolicy, keep_float32: Sequence[str | NodeScope],
             cases: Sequence[GoldenCase], fp32_path: Path | None = None, with_view: bool = True) -> Converted:
     """The shipped variant for one graph under ``policy`` (fp32 returns the model unchanged). ``fp32_path``: the
-    fp32 graph saved with external data (see ``fp32_ranges``), read from there when ``model`` is None;
+    fp32 graph saved with external data (see ``fp32_ranges``), read from there when ``model`` is None (an fp16
+    result then keeps its large weights in that file, rounded when written: see ``fp16_without_overflow``);
     ``with_view=False``: no in-memory Sentis view (the build computes it from the written file instead)."""
     keep = list(keep_float32) + list(policy.keep_float32)
     if model is None and policy.precision != "fp16":  # the fp16 path reads the file itself, once per use
@@ -539,7 +499,10 @@ def convert(model: onnx.ModelProto | None, policy: P.ComponentPolicy, keep_float
     if policy.precision == "fp16":
         out, overflows = fp16_without_overflow(model, keep, cases, fp32_path)
         uq = unity_quantization_for("fp16", out)
-        return Converted(out, "fp16", uq, sentis_view(out, uq) if with_view else None, overflows)
+        view = None
+        if with_view:
+            view = sentis_view(out if model is not None else load_external_data(_copy(out), fp32_path.parent), uq)
+        return Converted(out, "fp16", uq, view, overflows)
     if policy.precision == "uint8":
         return Converted(model, "uint8", "uint8", sentis_view(model, "uint8") if with_view else None)
     if policy.precision == "int8":

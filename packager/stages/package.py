@@ -10,7 +10,7 @@ import onnx
 from packager.bundle import MODELS_DIR
 from packager.bundle import sha256_file as _sha
 from packager.bundle import validate_manifest  # noqa: F401  (re-exported: the schema check lives in bundle.py)
-from packager.onnx_utils import inline_size, opset_of, weight_bytes, write_inline
+from packager.onnx_utils import inline_size, load_external_data, opset_of, weight_bytes, write_inline
 from packager.sentis_rules import MANIFEST_TARGETS
 INLINE_LIMIT = 1_800_000_000  # bytes: above this a graph's weights go to one contiguous external-data file
 
@@ -18,8 +18,9 @@ INLINE_LIMIT = 1_800_000_000  # bytes: above this a graph's weights go to one co
 def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
                unity_quantization: str = "none", data_dir: Path | None = None) -> dict[str, Any]:
     """Write ``Models/<name>.onnx`` (inline, or with one contiguous ``.onnx.data`` file when too big). ``data_dir``:
-    ``model`` is a structure-only load of a file there with external data (inline output only: see
-    ``needs_weights_to_save``)."""
+    ``model`` is a structure-only load of a file there with external data, or an fp16 conversion of one whose
+    weights are rounded from it (``onnx_utils.defer_fp16_rounding``). Inline output streams them; the external-data
+    output loads them into a copy of the proto first (``needs_weights_to_save``)."""
     rel = f"{MODELS_DIR}/{name}.onnx"
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +33,8 @@ def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
         data_rel = f"{rel}.data"
         copy = onnx.ModelProto()
         copy.CopyFrom(model)  # save_model(save_as_external_data=True) strips the tensors of the proto it is given
+        if data_dir is not None:
+            load_external_data(copy, data_dir)
         onnx.save_model(copy, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=Path(data_rel).name, size_threshold=1024, convert_attribute=False)
         entry["external_data"] = {"file": data_rel, "sha256": _sha(root / data_rel),

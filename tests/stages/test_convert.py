@@ -286,3 +286,65 @@ def test_topological_sort_equals_onnxruntime_deterministic_sort(tiny_a):
             assert [n.name for n in a.graph.node] == [n.name for n in b.graph.node]
             checked += 1
     assert checked == 9
+
+
+def test_fp16_from_the_scratch_file_writes_the_bytes_of_the_in_memory_conversion(tiny_a, tmp_path, monkeypatch):
+    """The build converts the structure of the fp32 scratch file and rounds each large weight from its float32 data
+    while the graph file is written (no proto holds the weights). The file must be byte for byte the one converting
+    the whole proto in memory gives, for every fp16 graph of the flow and LLM (rounding slices smaller than a tensor
+    included), and its Sentis view the same."""
+    from packager import onnx_utils as U
+    from packager.stages.package import save_model
+
+    monkeypatch.setattr(U, "ROUND_SLICE", 1000)  # tensors rounded in many slices, the last one partial
+    policy = P.ComponentPolicy("fp16")
+    checked = deferred = 0
+    for comp in ("flow", "llm"):
+        for g in registry.get(comp).build(Source(checkpoint=tiny_a)).graphs:
+            model, cases = export_graph(g), g.cases()
+            (tmp_path / "scratch").mkdir(exist_ok=True)
+            scratch = U.save_external_copy(model, tmp_path / "scratch" / f"{g.name}.onnx")
+            want = C.convert(model, policy, g.keep_float32, cases)
+            got = C.convert(None, policy, g.keep_float32, cases, fp32_path=scratch)
+            marked = [t for t in got.model.graph.initializer if U.deferred_rounding(t) is not None]
+            assert marked and all(not t.HasField("raw_data") for t in marked)  # the weights stay in the file
+            assert got.unity_quantization == want.unity_quantization and got.overflows == want.overflows
+            a = save_model(tmp_path / "mem", g.name, want.model, precision="fp16")
+            b = save_model(tmp_path / "streamed", g.name, got.model, precision="fp16", data_dir=scratch.parent)
+            assert a == b  # sha256, bytes, opset...
+            assert (tmp_path / "mem" / a["file"]).read_bytes() == (tmp_path / "streamed" / b["file"]).read_bytes()
+            assert got.view.SerializeToString() == want.view.SerializeToString()
+            with pytest.raises(PackagerError, match="rounded when the graph is written"):
+                U.external_array(scratch.parent, marked[0])
+            with pytest.raises(PackagerError, match="deferred"):
+                U.save_external_copy(got.model, tmp_path / "copy.onnx")
+            checked += 1
+            deferred += len(marked)
+    assert checked >= 4 and deferred > 20
+
+
+def test_deferred_rounding_refuses_what_it_cannot_round(tmp_path):
+    """Only an external float32 stub whose recorded length matches its dims is marked; a marked tensor's source must
+    be there when the model is written, and is looked for only inside the model's folder."""
+    from packager import onnx_utils as U
+
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["w"], ["y"])], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [600])],
+        initializer=[numpy_helper.from_array(np.arange(600, dtype=np.float32), "w")]), opset_imports=[helper.make_opsetid("", 15)])
+    inline = model.graph.initializer[0]
+    with pytest.raises(PackagerError, match="cannot defer"):
+        U.defer_fp16_rounding(inline, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)
+    path = U.save_external_copy(model, tmp_path / "m.onnx")
+    structure = onnx.load(str(path), load_external_data=False)
+    t = structure.graph.initializer[0]
+    U.defer_fp16_rounding(t, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)
+    assert t.data_type == TensorProto.FLOAT16 and U.weight_bytes(structure) == 1200
+    with pytest.raises(PackagerError, match="cannot defer"):
+        U.defer_fp16_rounding(t, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)  # twice
+    loaded = U.load_external_data(onnx.ModelProto.FromString(structure.SerializeToString()), tmp_path)
+    assert np.array_equal(numpy_helper.to_array(loaded.graph.initializer[0]), np.arange(600, dtype=np.float16))
+    with pytest.raises(PackagerError, match="without their folder"):
+        U.write_inline(structure, tmp_path / "out.onnx")
+    (tmp_path / "m.onnx.data").write_bytes(b"\0" * 100)  # shorter than the 2400 bytes of float32 source
+    with pytest.raises(PackagerError, match="shorter"):
+        U.write_inline(structure, tmp_path / "out.onnx", tmp_path)
