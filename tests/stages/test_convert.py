@@ -348,3 +348,14 @@ def test_deferred_rounding_refuses_what_it_cannot_round(tmp_path):
     (tmp_path / "m.onnx.data").write_bytes(b"\0" * 100)  # shorter than the 2400 bytes of float32 source
     with pytest.raises(PackagerError, match="shorter"):
         U.write_inline(structure, tmp_path / "out.onnx", tmp_path)
+
+
+def test_value_info_from_dims_equals_the_converters():
+    """The converter's make_value_info_from_tensor reads a whole tensor for its shape; ours reads the dims: the same
+    proto for scalars, vectors and higher ranks, fp32 and fp16."""
+    from onnxruntime.transformers import float16 as f16
+
+    for shape in ((), (1,), (7,), (2, 3, 4), (1, 0, 5)):
+        for dtype in (np.float32, np.float16):
+            t = numpy_helper.from_array(np.zeros(shape, dtype), f"t{len(shape)}")
+            assert C._value_info_from_tensor(t) == f16.make_value_info_from_tensor(t)
