@@ -413,8 +413,15 @@ def external_array(folder: Path, t: onnx.TensorProto) -> np.ndarray:
     if length != count * dtype.itemsize:
         raise PackagerError("external data length does not match the tensor's shape", file=str(data), key=t.name,
                             expected=f"{count * dtype.itemsize} bytes", found=f"{length} bytes")
-    if not data.is_file() or data.stat().st_size < offset + length:
-        raise PackagerError("external data file is missing or shorter than its tensors", file=str(data), key=t.name)
+    return _mapped(data, offset, count, dtype, t.name)
+
+
+def _mapped(data: Path, offset: int, count: int, dtype, name: str) -> np.ndarray:
+    """``count`` values of ``dtype`` at ``offset`` in the file ``data``, memory-mapped read-only; a missing or short
+    file is an error naming both."""
+    dtype = np.dtype(dtype)
+    if not data.is_file() or data.stat().st_size < offset + count * dtype.itemsize:
+        raise PackagerError("external data file is missing or shorter than its tensors", file=str(data), key=name)
     if count == 0:
         return np.zeros(0, dtype)
     return np.memmap(data, dtype=dtype, mode="r", offset=offset, shape=(count,))
@@ -516,54 +523,43 @@ def _rounded_slices(folder: Path | None, t: onnx.TensorProto) -> Iterator[np.nda
     if folder is None:
         raise PackagerError("the tensor's float32 source is in external data, but no folder was given", key=t.name)
     data, info = _external_file(folder, t)
-    count = int(np.prod(t.dims, dtype=np.int64))
-    offset = int(info.get("offset", 0))
-    if not data.is_file() or data.stat().st_size < offset + 4 * count:
-        raise PackagerError("external data file is missing or shorter than its tensors", file=str(data), key=t.name)
-    if count == 0:
-        return
-    src = np.memmap(data, dtype=np.float32, mode="r", offset=offset, shape=(count,))
-    try:
-        for i in range(0, count, ROUND_SLICE):
-            yield converter_float16(src[i:i + ROUND_SLICE], *limits)
-    finally:
-        del src
+    src = _mapped(data, int(info.get("offset", 0)), int(np.prod(t.dims, dtype=np.int64)), np.float32, t.name)
+    for i in range(0, src.size, ROUND_SLICE):
+        yield converter_float16(src[i:i + ROUND_SLICE], *limits)
 
 
 def load_external_data(model: onnx.ModelProto, folder: Path) -> onnx.ModelProto:
     """``model`` (changed in place and returned) with every external tensor's data read from ``folder`` into
-    ``raw_data`` (deferred fp16 tensors rounded): the proto ``SerializeToString`` would write."""
+    ``raw_data`` (deferred fp16 tensors rounded), the tensors then without ``data_location``: the proto as it was
+    before its weights went to external data, serializing to the same bytes."""
     for t in model.graph.initializer:
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
         if deferred_rounding(t) is not None:
             t.raw_data = b"".join(half.tobytes() for half in _rounded_slices(folder, t))
         else:
-            t.raw_data = np.ascontiguousarray(external_array(folder, t)).tobytes()
+            data, info = _external_file(folder, t)
+            length = int(info["length"]) if "length" in info else \
+                _FIXED_ITEMSIZE[t.data_type] * int(np.prod(t.dims, dtype=np.int64))
+            t.raw_data = _mapped(data, int(info.get("offset", 0)), length, np.uint8, t.name).tobytes()
         del t.external_data[:]
         t.ClearField("data_location")
     return model
 
 
 def load_external_copy(path: Path) -> onnx.ModelProto:
-    """The model ``save_external_copy`` wrote, with its tensors back inline, exactly as it was before (the tensors
-    get ``raw_data`` and no ``data_location`` field, so the proto serializes to the same bytes)."""
+    """The model ``save_external_copy`` wrote, with its tensors back inline, exactly as it was before
+    (``load_external_data``); every external tensor must be in the data file written beside it."""
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
     data = path.with_name(path.name + ".data")
-    with open(data, "rb") as f:
-        for t in model.graph.initializer:
-            if t.data_location != onnx.TensorProto.EXTERNAL:
-                continue
-            info = {e.key: e.value for e in t.external_data}
-            if info.get("location") != data.name:
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            location = {e.key: e.value for e in t.external_data}.get("location")
+            if location != data.name:
                 raise PackagerError("unexpected external-data location", file=str(path), key=t.name,
-                                    expected=data.name, found=info.get("location"))
-            f.seek(int(info["offset"]))
-            t.raw_data = f.read(int(info["length"]))
-            del t.external_data[:]
-            t.ClearField("data_location")
-    return model
+                                    expected=data.name, found=location)
+    return load_external_data(model, path.parent)
 
 
 def iter_initializer_arrays(path: Path) -> Iterator[tuple[str, np.ndarray]]:
