@@ -28,8 +28,14 @@ namespace Unity.InferenceEngine
         public struct Output { public string name; public int index; }
         public List<Input> inputs = new List<Input>();
         public List<Output> outputs = new List<Output>();
+        public List<Layer> layers = new List<Layer>();
+        public List<Constant> constants = new List<Constant>();
         public string ProducerName;
     }
+
+    public abstract class Layer { public int[] inputs; public int[] outputs; }
+
+    public class Constant { public int index; }
 
     public static class ModelLoader
     {

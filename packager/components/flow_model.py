@@ -176,9 +176,29 @@ class AdaLayerNormZero(nn.Module):
         self.linear = nn.Linear(dim, chunks * dim)
 
 
-def layer_norm(dim: int) -> nn.LayerNorm:
-    """LayerNorm without affine (no state-dict keys); the exporter decomposes it at opset 15 (no LayerNormalization)."""
-    return nn.LayerNorm(dim, eps=LN_EPS, elementwise_affine=False)
+class IdentityAffineLayerNorm(nn.Module):
+    """Upstream's affine-free LayerNorm, computed as LN(x) * ones[D] + zeros[D] (exactly LN(x) in float32).
+
+    At opset 15 the exporter decomposes LayerNorm into ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div. Sentis's optimizer
+    fuses that chain *together with the Mul and Add that follow it* into one LayerNormalization whose scale and bias
+    must be rank 1 [D] (docs/sentis_checker.md, "AdaLN"). Without an affine of our own, the AdaLN modulation
+    ``LN(h) * (1 + scale) + shift`` (scale, shift [B, 1, D]) is what follows, and Sentis 2.4.1's shape inference
+    asserts (rank 3, expecting 1). The explicit identity affine is what gets fused instead; the modulation stays
+    a separate Mul/Add. The constants are non-persistent buffers: no state-dict keys, as upstream.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("weight", torch.ones(dim), persistent=False)
+        self.register_buffer("bias", torch.zeros(dim), persistent=False)
+
+    def forward(self, x):
+        return F.layer_norm(x, (self.dim,), self.weight, self.bias, LN_EPS)
+
+
+def layer_norm(dim: int) -> IdentityAffineLayerNorm:
+    return IdentityAffineLayerNorm(dim)
 
 
 class FeedForward(nn.Module):

@@ -59,6 +59,61 @@ namespace CosyVoice3.Bundles
         }
     }
 
+    /// <summary>
+    /// The manifest's unity_quantization applied to an imported Model, in a form every Worker can bind by name.
+    /// Sentis 2.4.x (not 2.1.x): ModelQuantizer rebuilds the model and renumbers its tensors, so input i no longer
+    /// has tensor index i; Worker.SetInput(name) looks the tensor index up and passes it on as a *position*
+    /// ("Cannot set input tensor at index 346 as model only contains 1 inputs"). RenumberInputs restores the
+    /// invariant every imported model has (docs/unity_runtime.md, "Sentis behaviour we depend on").
+    /// </summary>
+    public static class SentisModels
+    {
+        public static void Quantize(ref Model model, string unityQuantization)
+        {
+            if (unityQuantization == "none") return;
+            if (unityQuantization == "float16") ModelQuantizer.QuantizeWeights(QuantizationType.Float16, ref model);
+            else if (unityQuantization == "uint8") ModelQuantizer.QuantizeWeights(QuantizationType.Uint8, ref model);
+            else throw new BundleException("unity_quantization", "unknown value", "none, float16 or uint8", unityQuantization);
+            RenumberInputs(model);
+        }
+
+        /// <summary>True when input i has tensor index i for every i (what Worker.SetInput relies on).</summary>
+        public static bool InputsInPlace(Model model)
+        {
+            for (int i = 0; i < model.inputs.Count; i++)
+                if (model.inputs[i].index != i) return false;
+            return true;
+        }
+
+        /// <summary>
+        /// A permutation of tensor indices (nothing else changes) that gives input i index i: each input moves to its
+        /// position, and a non-input tensor that held one of those indices takes a freed input index instead.
+        /// </summary>
+        public static void RenumberInputs(Model model)
+        {
+            if (InputsInPlace(model)) return;
+            int n = model.inputs.Count;
+            var map = new Dictionary<int, int>();
+            var inputIndices = new HashSet<int>();
+            for (int i = 0; i < n; i++) { map[model.inputs[i].index] = i; inputIndices.Add(model.inputs[i].index); }
+            var freed = new List<int>();
+            foreach (var old in inputIndices) if (old >= n) freed.Add(old);
+            freed.Sort();
+            int k = 0;
+            for (int target = 0; target < n; target++)
+                if (!inputIndices.Contains(target)) map[target] = freed[k++];   // the displaced tensor takes a freed index
+            Func<int, int> f = x => { int y; return map.TryGetValue(x, out y) ? y : x; };
+            for (int i = 0; i < n; i++) { var inp = model.inputs[i]; inp.index = f(inp.index); model.inputs[i] = inp; }
+            for (int i = 0; i < model.outputs.Count; i++) { var o = model.outputs[i]; o.index = f(o.index); model.outputs[i] = o; }
+            foreach (var c in model.constants) c.index = f(c.index);
+            foreach (var l in model.layers)
+            {
+                for (int j = 0; j < l.inputs.Length; j++) if (l.inputs[j] >= 0) l.inputs[j] = f(l.inputs[j]);
+                for (int j = 0; j < l.outputs.Length; j++) if (l.outputs[j] >= 0) l.outputs[j] = f(l.outputs[j]);
+            }
+        }
+    }
+
     /// <summary>One worker for a graph; Run() can be called repeatedly (the steps of a chained golden).</summary>
     public sealed class GraphSession : IDisposable
     {
@@ -74,10 +129,7 @@ namespace CosyVoice3.Bundles
         /// <summary>As above on <paramref name="backend"/> (CosyVoiceSpeaker: GPUCompute only where the goldens pass on it).</summary>
         public GraphSession(Model model, string unityQuantization, BackendType backend)
         {
-            if (unityQuantization == "float16") ModelQuantizer.QuantizeWeights(QuantizationType.Float16, ref model);
-            else if (unityQuantization == "uint8") ModelQuantizer.QuantizeWeights(QuantizationType.Uint8, ref model);
-            else if (unityQuantization != "none")
-                throw new BundleException("unity_quantization", "unknown value", "none, float16 or uint8", unityQuantization);
+            SentisModels.Quantize(ref model, unityQuantization);
             Model = model;
             worker = new Worker(model, backend);
         }
