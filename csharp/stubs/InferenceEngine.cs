@@ -35,13 +35,19 @@ namespace Unity.InferenceEngine
 
     public abstract class Layer { public int[] inputs; public int[] outputs; }
 
-    public class Constant { public int index; }
+    public class Constant { public int index; public DataType dataType; }
 
     public static class ModelLoader
     {
         public static Model Load(ModelAsset modelAsset) { throw new NotImplementedException("stub"); }
         public static Model Load(string path) { throw new NotImplementedException("stub"); }
         public static Model Load(System.IO.Stream stream) { throw new NotImplementedException("stub"); }
+    }
+
+    public static class ModelWriter
+    {
+        public static void Save(string fileName, Model model) { throw new NotImplementedException("stub"); }
+        public static void Save(System.IO.Stream stream, Model model) { throw new NotImplementedException("stub"); }
     }
 
     public static class ModelQuantizer

@@ -17,5 +17,17 @@ namespace UnityEditor
         public static T LoadAssetAtPath<T>(string assetPath) where T : UnityEngine.Object { throw new System.NotImplementedException("stub"); }
         public static void ImportAsset(string path) { throw new System.NotImplementedException("stub"); }
         public static void ImportAsset(string path, ImportAssetOptions options) { throw new System.NotImplementedException("stub"); }
+        public static void Refresh() { throw new System.NotImplementedException("stub"); }
+    }
+
+    [System.AttributeUsage(System.AttributeTargets.Method, AllowMultiple = true)]
+    public sealed class MenuItem : System.Attribute
+    {
+        public MenuItem(string itemName) { }
+    }
+
+    public static class EditorApplication
+    {
+        public static void Exit(int returnValue) { throw new System.NotImplementedException("stub"); }
     }
 }

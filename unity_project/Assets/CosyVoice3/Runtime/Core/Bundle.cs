@@ -23,6 +23,24 @@ namespace CosyVoice3.Bundles
             return new Bundle(root, BundleManifest.Parse(File.ReadAllText(path), path));
         }
 
+        /// <summary>
+        /// Bundles installed in a Unity project's Packages folder (what `packager unity-install` writes): each
+        /// Packages/*/manifest.json written by our packager, in ordinal order, as "Packages/name" paths.
+        /// </summary>
+        public static List<string> FindInstalled(string packagesDir)
+        {
+            var dirs = new List<string>();
+            if (!Directory.Exists(packagesDir)) return dirs;
+            var all = new List<string>(Directory.GetDirectories(packagesDir));
+            all.Sort(System.StringComparer.Ordinal);
+            foreach (var d in all)
+            {
+                string m = Path.Combine(d, ManifestFile);
+                if (File.Exists(m) && File.ReadAllText(m).Contains("\"" + BundleManifest.Generator + "\"")) dirs.Add(d.Replace('\\', '/'));
+            }
+            return dirs;
+        }
+
         public ComponentEntry Component(string name)
         {
             var c = Manifest.Components.Find(x => x.Name == name);

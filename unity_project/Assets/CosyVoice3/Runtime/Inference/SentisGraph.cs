@@ -60,21 +60,54 @@ namespace CosyVoice3.Bundles
     }
 
     /// <summary>
-    /// The manifest's unity_quantization applied to an imported Model, in a form every Worker can bind by name.
+    /// The manifest's unity_quantization applied to a Model, in a form every Worker can bind by name.
+    /// A model is either as imported from the .onnx (quantized here) or baked (quantized and written as a .sentis file
+    /// by the editor step, docs/unity.md "Player builds"): the quantized constants tell which (float16 leaves Short
+    /// constants, uint8 Byte ones; an imported bundle graph has neither), so a baked model is not quantized twice and
+    /// one baked with another policy than the manifest's is refused.
     /// Sentis 2.4.x (not 2.1.x): ModelQuantizer rebuilds the model and renumbers its tensors, so input i no longer
     /// has tensor index i; Worker.SetInput(name) looks the tensor index up and passes it on as a *position*
     /// ("Cannot set input tensor at index 346 as model only contains 1 inputs"). RenumberInputs restores the
-    /// invariant every imported model has (docs/unity_runtime.md, "Sentis behaviour we depend on").
+    /// invariant every imported or loaded model has (docs/unity_runtime.md, "Sentis behaviour we depend on").
     /// </summary>
     public static class SentisModels
     {
+        public static readonly string[] Quantizations = { "none", "float16", "uint8" };
+
         public static void Quantize(ref Model model, string unityQuantization)
         {
-            if (unityQuantization == "none") return;
-            if (unityQuantization == "float16") ModelQuantizer.QuantizeWeights(QuantizationType.Float16, ref model);
-            else if (unityQuantization == "uint8") ModelQuantizer.QuantizeWeights(QuantizationType.Uint8, ref model);
-            else throw new BundleException("unity_quantization", "unknown value", "none, float16 or uint8", unityQuantization);
+            if (Array.IndexOf(Quantizations, unityQuantization) < 0)
+                throw new BundleException("unity_quantization", "unknown value", "none, float16 or uint8", unityQuantization);
+            string now = QuantizationOf(model);
+            if (now == unityQuantization) { RenumberInputs(model); return; }   // baked, or nothing to do
+            if (now != "none")
+                throw new BundleException("unity_quantization", "the model is already quantized (a baked .sentis of another policy?); bake it again",
+                                          unityQuantization, now);
+            ModelQuantizer.QuantizeWeights(unityQuantization == "float16" ? QuantizationType.Float16 : QuantizationType.Uint8, ref model);
             RenumberInputs(model);
+        }
+
+        /// <summary>"float16" or "uint8" when ModelQuantizer has run on <paramref name="model"/>, else "none".</summary>
+        public static string QuantizationOf(Model model)
+        {
+            foreach (var c in model.constants)
+            {
+                if (c.dataType == DataType.Short) return "float16";
+                if (c.dataType == DataType.Byte) return "uint8";
+            }
+            return "none";
+        }
+
+        /// <summary>
+        /// What a player ships: <paramref name="model"/> (as imported) quantized per unity_quantization and written
+        /// with ModelWriter as a .sentis file, which Unity imports as a ModelAsset that keeps the quantized weights
+        /// (an .onnx import widens fp16 weights to float32). Returns the file's size in bytes.
+        /// </summary>
+        public static long Bake(Model model, string unityQuantization, string path)
+        {
+            Quantize(ref model, unityQuantization);
+            ModelWriter.Save(path, model);
+            return new System.IO.FileInfo(path).Length;
         }
 
         /// <summary>True when input i has tensor index i for every i (what Worker.SetInput relies on).</summary>
