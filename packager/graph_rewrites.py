@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import defs, helper, numpy_helper
 
 from packager.errors import PackagerError
+from packager.sentis_rules import TARGETS
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -53,7 +54,10 @@ def rewrite_ceil_mode_avgpool(model: onnx.ModelProto) -> onnx.ModelProto:
         }
         for name, arr in c.items():
             inits.append(numpy_helper.from_array(arr, f"{p}/{name}"))
-        pool = dict(kernel_shape=[kk], strides=[kk], ceil_mode=0, count_include_pad=0, pads=[0, 0])
+        # only kernel and stride: ceil_mode, count_include_pad and pads keep their ONNX defaults (0, 0, none) by being
+        # absent, and the input is padded to whole windows, so no mode changes the result. Written out, even as 0,
+        # they would make the Sentis 2.4 importer log "Unsupported attribute" for every pool at every import.
+        pool = dict(kernel_shape=[kk], strides=[kk])
         new_nodes += [
             helper.make_node("Shape", [x], [f"{p}/shape"], name=f"{p}/Shape"),
             helper.make_node("Gather", [f"{p}/shape", f"{p}/idx2"], [f"{p}/T"], name=f"{p}/GatherT", axis=0),
@@ -77,6 +81,47 @@ def rewrite_ceil_mode_avgpool(model: onnx.ModelProto) -> onnx.ModelProto:
         g.node.extend(new_nodes)
         g.initializer.extend(inits)
     return model
+
+
+def drop_default_attributes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Remove every attribute that some Sentis importer ignores with a console warning
+    (``sentis_rules.IGNORED_ATTRS_*``) where it holds the ONNX default of the model's opset.
+
+    An absent attribute means its default, so onnxruntime computes exactly the same; Sentis ignores the value anyway,
+    so it computes the same too, but no longer logs "Unsupported attribute" (2.4 does for any value, the default
+    included). A ``dilations`` of all ones is the default (ONNX defines it per spatial axis). Values other than the
+    default stay: what Sentis makes of those is the business of the other rewrites and of the pre-flight errors.
+    """
+    opset = next((int(i.version) for i in model.opset_import if i.domain in ("", "ai.onnx")), None)
+    names: dict[str, set[str]] = {}
+    for target in TARGETS.values():
+        for op, specs in target.ignored_attrs.items():
+            names.setdefault(op, set()).update(s.name for s in specs)
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in names or opset is None:
+            continue
+        try:
+            schema = defs.get_schema(node.op_type, opset)
+        except defs.SchemaError:
+            continue
+        keep = []
+        for a in node.attribute:
+            spec = schema.attributes.get(a.name)
+            if a.name in names[node.op_type] and spec is not None and _is_default(a, spec):
+                continue
+            keep.append(a)
+        if len(keep) != len(node.attribute):
+            del node.attribute[:]
+            node.attribute.extend(keep)
+    return model
+
+
+def _is_default(a: onnx.AttributeProto, spec) -> bool:
+    value = helper.get_attribute_value(a)
+    if spec.default_value.name:  # the schema states a default
+        d = spec.default_value
+        return a.type == d.type and value == helper.get_attribute_value(d)
+    return a.name == "dilations" and a.type == onnx.AttributeProto.INTS and all(v == 1 for v in value)
 
 
 def count_ceil_mode_pools(model: onnx.ModelProto) -> int:

@@ -197,10 +197,31 @@ class _Checker:
                 rule = getattr(self, "attr_" + node.op_type, None)
                 if rule is not None:
                     rule(node, {a.name: _attr(a) for a in node.attribute})
+                self._ignored_attrs(node)
                 if node.op_type in R.RANDOM_OPS:
                     self.add("error", "random-op", f"{node.op_type} draws random numbers; Sentis uses its own "
                              "RNG, so no golden can match", node)
                 self._float_inputs(node)
+
+    def _ignored_attrs(self, node: onnx.NodeProto) -> None:
+        """The attributes this target's importer ignores with a Unity console warning (sentis_rules.IGNORED_ATTRS_*),
+        as that importer decides it: some whenever present, some only when their value differs from its default."""
+        present = {a.name: a for a in node.attribute}
+        for spec in self.t.ignored_attrs.get(node.op_type, ()):
+            a = present.get(spec.name)
+            if a is None or self.opset < spec.min_opset:
+                continue
+            value = _attr(a)
+            is_default = _same_value(value, spec.default)
+            if spec.when == R.DIFFERS and (a.type != spec.attr_type or is_default):
+                continue  # the default logs nothing, and another attribute type reads as absent
+            shown = value if not hasattr(value, "ByteSize") else "<tensor>"
+            detail = (f"it holds the default ({_fmt(spec.default)}), so dropping it changes nothing"
+                      if is_default else f"computed as if it were {_fmt(spec.default)}"
+                      if spec.default is not None else "not read at all")
+            self.add("warning", "ignored-attribute", f"attribute {spec.name}={_fmt(shown)}: the {self.where} "
+                     f"importer ignores it and logs \"Unsupported attribute `{spec.name}`\" in the Unity console at "
+                     f"every import; {detail}", node)
 
     def _float_inputs(self, node: onnx.NodeProto) -> None:
         slots = self.t.float_only.get(node.op_type)
@@ -419,6 +440,18 @@ def _attr(a: AttributeProto) -> Any:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     return v if isinstance(v, (int, float, str)) or hasattr(v, "ByteSize") else list(v)
+
+
+def _same_value(value: Any, default: Any) -> bool:
+    if default is None or isinstance(value, str) != isinstance(default, str):
+        return False
+    if isinstance(default, tuple):
+        return isinstance(value, list) and tuple(value) == default
+    return not isinstance(value, list) and value == default
+
+
+def _fmt(v: Any) -> str:
+    return "[" + ", ".join(str(x) for x in v) + "]" if isinstance(v, (list, tuple)) else str(v)
 
 
 def _nbytes(t: TensorProto) -> int | None:

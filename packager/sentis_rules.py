@@ -6,8 +6,9 @@ Every list here is transcribed from ``shared/design/sentis.md`` section 1 (itsel
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from onnx import AttributeProto
 from onnx import TensorProto as T
 
 # --- §1.6 / A.5: opsets -------------------------------------------------------------------------------------------
@@ -94,6 +95,65 @@ FLOAT_ONLY_IE_2_4: dict[str, tuple[int, ...] | str] = {
 # Sentis 2.1 has no int kernels for these either (they gained int in 2.2).
 FLOAT_ONLY_SENTIS_2_1 = {**FLOAT_ONLY_IE_2_4, "DepthToSpace": (0,), "SpaceToDepth": (0,), "TopK": (0,)}
 
+# --- attributes the importer ignores with a console warning (ONNXNodeWrapper.UnsupportedAttribute) ---------------
+# Read from ONNXModelConverter.cs / ONNXNodeWrapper.cs of com.unity.ai.inference 2.4.0 and com.unity.sentis 2.1.3
+# (2.2.0-2.3.0 behave as 2.1.3), and measured on 2.4.1 / 2.1.2 with tests/sentis_real. Each entry: the attribute,
+# the value the importer computes with instead, and when it logs
+#   "<Op>: Unsupported attribute `<name>`. Value will be ignored (and defaulted to [<default>])."
+# (Debug.LogWarning, once per node and attribute, at every import):
+#   PRESENT  - whenever the attribute is in the node, whatever its value, even the default (2.4's scalar checks);
+#   DIFFERS  - only when it is there with the type the importer reads (``attr_type``; another type reads as absent)
+#              and a value other than ``default`` (2.1's scalar checks; int-list checks in both: an element-wise
+#              comparison with the importer's default, which for pool ``dilations`` is [1, 1], so even a 1-D pool's
+#              dilations=[1] logs it).
+# ``min_opset``: the importer only looks at the attribute from this opset of the model on (Resize-10 has its own
+# branch). Whether ignoring the value also changes the numbers is the business of the other rules (pool-ceil-mode,
+# pool-count-include-pad, layernorm-axis, ...); this table only says when the Unity console shows a warning.
+PRESENT, DIFFERS = "present", "differs"
+
+
+@dataclass(frozen=True)
+class IgnoredAttr:
+    name: str
+    default: int | float | str | tuple[int, ...] | None  # what the importer uses instead (None: no value)
+    when: str  # PRESENT | DIFFERS
+    attr_type: int = 0  # onnx AttributeProto type the importer reads the value as (DIFFERS only)
+    min_opset: int = 0
+
+
+_AP = AttributeProto
+_POOL_2_4 = (IgnoredAttr("ceil_mode", 0, PRESENT), IgnoredAttr("dilations", (1, 1), DIFFERS, _AP.INTS),
+             IgnoredAttr("storage_order", 0, PRESENT))
+_POOL_2_1 = (IgnoredAttr("ceil_mode", 0, DIFFERS, _AP.INT), IgnoredAttr("dilations", (1, 1), DIFFERS, _AP.INTS),
+             IgnoredAttr("storage_order", 0, DIFFERS, _AP.INT))
+_WINDOW_2_4 = (IgnoredAttr("output_datatype", 1, PRESENT),)
+IGNORED_ATTRS_IE_2_4: dict[str, tuple[IgnoredAttr, ...]] = {
+    "AveragePool": (*_POOL_2_4, IgnoredAttr("count_include_pad", 0, PRESENT)),
+    "MaxPool": _POOL_2_4,
+    # only reached when the Constant has none of value / value_float(s) / value_int(s)
+    "Constant": tuple(IgnoredAttr(n, None, PRESENT) for n in ("sparse_value", "value_string", "value_strings")),
+    "ConvTranspose": (IgnoredAttr("output_shape", None, PRESENT),),
+    "LayerNormalization": (IgnoredAttr("axis", -1, PRESENT),),
+    "Resize": (IgnoredAttr("cubic_coeff_a", -0.75, PRESENT, min_opset=11),
+               IgnoredAttr("exclude_outside", 0, PRESENT, min_opset=11),
+               IgnoredAttr("extrapolation_value", 0, PRESENT, min_opset=11)),
+    **dict.fromkeys(["BlackmanWindow", "HammingWindow", "HannWindow", "MelWeightMatrix"], _WINDOW_2_4),
+}
+IGNORED_ATTRS_SENTIS_2_1: dict[str, tuple[IgnoredAttr, ...]] = {
+    "AveragePool": (*_POOL_2_1, IgnoredAttr("count_include_pad", 0, DIFFERS, _AP.INT)),
+    "MaxPool": _POOL_2_1,
+    "Constant": (IgnoredAttr("sparse_value", None, PRESENT),),
+    # output_shape and dilations are read as STRING (default "null"), so a valid INTS attribute never logs
+    "ConvTranspose": (IgnoredAttr("output_shape", "null", DIFFERS, _AP.STRING),
+                      IgnoredAttr("dilations", "null", DIFFERS, _AP.STRING), IgnoredAttr("group", 1, DIFFERS, _AP.INT)),
+    "LayerNormalization": (IgnoredAttr("axis", -1, DIFFERS, _AP.INT),),
+    "RoiAlign": (IgnoredAttr("coordinate_transformation_mode", "half_pixel", DIFFERS, _AP.STRING),),
+    # extrapolation_value (a FLOAT) is read as an INT, so it never logs
+    "Resize": (IgnoredAttr("cubic_coeff_a", -0.75, DIFFERS, _AP.FLOAT, 11),
+               IgnoredAttr("exclude_outside", 0, DIFFERS, _AP.INT, 11),
+               IgnoredAttr("extrapolation_value", 0, DIFFERS, _AP.INT, 11)),
+}
+
 # Ops whose outputs are random: Sentis uses its own RNG, so goldens can never match (§1.7).
 RANDOM_OPS = frozenset(["RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli",
                         "Multinomial"])
@@ -135,6 +195,8 @@ class Target:
     strips_colon_zero: bool  # importer strips a trailing ":0" from I/O names (<= 2.3)
     namespace: str = "Unity.InferenceEngine"  # the C# namespace of the package's API
     backend: str = "CPU"  # the Sentis backend bundles are built and checked for
+    # op type -> the attributes its importer ignores with a console warning (IGNORED_ATTRS_*)
+    ignored_attrs: dict[str, tuple[IgnoredAttr, ...]] = field(default_factory=dict)
 
     def manifest(self) -> dict[str, str]:
         """The manifest's ``target`` section for this target (schemas/manifest.schema.json ``target``)."""
@@ -146,11 +208,11 @@ TARGETS: dict[str, Target] = {
     "ie-2.4": Target("ie-2.4", "com.unity.ai.inference", "2.4.0", OPS_IE_2_4, FLOAT_ONLY_IE_2_4,
                      frozenset([T.FLOAT, T.INT32, T.INT64, T.DOUBLE]), convtranspose_group_dilations=True,
                      constant_value_attrs=True, scatter_min_max=True, gelu_tanh=True, roialign_any_mode=True,
-                     strips_colon_zero=False),
+                     strips_colon_zero=False, ignored_attrs=IGNORED_ATTRS_IE_2_4),
     "sentis-2.1": Target("sentis-2.1", "com.unity.sentis", "2.1.3", OPS_SENTIS_2_1, FLOAT_ONLY_SENTIS_2_1,
                          frozenset([T.FLOAT, T.INT32, T.INT64]), convtranspose_group_dilations=False,
                          constant_value_attrs=False, scatter_min_max=False, gelu_tanh=False, roialign_any_mode=False,
-                         strips_colon_zero=True, namespace="Unity.Sentis"),
+                         strips_colon_zero=True, namespace="Unity.Sentis", ignored_attrs=IGNORED_ATTRS_SENTIS_2_1),
 }
 DEFAULT_TARGET = "ie-2.4"
 # name -> the manifest's target section without "runtime" (what the build writes, package.json depends on)
@@ -188,6 +250,8 @@ FIXES: dict[str, str] = {
     "pool-dilations": "use dilation 1 (or gather the dilated taps explicitly)",
     "pool-ceil-mode": "pad the input to a whole number of strides and use ceil_mode=0 (a rewrite must keep the "
                       "numbers: a partial window averages only its real elements)",
+    "ignored-attribute": "drop the attribute where it holds the ONNX default (graph_rewrites.drop_default_attributes); "
+                         "otherwise rewrite the node so that the importer's default computes the same",
     "gelu-tanh": "use exact Gelu, or spell the tanh form out with Tanh/Mul/Add ops",
     "batchnorm-training": "export the module in eval() mode",
     "scatter-reduction": "use reduction none/add/mul, or target ie-2.4",

@@ -208,6 +208,9 @@ CASES: dict[str, tuple[str, str, Callable[[], onnx.ModelProto], Callable[[], onn
                        lambda: _pool("MaxPool", kernel_shape=[2], dilations=[1])),
     "pool-ceil-mode": ("ie-2.4", "error", lambda: _pool("AveragePool", kernel_shape=[4], strides=[4], ceil_mode=1),
                        lambda: _pool("AveragePool", (1, 2, 12), kernel_shape=[4], strides=[4], ceil_mode=1)),
+    "ignored-attribute": ("ie-2.4", "warning",
+                          lambda: _pool("AveragePool", kernel_shape=[4], strides=[4], ceil_mode=0),
+                          lambda: _pool("AveragePool", kernel_shape=[4], strides=[4])),
     "gelu-tanh": ("sentis-2.1", "warning", lambda: unary("Gelu", opset=20, approximate="tanh"),
                   lambda: unary("Gelu", opset=20)),
     "batchnorm-training": ("ie-2.4", "error", lambda: _batchnorm(1), lambda: _batchnorm(0)),
@@ -268,7 +271,7 @@ def test_target_differences() -> None:
 def test_details() -> None:
     # ceil_mode: a static length that is not a whole number of strides still drops a window
     assert [f.rule for f in check_model(_pool("AveragePool", (1, 2, 13), kernel_shape=[4], strides=[4],
-                                              ceil_mode=1), "ie-2.4", "g")] == ["pool-ceil-mode"]
+                                              ceil_mode=1), "ie-2.4", "g")] == ["pool-ceil-mode", "ignored-attribute"]
     # int64: a real value out of int32 range is an error even on its way to a Slice
     assert [f.rule for f in check_model(_int64_into("Slice", 2 ** 40), "ie-2.4", "g")] == ["int64-range"]
     # int64 graph input: a warning (Tensor<int>), not an error
@@ -283,6 +286,70 @@ def test_details() -> None:
     assert [(f.severity, f.rule) for f in check_model(_io(shape=[-1]), "ie-2.4", "g")] == [("warning", "input-shape")]
     with pytest.raises(PackagerError, match="unknown Sentis target"):
         check_model(unary("Relu"), "ie-9", "g")
+
+
+def _ignored(m: onnx.ModelProto, target: str) -> list[tuple[str, str]]:
+    """(node, attribute) of every ignored-attribute finding; the attribute is the message's ``attribute NAME=``."""
+    return [(f.node, f.message.split("=")[0].removeprefix("attribute ")) for f in check_model(m, target, "g")
+            if f.rule == "ignored-attribute"]
+
+
+def test_ignored_attribute_per_target() -> None:
+    """What each importer logs "Unsupported attribute" for (read in ONNXNodeWrapper.UnsupportedAttribute, measured on
+    2.4.1 and 2.1.2 with tests/sentis_real): Inference Engine 2.4 warns whenever a scalar attribute is there, even
+    at its default; Sentis 2.1 only for another value. Int lists compare with [1, 1] in both."""
+    both, ie, none = ("ie-2.4", "sentis-2.1"), ("ie-2.4",), ()
+    cases = [  # model, the targets that warn, the attributes named
+        (_pool("AveragePool", kernel_shape=[4], strides=[4], ceil_mode=0, count_include_pad=0), ie,
+         ["ceil_mode", "count_include_pad"]),
+        # whole windows on a static length: no pool-ceil-mode error, yet both importers log the value they ignore
+        (_pool("AveragePool", (1, 2, 12), kernel_shape=[4], strides=[4], ceil_mode=1), both, ["ceil_mode"]),
+        (_pool("MaxPool", kernel_shape=[2], storage_order=0), ie, ["storage_order"]),
+        (_pool("MaxPool", kernel_shape=[2], dilations=[1]), both, ["dilations"]),  # [1] is not [1, 1]
+        (_pool("MaxPool", (1, 2, 6, 6), kernel_shape=[2, 2], dilations=[1, 1]), none, []),
+        (_pool("AveragePool", kernel_shape=[2], pads=[0, 0]), none, []),  # pads is honoured
+        (_layernorm(-1), ie, ["axis"]),
+        (_layernorm(2), both, ["axis"]),  # also fine numerically (the last axis), yet 2.1 logs it too
+        (_resize(mode="linear", extrapolation_value=0.0), ie, ["extrapolation_value"]),  # 2.1 reads it as an int
+        (_resize(mode="linear", exclude_outside=0), ie, ["exclude_outside"]),
+        (_convt(group=1), none, []),
+        (_window(F), ie, ["output_datatype"]),
+        (_roialign("output_half_pixel"), ("sentis-2.1",), ["coordinate_transformation_mode"]),
+    ]
+    for m, targets, attrs in cases:
+        for target in R.TARGETS:
+            want = [("n0", a) for a in attrs] if target in targets else []
+            assert _ignored(m, target) == want, (target, m.graph.node[0])
+    found = [f for f in check_model(cases[0][0], "ie-2.4", "g") if f.rule == "ignored-attribute"]
+    assert [(f.severity, f.op_type) for f in found] == [("warning", "AveragePool")] * 2
+    assert found[0].message.startswith("attribute ceil_mode=0: the com.unity.ai.inference 2.4.0 importer ignores it")
+    assert "it holds the default (0), so dropping it changes nothing" in found[0].message
+    assert "computed as if it were 0" in [f for f in check_model(cases[1][0], "sentis-2.1", "g")
+                                          if f.rule == "ignored-attribute"][0].message
+
+
+def test_drop_default_attributes_clears_the_warnings() -> None:
+    """The fix the rule names: attributes at their ONNX default go, other values stay, and onnxruntime computes
+    bit for bit the same."""
+    from packager.graph_rewrites import drop_default_attributes
+    from packager.onnx_utils import run_onnx
+
+    nodes = [helper.make_node("AveragePool", ["x"], ["a"], name="avg", kernel_shape=[3], strides=[3], ceil_mode=0,
+                              count_include_pad=0, pads=[0, 0]),
+             helper.make_node("MaxPool", ["x"], ["b"], name="max", kernel_shape=[2], strides=[2], storage_order=0,
+                              dilations=[1]),
+             helper.make_node("AveragePool", ["x"], ["c"], name="ceil", kernel_shape=[4], strides=[4], ceil_mode=1)]
+    m = model(nodes, [vi("x", [1, 2, "t"])], [vi("a", None), vi("b", None), vi("c", None)])
+    x = np.random.default_rng(5).standard_normal((1, 2, 13)).astype(np.float32)
+    before = run_onnx(m, {"x": x})
+    assert _ignored(m, "ie-2.4") == [("avg", "ceil_mode"), ("avg", "count_include_pad"), ("max", "dilations"),
+                                     ("max", "storage_order"), ("ceil", "ceil_mode")]
+    fixed = drop_default_attributes(m)
+    assert [sorted(a.name for a in n.attribute) for n in fixed.graph.node] == [
+        ["kernel_shape", "pads", "strides"], ["kernel_shape", "strides"], ["ceil_mode", "kernel_shape", "strides"]]
+    assert _ignored(fixed, "ie-2.4") == _ignored(fixed, "sentis-2.1") == [("ceil", "ceil_mode")]
+    after = run_onnx(fixed, {"x": x})
+    assert before["c"].shape == (1, 2, 4) and all(np.array_equal(before[k], after[k]) for k in "abc")
 
 
 def _external(tmp_path: Path, gap: int = 0, location: str = "w.data", write: bool = True) -> Path:
@@ -357,11 +424,16 @@ def test_files_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatc
 
 
 def test_campplus_has_exactly_its_ceil_mode_pools(upstream_ref: Path) -> None:
-    """The shipped CAM++ export: 52 segment-pooling AveragePools with ceil_mode=1, nothing else severe."""
+    """The shipped CAM++ export: 52 segment-pooling AveragePools with ceil_mode=1 (errors) and count_include_pad=1,
+    both of which each importer logs as ignored (warnings), nothing else."""
     for target in R.TARGETS:
         found = preflight.check_file(upstream_ref / "campplus" / "campplus.onnx", target, "campplus")
-        assert [f.rule for f in found] == ["pool-ceil-mode"] * 52
+        assert [f.rule for f in errors(found)] == ["pool-ceil-mode"] * 52
         assert all(f.op_type == "AveragePool" and f.node.endswith("cam_layer/AveragePool") for f in found)
-    text = format_findings(found)
+        warned = [f.message.split(":")[0] for f in found if f.severity == "warning"]
+        assert [f.rule for f in found if f.severity == "warning"] == ["ignored-attribute"] * 104
+        assert sorted(set(warned)) == ["attribute ceil_mode=1", "attribute count_include_pad=1"]
+    text = format_findings(errors(found))
     assert "ERROR   campplus  [pool-ceil-mode]  AveragePool  x52" in text and "... and 47 more" in text
-    assert text.endswith("52 error(s), 0 warning(s)") and len(format_findings(found, None).splitlines()) == 5
+    assert text.endswith("52 error(s), 0 warning(s)") and len(format_findings(errors(found), None).splitlines()) == 5
+    assert format_findings(found).endswith("52 error(s), 104 warning(s)")

@@ -4,8 +4,10 @@ Graphs:
 - ``campplus``: features ``input`` [batch_size, frame_num, 80] -> embedding ``output`` [batch_size, 192]. From a
   checkpoint this is the shipped graph, converted to the build opset, with every ``AveragePool(ceil_mode=1)`` (the
   per-100-frame segment pooling of the CAM layers) rewritten into a Sentis-safe equivalent
-  (``graph_rewrites.rewrite_ceil_mode_avgpool``). Golden references come from onnxruntime on the *unmodified*
-  shipped file, so the goldens also prove the rewrite.
+  (``graph_rewrites.rewrite_ceil_mode_avgpool``), then every attribute that a Sentis importer ignores with a console
+  warning dropped where it holds the ONNX default (``graph_rewrites.drop_default_attributes``), so the graph imports
+  without warnings on Sentis 2.4 and 2.1. Golden references come from onnxruntime on the *unmodified* shipped file,
+  so the goldens also prove the rewrites. The tiny preset's PyTorch export gets the same two rewrites.
 - ``campplus_fbank``: 16 kHz ``waveform`` [1, samples] -> ``features`` [1, frames, 80] (Kaldi fbank minus its mean
   over time: what ``campplus`` takes) and ``fbank`` [1, frames, 80] (before mean removal).
 """
@@ -22,7 +24,7 @@ from packager.component import Component, ComponentBuild, GoldenCase, GraphDef, 
 from packager.components import fbank as fb
 from packager.components.campplus_model import TINY, CamPlus, randomize
 from packager.errors import CheckpointError
-from packager.graph_rewrites import rewrite_ceil_mode_avgpool
+from packager.graph_rewrites import drop_default_attributes, rewrite_ceil_mode_avgpool
 from packager.onnx_utils import load_onnx_file, session
 
 ONNX_FILE = "campplus.onnx"
@@ -56,6 +58,11 @@ def fbank_features(wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reference (float64) features and raw fbank, each [1, T, 80] float32."""
     raw = fb.kaldi_fbank_reference(wave)
     return (raw - raw.mean(axis=0, keepdims=True)).astype(np.float32)[None], raw.astype(np.float32)[None]
+
+
+def sentis_rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The campplus graph as Sentis gets it: no ceil_mode pooling, no attribute the importer warns about."""
+    return drop_default_attributes(rewrite_ceil_mode_avgpool(model))
 
 
 def check_campplus_io(model: onnx.ModelProto, path: str) -> None:
@@ -104,7 +111,7 @@ class CampPlus(Component):
 
             graph = GraphDef(name="campplus", inputs=[], outputs=[], cases=lambda: [], tolerances={},
                              module=model, example_inputs=(torch.from_numpy(feats[0]),),
-                             rewrite=rewrite_ceil_mode_avgpool)
+                             rewrite=sentis_rewrite)
         else:
             path = source.path(ONNX_FILE)
             shipped = load_onnx_file(path)
@@ -121,7 +128,7 @@ class CampPlus(Component):
 
             graph = GraphDef(name="campplus", inputs=[], outputs=[], cases=lambda: [], tolerances={},
                              onnx_model=shipped,
-                             rewrite=rewrite_ceil_mode_avgpool)
+                             rewrite=sentis_rewrite)
 
         graph.inputs = [TensorSpec("input", "float32", ("batch_size", "frame_num", FEAT_DIM),
                                    "mean-subtracted Kaldi fbank (campplus_fbank.features); frame_num >= 3")]

@@ -1,4 +1,4 @@
-"""CAMPPlus: the ceil_mode rewrite, the fbank graph against the fixture, the tiny CAM++, and bad checkpoints."""
+"""CAMPPlus: the ceil_mode rewrite (and no attribute Sentis warns about), the fbank graph against the fixture, the tiny CAM++, and bad checkpoints."""
 from __future__ import annotations
 
 import copy
@@ -11,10 +11,12 @@ import torch
 
 from packager.checkpoint import Source
 from packager.components import fbank as fb
-from packager.components.campplus import CampPlus, fbank_features
+from packager import sentis_rules as R
+from packager.components.campplus import CampPlus, fbank_features, sentis_rewrite
 from packager.components.campplus_model import TINY, CamPlus, randomize
-from packager.graph_rewrites import count_ceil_mode_pools, rewrite_ceil_mode_avgpool, upgrade_opset
+from packager.graph_rewrites import count_ceil_mode_pools, upgrade_opset
 from packager.onnx_utils import run_onnx, session
+from packager.preflight import check_model
 from packager.stages.export import export_graph
 from tests.conftest import run_cli
 
@@ -27,15 +29,55 @@ def fixture(upstream_ref):
 @pytest.fixture(scope="module")
 def shipped_and_rewritten(upstream_ref):
     shipped = onnx.load(str(upstream_ref / "campplus" / "campplus.onnx"))
-    rewritten = rewrite_ceil_mode_avgpool(upgrade_opset(copy.deepcopy(shipped), 15))
+    rewritten = sentis_rewrite(upgrade_opset(copy.deepcopy(shipped), 15))
     return shipped, rewritten
+
+
+def _pool_attributes(m: onnx.ModelProto) -> list[list[str]]:
+    return [sorted(a.name for a in n.attribute) for n in m.graph.node if n.op_type == "AveragePool"]
 
 
 def test_rewrite_removes_every_ceil_mode_pool(shipped_and_rewritten):
     shipped, rewritten = shipped_and_rewritten
     assert count_ceil_mode_pools(shipped) == 52
+    assert _pool_attributes(shipped) == [["ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"]] * 52
     assert count_ceil_mode_pools(rewritten) == 0
     onnx.checker.check_model(rewritten)
+
+
+def test_rewritten_graph_imports_without_warnings(shipped_and_rewritten):
+    """No attribute either importer ignores: Sentis 2.4 logs "Unsupported attribute" for ceil_mode and
+    count_include_pad even at their default 0 (once per pool at every import: 208 lines for the 104 pools)."""
+    _, rewritten = shipped_and_rewritten
+    assert _pool_attributes(rewritten) == [["kernel_shape", "strides"]] * 104
+    for target in R.TARGETS:
+        assert check_model(rewritten, target, "campplus") == [], target
+
+
+def test_dropped_defaults_change_no_bit(shipped_and_rewritten):
+    """The pools written with their defaults (what the build wrote before) give the same bits in onnxruntime."""
+    _, rewritten = shipped_and_rewritten
+    explicit = copy.deepcopy(rewritten)
+    for node in explicit.graph.node:
+        if node.op_type == "AveragePool":
+            node.attribute.extend([onnx.helper.make_attribute("ceil_mode", 0),
+                                   onnx.helper.make_attribute("count_include_pad", 0),
+                                   onnx.helper.make_attribute("pads", [0, 0])])
+    a, b = session(rewritten), session(explicit)
+    rng = np.random.default_rng(2)
+    for n in (3, 57, 199, 200, 201, 401, 998):
+        x = rng.standard_normal((1, n, 80)).astype(np.float32)
+        np.testing.assert_array_equal(a.run(None, {"input": x})[0], b.run(None, {"input": x})[0])
+
+
+def test_tiny_export_imports_without_warnings():
+    """The preset's PyTorch export goes through the same rewrites: plain pools, no finding on either target."""
+    build = CampPlus().build(Source(preset="tiny"))
+    model = export_graph(next(g for g in build.graphs if g.name == "campplus"))
+    assert count_ceil_mode_pools(model) == 0
+    assert _pool_attributes(model) == [["kernel_shape", "strides"]] * 12
+    for target in R.TARGETS:
+        assert check_model(model, target, "campplus") == [], target
 
 
 def test_rewrite_matches_shipped_graph(shipped_and_rewritten):
