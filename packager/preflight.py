@@ -418,6 +418,51 @@ class _Checker:
                          "differ from onnxruntime's bfloat16)",
                          self.producer.get(name))
 
+    # --- what Sentis's optimizer fuses (docs/sentis_checker.md "Fusions") --------------------------------------------
+    def _made_by(self, name: str, op: str) -> onnx.NodeProto | None:
+        n = self.producer.get(name)
+        return n if n is not None and n.op_type == op else None
+
+    def _rank(self, name: str) -> int | None:
+        if name in self.inits:
+            return len(self.inits[name].dims)
+        s = self.shape(name)
+        return None if s is None else len(s)
+
+    def rule_layernorm_fusion(self) -> None:
+        """A decomposed LayerNorm ``(x - mean) / sqrt(var + eps)`` followed by ``* scale + bias``: Sentis 2.4's
+        optimizer contracts the whole chain into one LayerNormalization whose scale and bias must be rank 1; any other
+        rank (an AdaLN modulation ``[B, 1, C]``) fails an assertion at import (an exception in Unity 6)."""
+        if not self.t.layernorm_fusion_rank1:
+            return
+        for div in self.g.node:
+            if div.op_type != "Div" or len(div.input) != 2:
+                continue
+            sub, sqrt = self._made_by(div.input[0], "Sub"), self._made_by(div.input[1], "Sqrt")
+            add_eps = self._made_by(sqrt.input[0], "Add") if sqrt is not None else None
+            if sub is None or add_eps is None or self._made_by(sub.input[1], "ReduceMean") is None:
+                continue
+            var = next((self._made_by(i, "ReduceMean") for i in add_eps.input if self._made_by(i, "ReduceMean")), None)
+            pow_ = self._made_by(var.input[0], "Pow") if var is not None else None
+            if pow_ is None or pow_.input[0] != div.input[0]:
+                continue
+            for mul, k in self.consumers.get(div.output[0], []):
+                if mul.op_type != "Mul":
+                    continue
+                scale = mul.input[1 - k]
+                for add, j in self.consumers.get(mul.output[0], []):
+                    if add.op_type != "Add":
+                        continue
+                    bias = add.input[1 - j]
+                    ranks = {n: self._rank(n) for n in (scale, bias)}
+                    bad = {n: r for n, r in ranks.items() if r != 1}
+                    if bad:
+                        self.add("error", "layernorm-fusion-rank", "a decomposed LayerNorm (ending in " + div.name
+                                 + ") is followed by * scale + bias of rank " + ", ".join(
+                                     f"{n}: {'unknown' if r is None else r}" for n, r in bad.items())
+                                 + f"; {self.where}'s optimizer fuses the chain into one LayerNormalization, whose "
+                                 "shape inference asserts rank 1 (import fails)", mul)
+
 
 def check_model(model: onnx.ModelProto, target: str, graph_name: str, model_dir: Path | None = None,
                 proto_bytes: int | None = None) -> list[Finding]:
@@ -425,7 +470,7 @@ def check_model(model: onnx.ModelProto, target: str, graph_name: str, model_dir:
     ``proto_bytes``: the size of the file ``model`` was read from (else the proto is measured)."""
     c = _Checker(model, target, graph_name, model_dir, proto_bytes)
     for rule in (c.rule_container, c.rule_opset, c.rule_checker_and_types, c.rule_nodes, c.rule_tensors,
-                 c.rule_io, c.rule_ranks):
+                 c.rule_io, c.rule_ranks, c.rule_layernorm_fusion):
         rule()
     return c.findings
 

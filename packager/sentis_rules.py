@@ -193,6 +193,9 @@ class Target:
     gelu_tanh: bool  # Gelu approximate="tanh" honoured (2.4: GeluFast)
     roialign_any_mode: bool  # RoiAlign coordinate_transformation_mode other than half_pixel
     strips_colon_zero: bool  # importer strips a trailing ":0" from I/O names (<= 2.3)
+    # the optimizer fuses a decomposed LayerNorm together with the Mul/Add after it into one LayerNormalization whose
+    # scale/bias must be rank 1, and asserts otherwise (2.4.1, measured on tests/sentis_real; 2.1.x imports it)
+    layernorm_fusion_rank1: bool = False
     namespace: str = "Unity.InferenceEngine"  # the C# namespace of the package's API
     backend: str = "CPU"  # the Sentis backend bundles are built and checked for
     # op type -> the attributes its importer ignores with a console warning (IGNORED_ATTRS_*)
@@ -208,7 +211,7 @@ TARGETS: dict[str, Target] = {
     "ie-2.4": Target("ie-2.4", "com.unity.ai.inference", "2.4.0", OPS_IE_2_4, FLOAT_ONLY_IE_2_4,
                      frozenset([T.FLOAT, T.INT32, T.INT64, T.DOUBLE]), convtranspose_group_dilations=True,
                      constant_value_attrs=True, scatter_min_max=True, gelu_tanh=True, roialign_any_mode=True,
-                     strips_colon_zero=False, ignored_attrs=IGNORED_ATTRS_IE_2_4),
+                     strips_colon_zero=False, ignored_attrs=IGNORED_ATTRS_IE_2_4, layernorm_fusion_rank1=True),
     "sentis-2.1": Target("sentis-2.1", "com.unity.sentis", "2.1.3", OPS_SENTIS_2_1, FLOAT_ONLY_SENTIS_2_1,
                          frozenset([T.FLOAT, T.INT32, T.INT64]), convtranspose_group_dilations=False,
                          constant_value_attrs=False, scatter_min_max=False, gelu_tanh=False, roialign_any_mode=False,
@@ -237,6 +240,8 @@ FIXES: dict[str, str] = {
     "opset-domain": "set the default-domain opset_import entry's domain to \"\"",
     "opset-range": f"export at opset {DEFAULT_OPSET}",
     "node-domain": "export without onnxruntime fusions (plain ONNX ops only)",
+    "layernorm-fusion-rank": "give the LayerNorm its own rank-1 affine (e.g. F.layer_norm(x, (D,), ones(D), zeros(D)))"
+                             " so that is what Sentis fuses, and apply the per-batch modulation after it",
     "op-rejected": "see the op's own message (sentis_rules.HARD_REJECTS)",
     "op-not-supported": "rewrite it with supported ops, or pick a target that has it (docs/sentis_checker.md)",
     "random-op": "draw the noise on the host and feed it as a graph input",

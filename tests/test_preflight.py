@@ -231,6 +231,7 @@ CASES: dict[str, tuple[str, str, Callable[[], onnx.ModelProto], Callable[[], onn
     "input-shape": ("ie-2.4", "error", lambda: _io(shape=None), lambda: _io(shape=["n", 3])),
     "rank-over-8": ("ie-2.4", "error", lambda: _reshape_rank(9), lambda: _reshape_rank(8)),
     "bfloat16": ("ie-2.4", "warning", lambda: _cast_through(T.BFLOAT16), lambda: _cast_through(T.FLOAT16)),
+    "layernorm-fusion-rank": ("ie-2.4", "error", lambda: _decomposed_layernorm(3), lambda: _decomposed_layernorm(1)),
 }
 
 
@@ -437,3 +438,35 @@ def test_campplus_has_exactly_its_ceil_mode_pools(upstream_ref: Path) -> None:
     assert "ERROR   campplus  [pool-ceil-mode]  AveragePool  x52" in text and "... and 47 more" in text
     assert text.endswith("52 error(s), 0 warning(s)") and len(format_findings(errors(found), None).splitlines()) == 5
     assert format_findings(found).endswith("52 error(s), 104 warning(s)")
+
+
+def _decomposed_layernorm(affine_rank: int) -> onnx.ModelProto:
+    """x [B, T, 4] -> (x - mean) / sqrt(var + eps) * scale + bias, as the TorchScript exporter writes a LayerNorm at
+    opset 15; scale/bias rank 1 (a LayerNorm's own affine, initializers) or rank 3 (an AdaLN modulation [B, 1, 4])."""
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1]),
+             helper.make_node("Sub", ["x", "mean"], ["y"]),
+             helper.make_node("Pow", ["y", "two"], ["y2"]),
+             helper.make_node("ReduceMean", ["y2"], ["var"], axes=[-1]),
+             helper.make_node("Add", ["var", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["sd"]),
+             helper.make_node("Div", ["y", "sd"], ["v"], name="ln_div"),
+             helper.make_node("Mul", ["v", "scale"], ["vs"], name="ln_mul"),
+             helper.make_node("Add", ["vs", "bias"], ["out"])]
+    inits = [const("two", np.array(2.0, np.float32)), const("eps", np.array(1e-6, np.float32))]
+    inputs = [vi("x", ("b", "t", 4))]
+    if affine_rank == 1:
+        inits += [const("scale", np.ones(4, np.float32)), const("bias", np.zeros(4, np.float32))]
+    else:
+        inputs += [vi("scale", ("b", 1, 4)), vi("bias", ("b", 1, 4))]
+    return model(nodes, inputs, [vi("out", None)], inits)
+
+
+def test_layernorm_fusion_rank() -> None:
+    """Sentis 2.4.1 (tests/sentis_real) fuses LN(x) * scale + bias into one LayerNormalization and asserts rank-1
+    scale/bias: an AdaLN modulation of rank 3 fails its import; a LayerNorm's own rank-1 affine is fine; 2.1 imports
+    both (measured on the harness: the tiny flow_estimator before the identity-affine export passed 23/23 there)."""
+    bad = [f for f in check_model(_decomposed_layernorm(3), "ie-2.4", "g") if f.rule == "layernorm-fusion-rank"]
+    assert len(bad) == 1 and bad[0].severity == "error" and bad[0].node == "ln_mul"
+    assert "scale: 3" in bad[0].message and "bias: 3" in bad[0].message
+    assert not [f for f in check_model(_decomposed_layernorm(1), "ie-2.4", "g") if f.rule == "layernorm-fusion-rank"]
+    assert not [f for f in check_model(_decomposed_layernorm(3), "sentis-2.1", "g") if f.rule == "layernorm-fusion-rank"]
