@@ -207,7 +207,7 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
             else:
                 entry = save_model(tmp, g.name, model, precision="fp32", data_dir=x.scratch.parent)
         del model
-        goldens = [golden_stage.write_case(tmp, comp, g.name, c) for c in cases]
+        goldens = golden_stage.write_cases(tmp, comp, g.name, cases)  # the reference, its chains checked
         _preflight(tmp / entry["file"], g.name, opts)
     else:
         # The check of the fp32 graph runs on the other core while the conversion starts (its overflow probe is a
@@ -245,8 +245,9 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
 def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOptions,
                    before_write: Callable[[], None] = lambda: None):
     """(entry, goldens, tolerances) of the policy's variant: converted in memory, written once, its goldens computed
-    by onnxruntime on the Sentis view of the written file (what Unity computes), its cost against the fp32
-    reference goldens. Each model is released as soon as what is measured on it is known. ``before_write`` is
+    by onnxruntime on the Sentis view of the written file (what Unity computes; a chained case's carried inputs are
+    the view's outputs of the previous step, ``golden_stage.carried_goldens``), its cost against the fp32
+    reference goldens (every case on the reference inputs). Each model is released as soon as what is measured on it is known. ``before_write`` is
     called once the variant is made, before anything is written (the build waits there for the fp32 check)."""
     g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
     label = f"[{comp}] {g.name}"
@@ -272,7 +273,7 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     # the Sentis view's goldens are computed: two single-threaded sessions, so the same outputs as one after the other
     with _step(prog, f"{label}: goldens on the Sentis view" + (" (and onnxruntime fp16 compute, in parallel)"
                                                                if conv.precision == "fp16" else ""),
-               total=len(cases), unit="cases") as st, ThreadPoolExecutor(1) as pool:
+               total=len(cases) + golden_stage.chain_runs(cases), unit="cases") as st, ThreadPoolExecutor(1) as pool:
         fp16_runs = pool.submit(convert_stage.fp16_cost_outputs, str(tmp / entry["file"]), cases) \
             if conv.precision == "fp16" else None
         view = convert_stage.target_model(tmp / entry["file"], entry)  # usually the file's structure (OnDisk)
@@ -286,13 +287,15 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
         for c in cases:
             target_outputs.append(run_onnx(sess, c.inputs))
             st.advance(1)
+        # a chained case's carried inputs are this graph's own outputs of the previous step (what a host carrying
+        # them feeds), its outputs run on those; target_outputs (on the reference inputs) stay for the cost
+        variant = golden_stage.carried_goldens(cases, target_outputs, lambda inputs: run_onnx(sess, inputs),
+                                               on_case=lambda: st.advance(1))
         del sess, view
         fp16_outputs = fp16_runs.result() if fp16_runs is not None else None
     if scratch_view is not None:
         scratch_view.unlink()
         scratch_view.with_name(scratch_view.name + ".data").unlink(missing_ok=True)
-    variant = [GoldenCase(c.name, c.inputs, {k: target_outputs[i][k] for k in c.outputs}, c.chain, c.description)
-               for i, c in enumerate(cases)]
     var_tol = {k: convert_stage.variant_tolerance(v) for k, v in tolerances.items()}
     with _step(prog, f"{label}: precision cost"):
         cost = convert_stage.cost(None, conv, cases, target_outputs, tolerances, bytes_fp32, entry["bytes"],
@@ -303,7 +306,7 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
          f"{bytes_fp32} -> {entry['bytes']} bytes ({time.perf_counter() - t0:.1f} s); vs fp32 reference: "
          + ", ".join(f"{k} max_abs={m['max_abs']:.2g} sqnr={m['sqnr_db']:.1f} dB" for k, m in sentis.items()))
     entry["precision_cost"] = cost
-    return entry, [golden_stage.write_case(tmp, comp, g.name, c) for c in variant], var_tol
+    return entry, golden_stage.write_cases(tmp, comp, g.name, variant), var_tol
 
 
 def _preflight(path: Path, graph: str, opts: BuildOptions, targets: tuple[str, ...] = ()) -> None:

@@ -1,4 +1,5 @@
-"""``python -m packager verify BUNDLE``: schema, file integrity, path safety, and every golden reproduced.
+"""``python -m packager verify BUNDLE``: schema, file integrity, path safety, chained goldens consistent (each
+carried input is, bit for bit, the golden output it is carried from), and every golden reproduced.
 
 Never trusts a path from the manifest: each must be relative, free of ``..``, not a symlink (nor under one), and
 resolve inside the bundle. Every check is reported before the exit code is decided. The rules themselves (schema,
@@ -14,6 +15,7 @@ from packager import bundle as B
 from packager.component import GoldenCase
 from packager.errors import PackagerError
 from packager.stages.check import run_cases
+from packager.stages.golden import carry_mismatches
 from packager.sentis_numerics import target_model
 from packager.synth import verify_pipeline
 
@@ -53,7 +55,13 @@ def verify(bundle: Path) -> list[Row]:
         for g in c["graphs"]:
             subject = f"{c['name']}/{g['name']}"
             try:
-                rows += _verify_goldens(bundle, g, subject)
+                cases = golden_cases(bundle, g)
+            except PackagerError as exc:
+                rows.append(Row("golden", subject, False, str(exc)))
+                continue
+            rows += verify_chains(bundle, cases, subject)
+            try:
+                rows += _verify_goldens(bundle, g, cases, subject)
             except PackagerError as exc:
                 rows.append(Row("golden", subject, False, str(exc)))
     if manifest.get("pipeline"):
@@ -64,11 +72,27 @@ def verify(bundle: Path) -> list[Row]:
     return rows
 
 
-def _verify_goldens(bundle: Path, g: dict[str, Any], subject: str) -> list[Row]:
+def golden_cases(bundle: Path, g: dict[str, Any]) -> list[GoldenCase]:
+    """A graph's golden cases as stored (arrays and chains); their files' sizes and sha256 were checked before."""
     def arrays(tensors: list[dict[str, Any]]) -> dict[str, Any]:  # files checked above: no second sha256 pass
         return {t["name"]: B.load_array(bundle, t, t["file"], check_digest=False) for t in tensors}
 
-    cases = [GoldenCase(case["name"], arrays(case["inputs"]), arrays(case["outputs"])) for case in g["goldens"]]
+    return [GoldenCase(case["name"], arrays(case["inputs"]), arrays(case["outputs"]), case.get("chain"))
+            for case in g["goldens"]]
+
+
+def verify_chains(bundle: Path, cases: list[GoldenCase], subject: str) -> list[Row]:
+    """One row per carried tensor of a chained case (``subject``: component/graph): its stored input must be the
+    stored output of the ``after`` case exactly (dtype, shape, bytes), or a host that carries outputs from the
+    chain's root cannot reach the step's golden."""
+    return [Row("chain", f"{subject}/{m.case}/{m.input}", m.ok,
+                f"= {m.after}/{m.output}, bit-identical" if m.ok else
+                f"bundle {bundle}: {subject}/{m.case}: stored input {m.input!r} is not the output {m.output!r} of "
+                f"case {m.after!r} it is carried from: {m.problem}")
+            for m in carry_mismatches(cases)]
+
+
+def _verify_goldens(bundle: Path, g: dict[str, Any], cases: list[GoldenCase], subject: str) -> list[Row]:
     tolerances = {t["output"]: t for t in g["tolerances"]}
     outputs = [o["name"] for o in g["outputs"]]
     model = target_model(B.safe_path(bundle, g["file"], "file"), g)  # the goldens describe what Sentis computes
