@@ -26,6 +26,7 @@ from packager.errors import InputError, PackagerError
 from packager.host import euler_cfg, llm_generate
 from packager.host.hift_noise import noise_for_frames
 from packager.onnx_utils import run_onnx, session
+from packager.progress import step_of
 from packager.sentis_numerics import target_model
 from packager.text_tokenizer import Qwen2Tokenizer
 
@@ -139,6 +140,15 @@ def validate_case(case: Mapping[str, np.ndarray], where: str = "inputs") -> dict
     return out
 
 
+class NoSpeechTokens(InputError):
+    """The LLM stopped before its first speech token (possible with any checkpoint; frequent with random weights)."""
+
+    def __init__(self, stop_token: int):
+        self.stop_token = stop_token
+        super().__init__("the LLM produced no speech tokens (it stopped at the first step)", key="text",
+                         found=f"stop token {stop_token}")
+
+
 def _check_ranges(p: Pipeline, case: Mapping[str, np.ndarray]) -> None:
     llm, flow = p.constants["llm"], p.constants["flow"]
     limits = {"text": int(llm["text_vocab_size"]), "prompt_text": int(llm["text_vocab_size"]),
@@ -178,37 +188,50 @@ def _flow(p: Pipeline, tokens: np.ndarray, case: Mapping[str, np.ndarray], strea
 
 def synthesize(p: Pipeline, case: Mapping[str, np.ndarray], sampling: str = "greedy", seed: int | None = None,
                stream: bool = False, upstream_quirks: bool = True,
-               on_audio: Callable[[np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+               on_audio: Callable[[np.ndarray], None] | None = None, *, min_len: int | None = None,
+               max_len: int | None = None, on_token: Callable[[int], None] | None = None, log=None,
+               label: str = "") -> dict[str, np.ndarray]:
     """Returns ``speech_tokens`` int32 [1, n] (after the silent filter), ``mel`` [1, 80, T], ``speech`` [1, 480 T].
 
     ``stream=True`` runs the flow and HiFT on each chunk as soon as the LLM has produced its tokens (upstream's
     schedule), calling ``on_audio(samples [1, k])`` for each new piece of audio; the result is the same as running
-    the schedule after generation (``stream_tokens``)."""
+    the schedule after generation (``stream_tokens``). ``min_len``/``max_len``: the decode limits (default: upstream's
+    ratios of the manifest constants times the text length). ``on_token(token)``: every generated token.
+    ``log``: a ``Progress`` (or any log callable) that shows the LLM's tokens and the flow + HiFT step live, each
+    step's label starting with ``label``. Raises ``NoSpeechTokens`` when the LLM stops before its first token."""
     case = validate_case(case)
     _check_ranges(p, case)
     streamer = _Streamer(p, case, on_audio) if stream else None
-    on_token = None
-    if streamer is not None:
-        emitted: list[int] = []
+    llm = p.constants["llm"]
+    n_text = case["text"].shape[1]
+    expected = llm_generate.expected_tokens(llm, n_text)
+    if max_len is not None:
+        expected = max(1, min(expected, max_len))
+    emitted: list[int] = []
+    with step_of(log, f"{label}LLM", total=expected, unit="tok") as st:
+        def on_llm_token(token: int) -> None:
+            st.advance(1)
+            if on_token is not None:
+                on_token(token)
+            if streamer is not None:
+                emitted.append(token)
+                streamer.push(np.asarray(llm_generate.silent_filter(emitted, llm), np.int32)[None])
 
-        def on_token(token: int) -> None:
-            emitted.append(token)
-            streamer.push(np.asarray(llm_generate.silent_filter(emitted, p.constants["llm"]), np.int32)[None])
-
-    gen = llm_generate.generate(p.runners, p.constants["llm"], case["text"][0], case["prompt_text"][0],
-                                case["llm_prompt_speech_token"][0], sampling=sampling, seed=seed,
-                                upstream_quirks=upstream_quirks, on_token=on_token)
+        gen = llm_generate.generate(p.runners, llm, case["text"][0], case["prompt_text"][0],
+                                    case["llm_prompt_speech_token"][0], sampling=sampling, seed=seed,
+                                    upstream_quirks=upstream_quirks, min_len=min_len, max_len=max_len,
+                                    on_token=on_llm_token)
     tokens = np.asarray(gen.tokens_for_flow, np.int32).reshape(1, -1)
     if tokens.shape[1] == 0:
-        raise InputError("the LLM produced no speech tokens (it stopped at the first step)", key="text",
-                         found=f"stop token {gen.stop_token}")
-    if streamer is None:
-        mel = _flow(p, tokens, case, streaming=False, finalize=True)
-        speech = _hift(p, mel)
-        if on_audio is not None:
-            on_audio(speech)
-        return {"speech_tokens": tokens, "mel": mel, "speech": speech}
-    return streamer.finish(tokens)
+        raise NoSpeechTokens(gen.stop_token)
+    with step_of(log, f"{label}flow + HiFT"):
+        if streamer is None:
+            mel = _flow(p, tokens, case, streaming=False, finalize=True)
+            speech = _hift(p, mel)
+            if on_audio is not None:
+                on_audio(speech)
+            return {"speech_tokens": tokens, "mel": mel, "speech": speech}
+        return streamer.finish(tokens)
 
 
 def stream_tokens(p: Pipeline, tokens: np.ndarray, case: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -134,6 +134,14 @@ def silent_filter(tokens: Sequence[int], constants: Mapping[str, Any]) -> list[i
     return out
 
 
+def expected_tokens(constants: Mapping[str, Any], n_text: int) -> int:
+    """The speech tokens one expects for ``n_text`` text tokens: 3 x min_len (about 6 per text token with upstream's
+    ratios, near what English speech takes), never above max_len, at least 1 (``LlmGenerator.ExpectedTokens``).
+    An estimate for progress bars; a trained LLM stops where it says."""
+    lo, hi = int(constants["min_len_ratio"] * n_text), int(constants["max_len_ratio"] * n_text)
+    return max(1, min(hi, 3 * lo))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Decode loop (README §L.3)
 # ---------------------------------------------------------------------------------------------------------------
