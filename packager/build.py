@@ -84,7 +84,7 @@ class BuildSummary:
 def _bundle_name(source: Source) -> str:
     if source.is_preset:
         return f"cosyvoice3-{source.preset}"
-    base = "".join(c if c.isalnum() else "-" for c in source.checkpoint.name.lower()).strip("-")
+    base = "".join(c if c.isalnum() else "-" for c in source.name.lower()).strip("-")
     return base or "cosyvoice3"
 
 
@@ -260,9 +260,7 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     with _step(prog, f"{label}: convert to {policy.precision}"):
         conv = convert_stage.convert(None, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False)
     before_write()
-    for o in conv.overflows:
-        prog(f"  {label}: fp16 overflow: {o.tensor} reaches |x| = {o.max_abs:.3g} > 65504; "
-             f"kept float32: {', '.join(o.nodes)}")
+    _report_kept_float32(prog, label, conv.overflows)
     with _step(prog, f"{label}: write"):
         entry = save_model(tmp, g.name, conv.model, precision=conv.precision,  # fp16: rounded from the scratch
                            unity_quantization=conv.unity_quantization, data_dir=x.scratch.parent)
@@ -307,6 +305,24 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
          + ", ".join(f"{k} max_abs={m['max_abs']:.2g} sqnr={m['sqnr_db']:.1f} dB" for k, m in sentis.items()))
     entry["precision_cost"] = cost
     return entry, golden_stage.write_cases(tmp, comp, g.name, variant), var_tol
+
+
+MASK_FILL = 1e8  # values this large are mask fills (-1e9 where attention must not look), not activations
+
+
+def _report_kept_float32(prog: Callable[[str], None], label: str, overflows: list[Any]) -> None:
+    """One info line for what the fp16 conversion kept float32 because it does not fit fp16 (max 65504): the expected
+    mask fills together, anything else by name (all of them are in the manifest: precision_cost.overflow)."""
+    masks = [o for o in overflows if o.max_abs >= MASK_FILL]
+    if masks:
+        nodes = {n for o in masks for n in o.nodes}
+        prog(f"  {label}: kept float32: {len(masks)} mask fill tensor(s) and {len(nodes)} node(s) around them "
+             f"(|x| up to {max(o.max_abs for o in masks):.0e}; expected: -1e9 masks do not fit fp16, whose largest "
+             "value is 65504)")
+    for o in overflows:
+        if o.max_abs < MASK_FILL:
+            prog(f"  {label}: kept float32: {o.tensor} reaches |x| = {o.max_abs:.3g}, more than fp16 holds (65504); "
+                 f"{len(o.nodes)} node(s): {', '.join(o.nodes)}")
 
 
 def _preflight(path: Path, graph: str, opts: BuildOptions, targets: tuple[str, ...] = ()) -> None:
@@ -375,6 +391,7 @@ def build(opts: BuildOptions) -> BuildSummary:
     if opts.target not in TARGETS:
         raise PackagerError(f"unknown target {opts.target!r}", key="--target", expected=", ".join(TARGETS))
     components = [registry.get(n).name for n in opts.components]  # validates names early
+    opts.source.check_files(f for n in components for f in registry.get(n).checkpoint_files)  # all missing at once
     if not isinstance(opts.precision, precision_policy.PrecisionPlan):
         opts.precision = precision_policy.plan(opts.precision, components)
     out = opts.out.resolve() if not opts.out.is_absolute() else opts.out

@@ -1,6 +1,13 @@
-"""Command line: ``python -m packager {build,verify,inspect,run,check,unity-install}``.
+"""Command line: ``python -m packager {build,verify,inspect,run,check,unity-install,voice,synth,report}``.
 
-User mistakes raise ``PackagerError``: one message on stderr, exit code 2, no traceback.
+This module only parses and dispatches: building the parser imports no verb module and none of torch, onnx,
+onnxruntime or numpy, so ``--help`` answers at once (tests/test_cli.py checks the imports, ``benchmarks/
+bench_cli_help.py`` the time). Each verb's module is imported when that verb runs. ``synth`` is the one verb whose
+options its own module declares (``packager.synth_cli.add_arguments``): that module is imported only when ``synth``
+is the verb being parsed.
+
+User mistakes raise ``PackagerError``: one message on stderr, exit code 2, no traceback. A verb whose optional
+dependency is not installed says which extra to install (``packager.extras``).
 """
 from __future__ import annotations
 
@@ -9,17 +16,24 @@ import importlib
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from packager import __version__, registry
-from packager import sentis_rules as R
-from packager.checkpoint import DEFAULT_SEED, PRESETS, Source
+from packager import __version__, registry, targets
+from packager.checkpoint import DEFAULT_SEED, PRESETS
 from packager.errors import PackagerError
 
 DEFAULT_OUT = Path("build/cosyvoice3-bundle")
-BUILD_OPSET_MAX = 17  # the highest opset `build --opset` exports at (Sentis imports up to R.OPSET_MAX)
+BUILD_OPSET_MAX = 17  # the highest opset `build --opset` exports at (Sentis imports up to targets.OPSET_MAX)
+CHECKPOINT_HELP = ("an upstream Fun-CosyVoice3-0.5B checkpoint folder (cosyvoice3.yaml, llm.pt, flow.pt, hift.pt, "
+                   "campplus.onnx, CosyVoice-BlankEN/), or a Hugging Face model id such as "
+                   "FunAudioLLM/Fun-CosyVoice3-0.5B-2512: only the files needed are downloaded into the Hugging Face "
+                   "cache (HF_HOME / HF_HUB_CACHE; HF_HUB_OFFLINE=1: the cache only); modelscope:OWNER/NAME fetches "
+                   "from ModelScope (the modelscope extra)")
+REVISION_HELP = "with a model id: the branch, tag or commit to use (default: main)"
+TARGET_HELP = ("Unity runtime: " + ", ".join(f"{n} = {p} {v}" for n, (p, v) in targets.RELEASES.items())
+               + f" (default {targets.DEFAULT_TARGET})")
+# keep in step with packager.report.measure.POLICIES (tests/test_cli.py compares them)
+REPORT_POLICIES = ("fp32", "recommended", "fp16", "uint8", "int8-partial")
 
 
 def _human(n: float) -> str:
@@ -37,54 +51,61 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
 
 
+def _shown(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto",
+                   help=f"how {what} is shown on stderr: live bars on a terminal (tty), timestamped lines with a "
+                        "heartbeat every 10 s (plain, e.g. CI logs); auto picks by whether stderr is a terminal")
+    g.add_argument("--quiet", action="store_true", help="print errors only (no progress, no summary)")
+
+
+def _checkpoint_args(p: argparse.ArgumentParser, group: Any = None) -> None:
+    (group or p).add_argument("--checkpoint", metavar="DIR|OWNER/NAME", help=CHECKPOINT_HELP)
+    p.add_argument("--revision", metavar="REV", help=REVISION_HELP)
+
+
 # ---------------------------------------------------------------- build
-def _add_build(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("build", help="build a Unity bundle from a checkpoint folder or the built-in tiny preset",
-                       description="Export, check and package the CosyVoice3 graphs into a verified bundle folder. "
-                                   "Without --checkpoint the built-in tiny preset (seeded random weights) is built.")
+def _add_build(p: argparse.ArgumentParser) -> None:
+    p.description = ("Export, check and package the CosyVoice3 graphs into a verified bundle folder. Without "
+                     "--checkpoint the built-in tiny preset (seeded random weights) is built.")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", type=Path, metavar="DIR",
-                     help="upstream Fun-CosyVoice3-0.5B folder (cosyvoice3.yaml, llm.pt, flow.pt, hift.pt, campplus.onnx)")
+    _checkpoint_args(p, src)
     src.add_argument("--preset", choices=PRESETS, help="built-in preset (default: tiny, when no --checkpoint)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"preset weight seed (default {DEFAULT_SEED})")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"bundle folder to create (default {DEFAULT_OUT})")
     p.add_argument("--components", default=",".join(registry.names()),
                    help="comma-separated subset to build (default: all: %(default)s)")
-    p.add_argument("--target", default=R.DEFAULT_TARGET, choices=list(R.TARGETS),
-                   help="Unity runtime: " + ", ".join(f"{t.name} = {t.package} {t.version}" for t in R.TARGETS.values())
-                        + f" (default {R.DEFAULT_TARGET})")
-    p.add_argument("--opset", type=int, default=R.DEFAULT_OPSET,
-                   help=f"ONNX opset of the exported graphs (default {R.DEFAULT_OPSET}; "
-                        f"{R.OPSET_MIN}..{BUILD_OPSET_MAX})")
+    p.add_argument("--target", default=targets.DEFAULT_TARGET, choices=list(targets.RELEASES), help=TARGET_HELP)
+    p.add_argument("--opset", type=int, default=targets.DEFAULT_OPSET,
+                   help=f"ONNX opset of the exported graphs (default {targets.DEFAULT_OPSET}; "
+                        f"{targets.OPSET_MIN}..{BUILD_OPSET_MAX})")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out (only after success)")
     p.add_argument("--precision", default="recommended", metavar="POLICY",
                    help="recommended (default: llm fp16, flow fp16, hift fp32, campplus fp16), fp32, fp16, or a JSON "
                         "file with a precision (fp32|fp16|uint8|int8) and optional keep_float32 list per component "
                         "(docs/precision.md)")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto",
-                       help="how progress is shown on stderr: live bars on a terminal (tty), timestamped lines with a "
-                            "heartbeat every 10 s (plain, e.g. CI logs); auto picks by whether stderr is a terminal")
-    shown.add_argument("--quiet", action="store_true", help="no progress output (errors and the summary only)")
-    p.set_defaults(func=_cmd_build)
+    _shown(p, "progress")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from packager.build import BuildOptions, build
+    from packager.checkpoint import Source, checkpoint_folder
 
-    if not R.OPSET_MIN <= args.opset <= BUILD_OPSET_MAX:
-        raise PackagerError("unsupported opset", key="--opset", expected=f"{R.OPSET_MIN}..{BUILD_OPSET_MAX} "
-                            f"(Sentis documents {R.OPSET_MIN}..{R.OPSET_DOCUMENTED_MAX})", found=str(args.opset))
-    if args.checkpoint is not None:
-        if not args.checkpoint.is_dir():
-            raise PackagerError("not a folder", file=str(args.checkpoint),
-                                expected="an upstream Fun-CosyVoice3-0.5B checkpoint folder")
-        source = Source(checkpoint=args.checkpoint.resolve())
-    else:
-        source = Source(preset=args.preset or "tiny", seed=args.seed)
+    if not targets.OPSET_MIN <= args.opset <= BUILD_OPSET_MAX:
+        raise PackagerError("unsupported opset", key="--opset", expected=f"{targets.OPSET_MIN}..{BUILD_OPSET_MAX} "
+                            f"(Sentis documents {targets.OPSET_MIN}..{targets.OPSET_DOCUMENTED_MAX})",
+                            found=str(args.opset))
     names = [n.strip() for n in args.components.split(",") if n.strip()]
     if not names:
         raise PackagerError("no components given", key="--components", expected=", ".join(registry.names()))
+    if args.checkpoint is not None:  # a model id is downloaded here, before anything is written at --out
+        folder, name = checkpoint_folder(args.checkpoint, lambda: [f for n in names
+                                                                   for f in registry.get(n).checkpoint_files],
+                                         revision=args.revision, quiet=args.quiet)
+        source = Source(checkpoint=folder, name=name)
+    else:
+        _no_revision(args)
+        source = Source(preset=args.preset or "tiny", seed=args.seed)
+    from packager.build import BuildOptions, build
     from packager.progress import Progress
 
     progress = Progress("quiet" if args.quiet else args.progress)
@@ -93,6 +114,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
                                      opset=args.opset, force=args.force, precision=args.precision, log=progress))
     finally:
         progress.close()
+    if args.quiet:
+        return 0
     rows = [(c, g, _human(b)) for c, g, b in summary.graphs]
     print(_table(["component", "graph", "size"], rows))
     print(f"\nbundle {summary.out}: {len(summary.graphs)} graphs, {_human(summary.total_bytes)} in all, "
@@ -100,14 +123,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_revision(args: argparse.Namespace) -> None:
+    if getattr(args, "revision", None) is not None:
+        raise PackagerError("only applies to a model id", key="--revision", expected="--checkpoint OWNER/NAME")
+
+
 # ---------------------------------------------------------------- verify
-def _add_verify(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="check a bundle: schema, checksums, paths, goldens reproduced",
-                       description="Validate manifest.json against the schema, check sha256 and size of every file, "
-                                   "reject unsafe paths, and reproduce every golden with onnxruntime. Exit 0 only if "
-                                   "everything passes.")
+def _add_verify(p: argparse.ArgumentParser) -> None:
+    p.description = ("Validate manifest.json against the schema, check sha256 and size of every file, reject unsafe "
+                     "paths, and reproduce every golden with onnxruntime. Exit 0 only if everything passes.")
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
-    p.set_defaults(func=_cmd_verify)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -123,11 +148,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- inspect
-def _add_inspect(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inspect", help="list a bundle's graphs, I/O, sizes and precision",
-                       description="Print the graphs of a bundle with their inputs, outputs, sizes and precision.")
+def _add_inspect(p: argparse.ArgumentParser) -> None:
+    p.description = "Print the graphs of a bundle with their inputs, outputs, sizes and precision."
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
-    p.set_defaults(func=_cmd_inspect)
 
 
 def _spec(t: dict[str, Any]) -> str:
@@ -171,23 +194,23 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- run
-def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run one graph of a bundle with onnxruntime on inputs from an .npz",
-                       description="Run GRAPH of BUNDLE on the arrays of --inputs (keys = input names) and save "
-                                   "every output to --output (.npz).")
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.description = ("Run GRAPH of BUNDLE on the arrays of --inputs (keys = input names) and save every output to "
+                     "--output (.npz).")
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
     p.add_argument("graph", metavar="GRAPH")
     p.add_argument("--inputs", type=Path, required=True, metavar="IN.npz")
     p.add_argument("--output", type=Path, required=True, metavar="OUT.npz")
-    p.set_defaults(func=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from packager.onnx_utils import run_onnx
-    from packager.stages.check import validate_inputs
-    from packager.sentis_numerics import target_model
-    from packager.stages.golden import read_npz
+    import numpy as np
+
     from packager.bundle import check_graph_files, open_manifest
+    from packager.onnx_utils import run_onnx
+    from packager.sentis_numerics import target_model
+    from packager.stages.check import validate_inputs
+    from packager.stages.golden import read_npz
 
     m = open_manifest(args.bundle)
     graphs = {g["name"]: g for c in m["components"] for g in c["graphs"]}
@@ -208,47 +231,158 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- plug-in verbs
-PLUGINS = {"check": "packager.preflight", "unity-install": "packager.unity", "synth": "packager.synth_cli",
-           "voice": "packager.voice", "report": "packager.report"}
+# ---------------------------------------------------------------- check
+def _add_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, help="an .onnx file or a bundle folder (with manifest.json)")
+    p.add_argument("--target", choices=sorted(targets.RELEASES), default=None,
+                   help=f"Sentis release to check against (default: the bundle's, else {targets.DEFAULT_TARGET})")
+    p.add_argument("--all", action="store_true", help="list every finding, not 5 nodes per rule")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
 
 
-def _add_plugins(sub: argparse._SubParsersAction) -> None:
-    helps = {"check": "Sentis pre-flight check of a model or bundle",
-             "unity-install": "install a bundle into a Unity project",
-             "synth": "speech from text and a voice pack (or upstream frontend arrays) over a bundle",
-             "voice": "make a voice pack from a reference recording and its transcript",
-             "report": "compare precision policies with FP32: numbers, pictures and sound, as a static page"}
-    for verb, module in PLUGINS.items():
-        mod = importlib.import_module(module)
-        p = sub.add_parser(verb, help=helps[verb], description=helps[verb])
-        mod.add_arguments(p)
-        p.set_defaults(func=mod.run)
+# ---------------------------------------------------------------- unity-install
+def _add_unity_install(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder made by `python -m packager build`")
+    p.add_argument("--project", type=Path, default=Path("unity_project"),
+                   help="Unity project folder (default: unity_project)")
+    p.add_argument("--force", action="store_true", help="replace a previously installed copy of this bundle")
+    p.add_argument("--voice", type=Path, action="append", default=[], metavar="NAME.voice",
+                   help="also install this voice pack (made by `packager voice` for this bundle) with a speak golden "
+                        "for the EditMode speaker test; repeatable")
 
 
-def parser() -> argparse.ArgumentParser:
+# ---------------------------------------------------------------- voice
+def _span(text: str) -> tuple[float, float]:
+    """``--trim START-END`` in seconds -> (start, end)."""
+    a, sep, b = text.strip().partition("-")
+    try:
+        start, end = float(a), float(b)
+    except ValueError:
+        start = end = -1.0
+    if not sep or not 0 <= start < end or end == float("inf"):
+        raise argparse.ArgumentTypeError("expected START-END in seconds with START < END, e.g. 12.5-24; "
+                                         f"found {text!r}")
+    return start, end
+
+
+def _add_voice(p: argparse.ArgumentParser) -> None:
+    from packager.checkpoint import SPEECH_TOKENIZER_FILE
+
+    p.description = ("Make a voice pack from a few seconds of a voice and its transcript: speech tokens, prompt mel, "
+                     "speaker embedding and prompt text, computed once so that a player never runs the speech "
+                     "tokenizer.")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("--wav", type=Path, required=True, metavar="REF.wav",
+                   help="reference recording: 1..30 s, >= 16 kHz, any channel count (WAV, FLAC, OGG ...)")
+    p.add_argument("--transcript", required=True,
+                   help="the words spoken in the recording (with --trim: in that span only)")
+    p.add_argument("--trim", metavar="START-END", type=_span,
+                   help="use only this span of the recording, in seconds (e.g. 12.5-24); for a recording longer "
+                        "than 30 s the refusal suggests one. The transcript must then be the words of that span")
+    p.add_argument("--out", type=Path, required=True, metavar="NAME.voice", help="voice pack folder to create")
+    p.add_argument("--checkpoint", metavar="DIR|OWNER/NAME",
+                   help=f"the checkpoint the bundle was built from, for {SPEECH_TOKENIZER_FILE} (a folder, or the "
+                        "Hugging Face model id it was downloaded by); not needed for tiny-preset bundles")
+    p.add_argument("--revision", metavar="REV", help=REVISION_HELP)
+    p.add_argument("--name", help="the voice's display name (default: the --out folder name without .voice)")
+    p.add_argument("--dump-npz", type=Path, metavar="FILE.npz",
+                   help="also write the arrays under upstream's frontend names (what `synth --inputs` takes)")
+    p.add_argument("--force", action="store_true", help="replace an existing voice pack at --out")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default 1)")
+
+
+# ---------------------------------------------------------------- report
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.description = ("Build the bundle under several precision policies and compare them with FP32: bytes, error "
+                     "metrics, load and run time and the Sentis verdict per graph; the same sentence spoken by "
+                     "each (waveform, spectrograms, audio, MCD, SQNR, token agreement); the gates, the cheapest "
+                     "policy that meets them, and the phased validation. Writes a static folder (index.html, PNG, "
+                     "WAV, report.json). Needs the report extra: pip install -e '.[report]'.")
+    src = p.add_mutually_exclusive_group()
+    _checkpoint_args(p, src)
+    src.add_argument("--preset", choices=PRESETS, help="built-in preset (default: tiny, when no --checkpoint)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="preset weight seed and synthesis seed")
+    p.add_argument("--voice", type=Path, metavar="NAME.voice",
+                   help="a voice pack of this model (`packager voice`); without it each policy synthesizes the "
+                        "build's end-to-end golden case (frontend arrays, no text)")
+    p.add_argument("--text", help="what each policy says (needs --voice; default: a sentence of about 6 s)")
+    p.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR", help="folder to create")
+    p.add_argument("--policies", default=",".join(REPORT_POLICIES),
+                   help="comma-separated, from: %(default)s (fp32, the baseline, is always included)")
+    p.add_argument("--target", default=targets.DEFAULT_TARGET, choices=list(targets.RELEASES),
+                   help="the Unity runtime gated on")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder (only after success)")
+    _shown(p, "progress")
+
+
+def _add_synth(p: argparse.ArgumentParser) -> None:
+    importlib.import_module("packager.synth_cli").add_arguments(p)
+
+
+# ---------------------------------------------------------------- the verbs
+# verb -> (one-line help, adds its arguments, what runs it: a function here or "module:function", imported on use)
+VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable | str]] = {
+    "build": ("build a Unity bundle from a checkpoint (folder or Hugging Face model id) or the built-in tiny preset",
+              _add_build, _cmd_build),
+    "verify": ("check a bundle: schema, checksums, paths, goldens reproduced", _add_verify, _cmd_verify),
+    "inspect": ("list a bundle's graphs, I/O, sizes and precision", _add_inspect, _cmd_inspect),
+    "run": ("run one graph of a bundle with onnxruntime on inputs from an .npz", _add_run, _cmd_run),
+    "check": ("Sentis pre-flight check of a model or bundle", _add_check, "packager.preflight:run"),
+    "unity-install": ("install a bundle into a Unity project", _add_unity_install, "packager.unity:run"),
+    "synth": ("speech from text and a voice pack (or upstream frontend arrays) over a bundle", _add_synth,
+              "packager.synth_cli:run"),
+    "voice": ("make a voice pack from a reference recording and its transcript", _add_voice, "packager.voice:run"),
+    "report": ("compare precision policies with FP32: numbers, pictures and sound, as a static page", _add_report,
+               "packager.report:run"),
+}
+LAZY_OPTIONS = {"synth"}  # verbs whose options come from their own module: added only when that verb is parsed
+
+
+def parser(verb: str | None = "*") -> argparse.ArgumentParser:
+    """The argument parser. ``verb``: the verb about to be parsed; the verbs of LAZY_OPTIONS get their options only
+    when they are that verb ("*": every verb, as for documentation)."""
     p = argparse.ArgumentParser(prog="python -m packager",
                                 description="Package CosyVoice3 into verified, Sentis-ready Unity bundles.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_build, _add_verify, _add_inspect, _add_run, _add_plugins):
-        add(sub)
+    for name, (text, add, func) in VERBS.items():
+        sp = sub.add_parser(name, help=text, description=text)
+        if name not in LAZY_OPTIONS or verb in ("*", name):
+            add(sp)
+        sp.set_defaults(func=func)
     return p
 
 
+def _verb(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _resolve(func: Callable | str) -> Callable:
+    if callable(func):
+        return func
+    module, name = func.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if not getattr(args, "func", None):
-        if args.command is None:  # `python -m packager` alone builds the default bundle
-            args = parser().parse_args(["build", *(argv or [])])
-        else:
-            parser().print_help()
-            return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _verb(argv) is None and not any(a in ("-h", "--help", "--version") for a in argv):
+        argv = ["build", *argv]  # `python -m packager` alone builds the default bundle (the README's main job)
+    args = parser(_verb(argv)).parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(_resolve(args.func)(args) or 0)
     except PackagerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        from packager.extras import missing_module
+
+        err = missing_module(exc, args.command)
+        if err is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -552,6 +552,12 @@ def check_bundle(folder: Path, target: str | None = None) -> list[Finding]:
     """Every graph listed in ``manifest.json`` (components[].graphs[].file); the target defaults to the manifest's.
     A partial manifest (target and graph names/files) is enough, so that a bundle being assembled can be checked;
     each path is resolved by the bundle rules (``packager.bundle.safe_path``)."""
+    target, graphs = bundle_graphs(folder, target)
+    return [f for name, path in graphs for f in check_file(path, target, name)]
+
+
+def bundle_graphs(folder: Path, target: str | None = None) -> tuple[str, list[tuple[str, Path]]]:
+    """(target: ``target`` or the manifest's, [(graph name, its file)]) of the bundle at ``folder``."""
     folder = Path(folder)
     manifest_path = folder / B.MANIFEST_FILE
     try:
@@ -563,12 +569,12 @@ def check_bundle(folder: Path, target: str | None = None) -> list[Finding]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PackagerError(f"is not a readable bundle manifest ({type(exc).__name__}: {exc})",
                             file=str(manifest_path)) from None
-    graphs = [(name, B.safe_path(folder, rel, f"{name}.file")) for name, rel in listed]
-    return [f for name, path in graphs for f in check_file(path, target, name)]
+    return target, [(name, B.safe_path(folder, rel, f"{name}.file")) for name, rel in listed]
 
 
-def format_findings(findings: list[Finding], limit: int | None = 5) -> str:
-    """One block per (severity, graph, rule, op) naming up to ``limit`` nodes (None: all, with every message)."""
+def format_findings(findings: list[Finding], limit: int | None = 5, with_counts: bool = True) -> str:
+    """One block per (severity, graph, rule, op) naming up to ``limit`` nodes (None: all, with every message), then
+    (``with_counts``) the line 'N errors, M warnings'."""
     groups: dict[tuple[str, str, str, str], list[Finding]] = defaultdict(list)
     for f in sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.graph, f.rule, f.op_type)):
         groups[(f.severity, f.graph, f.rule, f.op_type)].append(f)
@@ -581,26 +587,49 @@ def format_findings(findings: list[Finding], limit: int | None = 5) -> str:
         if any(f.node for f in shown):
             more = f" ... and {len(fs) - len(shown)} more" if len(fs) > len(shown) else ""
             lines.append("    nodes: " + ", ".join(f.node for f in shown if f.node) + more)
-    n_err = len(errors(findings))
-    lines.append(f"{n_err} error(s), {len(findings) - n_err} warning(s)")
+    if with_counts:
+        lines.append(counts(findings))
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="an .onnx file or a bundle folder (with manifest.json)")
-    parser.add_argument("--target", choices=sorted(R.TARGETS), default=None,
-                        help=f"Sentis release to check against (default: the bundle's, else {R.DEFAULT_TARGET})")
-    parser.add_argument("--all", action="store_true", help="list every finding, not 5 nodes per rule")
-    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def counts(findings: list[Finding]) -> str:
+    """'N errors, M warnings'."""
+    n_err = len(errors(findings))
+    return f"{_n(n_err, 'error')}, {_n(len(findings) - n_err, 'warning')}"
 
 
 def run(args: argparse.Namespace) -> int:
-    """``packager check``: 0 without errors, 1 with errors (unreadable input raises PackagerError -> 2)."""
+    """``packager check`` (options: packager/cli.py): 0 without errors, 1 with errors (unreadable input raises
+    PackagerError -> 2). The last line says what was checked: graphs, files, target."""
     path = Path(args.path)
     if path.is_dir():
-        findings = check_bundle(path, args.target)
+        target, graphs = bundle_graphs(path, args.target)
+        findings = [f for name, file in graphs for f in check_file(file, target, name)]
+        n_files = len({file for _, file in graphs} | _external_files(path))
+        what = f"{_n(len(graphs), 'graph')} ({_n(n_files, 'file')})"
     else:
-        findings = check_file(path, args.target or R.DEFAULT_TARGET)
-    print(json.dumps([asdict(f) for f in findings], indent=1) if args.json
-          else format_findings(findings, None if args.all else 5))
+        target = args.target or R.DEFAULT_TARGET
+        findings = check_file(path, target)
+        what = f"1 graph ({path.name})"
+    if args.json:
+        print(json.dumps([asdict(f) for f in findings], indent=1))
+    else:
+        t = R.TARGETS[target]
+        text = format_findings(findings, None if args.all else 5, with_counts=False)
+        print((text + "\n" if text else "") + f"checked {what} for {t.package} {t.version} ({target}): "
+              + counts(findings))
     return 1 if errors(findings) else 0
+
+
+def _external_files(folder: Path) -> set[Path]:
+    """The external-data files the bundle's manifest lists (graphs over 2 GB keep their weights beside them)."""
+    try:
+        manifest = json.loads((folder / B.MANIFEST_FILE).read_text(encoding="utf-8"))
+        return {folder / g["external_data"]["file"] for c in manifest["components"] for g in c["graphs"]
+                if isinstance(g.get("external_data"), dict) and "file" in g["external_data"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from packager.component import Component
 from packager.errors import PackagerError
+
+if TYPE_CHECKING:  # the command line lists names() while it only parses: no onnx/numpy import for that
+    from packager.component import Component
 
 # name -> "module:Class"; the build order is this order.
 COMPONENTS: dict[str, str] = {

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from onnx import AttributeProto
 from onnx import TensorProto as T
 
-# --- §1.6 / A.5: opsets -------------------------------------------------------------------------------------------
-OPSET_MIN, OPSET_MAX = 7, 20  # the opsets Sentis <= 2.4 has converter branches for
-OPSET_DOCUMENTED_MAX = 15  # Sentis documents 7..15 (16..20 usually import)
-DEFAULT_OPSET = 15  # what the packager exports (graphs, speech tokenizer) unless told otherwise
+# --- §1.6 / A.5: opsets; the target names, packages and versions (plain data the CLI reads without onnx) -----------
+from packager.targets import (DEFAULT_OPSET, DEFAULT_TARGET, OPSET_DOCUMENTED_MAX, OPSET_MAX,  # noqa: F401
+                              OPSET_MIN, RELEASES)
 
 # --- §1.1: op types the ONNX importer has a converter branch for -------------------------------------------------
 # Sentis 2.1.3: the 136 op types of ONNXModelConverter.cs (the documented table plus Gelu, Swish, ImageScaler).
@@ -208,16 +207,15 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "ie-2.4": Target("ie-2.4", "com.unity.ai.inference", "2.4.0", OPS_IE_2_4, FLOAT_ONLY_IE_2_4,
+    "ie-2.4": Target("ie-2.4", *RELEASES["ie-2.4"], OPS_IE_2_4, FLOAT_ONLY_IE_2_4,
                      frozenset([T.FLOAT, T.INT32, T.INT64, T.DOUBLE]), convtranspose_group_dilations=True,
                      constant_value_attrs=True, scatter_min_max=True, gelu_tanh=True, roialign_any_mode=True,
                      strips_colon_zero=False, ignored_attrs=IGNORED_ATTRS_IE_2_4, layernorm_fusion_rank1=True),
-    "sentis-2.1": Target("sentis-2.1", "com.unity.sentis", "2.1.3", OPS_SENTIS_2_1, FLOAT_ONLY_SENTIS_2_1,
+    "sentis-2.1": Target("sentis-2.1", *RELEASES["sentis-2.1"], OPS_SENTIS_2_1, FLOAT_ONLY_SENTIS_2_1,
                          frozenset([T.FLOAT, T.INT32, T.INT64]), convtranspose_group_dilations=False,
                          constant_value_attrs=False, scatter_min_max=False, gelu_tanh=False, roialign_any_mode=False,
                          strips_colon_zero=True, namespace="Unity.Sentis", ignored_attrs=IGNORED_ATTRS_SENTIS_2_1),
 }
-DEFAULT_TARGET = "ie-2.4"
 # name -> the manifest's target section without "runtime" (what the build writes, package.json depends on)
 MANIFEST_TARGETS: dict[str, dict[str, str]] = {
     n: {k: v for k, v in t.manifest().items() if k != "runtime"} for n, t in TARGETS.items()}

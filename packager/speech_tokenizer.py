@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from packager.checkpoint import SPEECH_TOKENIZER_FILE  # noqa: F401 - its name lives with the other checkpoint files
 from packager.errors import CheckpointError, InputError, PackagerError
 
-SPEECH_TOKENIZER_FILE = "speech_tokenizer_v3.onnx"
 N_MELS = 128
 MAX_FRAMES = 3000  # upstream frontend: reference audio of at most 30 s (frontend.md §4a)
 _LFS_PREFIX = b"version https://git-lfs"

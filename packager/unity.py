@@ -181,17 +181,7 @@ def install_bundle(bundle: Path, project: Path, force: bool = False, voices: Seq
     return dest
 
 
-# ---------------------------------------------------------------- CLI (wired in packager/cli.py PLUGINS)
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle folder made by `python -m packager build`")
-    parser.add_argument("--project", type=Path, default=Path("unity_project"),
-                        help="Unity project folder (default: unity_project)")
-    parser.add_argument("--force", action="store_true", help="replace a previously installed copy of this bundle")
-    parser.add_argument("--voice", type=Path, action="append", default=[], metavar="NAME.voice",
-                        help="also install this voice pack (made by `packager voice` for this bundle) with a speak "
-                             "golden for the EditMode speaker test; repeatable")
-
+# ---------------------------------------------------------------- CLI (options: packager/cli.py)
 
 def run(args: argparse.Namespace) -> int:
     dest = install_bundle(args.bundle, args.project, args.force, voices=args.voice)

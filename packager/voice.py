@@ -25,6 +25,7 @@ import numpy as np
 
 from packager import GENERATOR_NAME, __version__, audio, features, voicepack
 from packager.bundle import open_manifest, sha256_file
+from packager.checkpoint import checkpoint_folder
 from packager.errors import InputError, PackagerError
 from packager.speech_tokenizer import SPEECH_TOKENIZER_FILE, SpeechTokenizer
 from packager.synth import bundle_tokenizer, open_components
@@ -50,7 +51,8 @@ def speech_tokenizer_for(manifest: Mapping[str, Any], bundle: Path, checkpoint: 
             "codebook_size": int(stm.TINY.codebook_size)}
     if checkpoint is None:
         raise PackagerError(f"this bundle was built from checkpoint {src['name']!r}; pass --checkpoint DIR, the "
-                            f"checkpoint folder that holds {SPEECH_TOKENIZER_FILE}", key="--checkpoint")
+                            f"checkpoint folder that holds {SPEECH_TOKENIZER_FILE} (or the Hugging Face model id the "
+                            "bundle was built from)", key="--checkpoint")
     check_checkpoint_matches(checkpoint, src)
     path = checkpoint / SPEECH_TOKENIZER_FILE
     SpeechTokenizer.check_file(path)  # a missing file or an LFS pointer is named before any work starts
@@ -60,29 +62,37 @@ def speech_tokenizer_for(manifest: Mapping[str, Any], bundle: Path, checkpoint: 
 
 
 def check_checkpoint_matches(folder: Path, source: Mapping[str, Any]) -> None:
-    """``folder`` must hold the files the bundle was built from: same sizes, and same sha256 for small ones."""
+    """``folder`` must hold the files the bundle was built from: same sizes, and same sha256 for small ones. Every
+    file that differs is named at once."""
     if not folder.is_dir():
         raise PackagerError("not a folder", file=str(folder), key="--checkpoint",
                             expected=f"the checkpoint folder the bundle was built from ({source['name']})")
+    wrong = []
     for f in source["files"]:
         p = folder / f["path"]
-        same = p.is_file() and p.stat().st_size == f["bytes"] and (
-            f["bytes"] > SMALL_FILE or sha256_file(p) == f["sha256"])
-        if not same:
-            raise PackagerError("is not the checkpoint this bundle was built from", file=str(p), key="--checkpoint",
-                                expected=f"{f['bytes']} bytes, sha256 {f['sha256'][:12]}…",
-                                found="missing" if not p.is_file() else f"{p.stat().st_size} bytes")
+        if not p.is_file():
+            wrong.append(f"{f['path']} missing")
+        elif p.stat().st_size != f["bytes"]:
+            wrong.append(f"{f['path']} is {p.stat().st_size} bytes, not {f['bytes']}")
+        elif f["bytes"] <= SMALL_FILE and sha256_file(p) != f["sha256"]:
+            wrong.append(f"{f['path']} has sha256 {sha256_file(p)[:12]}…, not {f['sha256'][:12]}…")
+    if wrong:
+        raise PackagerError(f"is not the checkpoint this bundle was built from ({source['name']}): " + "; ".join(wrong),
+                            file=str(folder), key="--checkpoint",
+                            expected="the files the bundle's manifest lists (source.files)")
 
 
 def make_voice(bundle: Path, wav: Path, transcript: str, checkpoint: Path | None = None,
-               threads: int | None = None, log=lambda msg: None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(voice.json metadata without ``arrays``, arrays) for a reference recording. Nothing is written."""
+               threads: int | None = None, log=lambda msg: None, trim: tuple[float, float] | None = None
+               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(voice.json metadata without ``arrays``, arrays) for a reference recording, or for its ``trim`` span
+    (start, end seconds; ``transcript`` is then the words of that span). Nothing is written."""
     transcript = transcript.strip() if transcript is not None else ""
     if not transcript:
         raise InputError("empty transcript", key="--transcript",
                          expected="the words spoken in the reference recording")
     manifest = open_manifest(bundle)
-    ref = audio.load_reference(wav)
+    ref = audio.load_reference(wav, trim=trim)
     t0 = time.perf_counter()
     open_tokenizer, tokenizer_record = speech_tokenizer_for(manifest, bundle, checkpoint)
     with ThreadPoolExecutor(max_workers=2) as pool:  # onnxruntime and hashlib release the GIL
@@ -139,24 +149,20 @@ def make_voice(bundle: Path, wav: Path, transcript: str, checkpoint: Path | None
     return meta, arrays
 
 
-# ---------------------------------------------------------------- CLI
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Make a voice pack from a few seconds of a voice and its transcript: speech tokens, prompt mel, "
-                     "speaker embedding and prompt text, computed once so that a player never runs the speech "
-                     "tokenizer.")
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
-    p.add_argument("--wav", type=Path, required=True, metavar="REF.wav",
-                   help="reference recording: 1..30 s, >= 16 kHz, any channel count (WAV, FLAC, OGG ...)")
-    p.add_argument("--transcript", required=True, help="the words spoken in the recording")
-    p.add_argument("--out", type=Path, required=True, metavar="NAME.voice", help="voice pack folder to create")
-    p.add_argument("--checkpoint", type=Path, metavar="DIR",
-                   help=f"the checkpoint folder the bundle was built from (for {SPEECH_TOKENIZER_FILE}); "
-                        "not needed for tiny-preset bundles")
-    p.add_argument("--name", help="the voice's display name (default: the --out folder name without .voice)")
-    p.add_argument("--dump-npz", type=Path, metavar="FILE.npz",
-                   help="also write the arrays under upstream's frontend names (what `synth --inputs` takes)")
-    p.add_argument("--force", action="store_true", help="replace an existing voice pack at --out")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default 1)")
+# ---------------------------------------------------------------- CLI (options: packager/cli.py)
+def _checkpoint(args: argparse.Namespace) -> Path | None:
+    """``--checkpoint`` as a folder: a model id is fetched (the speech tokenizer and the files the bundle was built
+    from, already in the hub cache when the bundle was built from that id) before anything is computed or written."""
+    if args.checkpoint is None:
+        if args.revision is not None:
+            raise PackagerError("only applies to a model id", key="--revision", expected="--checkpoint OWNER/NAME")
+        return None
+    src = open_manifest(args.bundle)["source"]
+    if src["kind"] == "preset":  # a preset bundle's speech tokenizer comes from the preset: the folder is not read
+        return Path(args.checkpoint)
+    folder, _ = checkpoint_folder(args.checkpoint, lambda: [SPEECH_TOKENIZER_FILE, *(f["path"] for f in src["files"])],
+                                  revision=args.revision)
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,8 +170,8 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not args.force:
         raise PackagerError("already exists; pass --force to replace it", file=str(out))
-    meta, arrays = make_voice(args.bundle, args.wav, args.transcript, args.checkpoint, args.threads,
-                              log=lambda m: print(m, flush=True))
+    meta, arrays = make_voice(args.bundle, args.wav, args.transcript, _checkpoint(args), args.threads,
+                              log=lambda m: print(m, flush=True), trim=args.trim)
     name = args.name or (out.name[:-len(voicepack.SUFFIX)] if out.name.endswith(voicepack.SUFFIX) else out.name)
     meta["name"] = name
     voicepack.write(out, meta, arrays, force=args.force)
@@ -178,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
     p = meta["prompt"]
     print(f"voice {name!r}: {p['tokens']} speech tokens, {p['mel_frames']} mel frames, "
           f"{arrays['prompt_text'].shape[1]} prompt text ids, {arrays['embedding'].shape[1]}-d embedding from "
-          f"{meta['reference']['seconds']:.2f} s of audio in {time.perf_counter() - t0:.2f} s -> {out}"
-          + (f", {args.dump_npz}" if args.dump_npz else ""))
+          f"{meta['reference']['seconds']:.2f} s of audio"
+          + (f" ({args.trim[0]:g}-{args.trim[1]:g} s of {meta['reference']['file_name']})" if args.trim else "")
+          + f" in {time.perf_counter() - t0:.2f} s -> {out}" + (f", {args.dump_npz}" if args.dump_npz else ""))
     return 0

@@ -67,6 +67,61 @@ def test_bad_reference_is_an_input_error_naming_the_file(tmp_path: Path, name, m
     assert "Traceback" not in str(err) and "\n" not in str(err) and str(err).count(str(path)) == 1
 
 
+def test_refusals_say_what_to_do(tmp_path: Path) -> None:
+    low = _write(tmp_path / "8k.wav", _tone(2.0, 8000), 8000, "PCM_16")
+    with pytest.raises(InputError, match=r"record it again at 16 kHz or more; .* above 4 kHz \(expected"):
+        audio.load_reference(low)
+    long = _write(tmp_path / "long.wav", _tone(40.0, 16000), 16000, "PCM_16")
+    with pytest.raises(InputError, match=r"use a part of it with --trim START-END \(seconds\), and give the "
+                                         r"transcript of that part only; .* --trim \d+\.\d\d-\d+\.\d\d \(expected"):
+        audio.load_reference(long)
+
+
+def _bursts(seconds: float, sr: int, dense: tuple[float, float], seed: int = 0) -> np.ndarray:
+    """Speech-like: 1-3 s noise bursts between 0.4-1.2 s pauses, 0.2 s pauses inside ``dense`` (a near-silent floor)."""
+    rng = np.random.default_rng(seed)
+    x = (1e-4 * rng.standard_normal(int(seconds * sr))).astype(np.float32)
+    t = 0.5
+    while t < seconds:
+        burst = rng.uniform(1.0, 3.0)
+        a, b = int(t * sr), min(int((t + burst) * sr), x.size)
+        x[a:b] += 0.2 * rng.standard_normal(b - a).astype(np.float32)
+        t += burst + (0.2 if dense[0] <= t <= dense[1] else rng.uniform(0.4, 1.2))
+    return x
+
+
+def test_too_long_reference_suggests_its_most_voiced_span_between_pauses(tmp_path: Path) -> None:
+    sr = 16000
+    x = _bursts(180.0, sr, dense=(100.0, 116.0))
+    path = _write(tmp_path / "three-minutes.wav", x, sr, "PCM_16")
+    with pytest.raises(InputError) as info:
+        audio.load_reference(path)
+    message = str(info.value)
+    assert "found 180.00 s" in message and "\n" not in message
+    start, end = (float(v) for v in message.split("--trim ")[-1].split(" ")[0].split("-"))
+    assert 3.0 <= end - start <= audio.SUGGESTED_SECONDS and 96.0 <= start and end <= 121.0, (start, end)
+    energy = audio.frame_energy_db(soundfile.SoundFile(str(path)))
+    frame = lambda t: int(round(t / audio.FRAME_SECONDS))  # noqa: E731
+    assert energy[frame(start)] < -60 and energy[frame(end) - 1] < -60  # both ends in a pause
+    ref = audio.load_reference(path, trim=(start, end))  # the suggestion is usable as it is
+    assert ref.trim == (start, end) and abs(ref.seconds - (end - start)) < 1e-3
+    # no pause at all: the most voiced window of SUGGESTED_SECONDS
+    assert audio.suggest_span(np.r_[np.full(500, -100.0), np.full(3000, -20.0)]) == (10.0, 25.0)
+    assert audio.suggest_span(np.full(100, -200.0)) is None and audio.suggest_span(np.zeros(0)) is None
+
+
+def test_trim_reads_only_the_span(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.wav", _tone(40.0, 16000), 16000, "PCM_16")
+    ref = audio.load_reference(path, trim=(10.0, 22.5))
+    assert ref.seconds == 12.5 and ref.trim == (10.0, 22.5) and ref.wave16k.shape == (200000,)
+    assert ref.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # the file as given
+    for trim, words in (((30.0, 41.0), "not inside the recording"), ((5.0, 36.0), "span too long"),
+                        ((0.0, 0.5), "too short")):
+        with pytest.raises(InputError, match=words) as info:
+            audio.load_reference(path, trim=trim)
+        assert str(info.value).startswith(f"{path}: ")
+
+
 def test_length_bounds_are_parameters(tmp_path: Path) -> None:
     path = _write(tmp_path / "a.wav", _tone(2.0, 16000), 16000)
     with pytest.raises(InputError, match=r"too long .*expected <= 1.5 s, found 2.00 s"):

@@ -393,13 +393,20 @@ def test_external_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_files_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    parser = argparse.ArgumentParser()
-    preflight.add_arguments(parser)
+    from packager import cli
+
+    class Check:  # `python -m packager check ARGS`, parsed by the CLI
+        @staticmethod
+        def parse_args(args: list[str]) -> argparse.Namespace:
+            return cli.parser("check").parse_args(["check", *args])
+
+    parser = Check()
     ok, bad = tmp_path / "ok.onnx", tmp_path / "bad.onnx"
     onnx.save_model(unary("Relu"), ok)
     onnx.save_model(_pool("MaxPool", kernel_shape=[2], dilations=[2]), bad)
     assert preflight.run(parser.parse_args([str(ok)])) == 0
-    assert capsys.readouterr().out.strip() == "0 error(s), 0 warning(s)"
+    assert capsys.readouterr().out.strip() == \
+        "checked 1 graph (ok.onnx) for com.unity.ai.inference 2.4.0 (ie-2.4): 0 errors, 0 warnings"
     assert preflight.run(parser.parse_args([str(bad), "--target", "sentis-2.1", "--json"])) == 1
     out = json.loads(capsys.readouterr().out)
     assert out[0]["rule"] == "pool-dilations" and out[0]["graph"] == "bad" and out[0]["node"] == "n0"
@@ -409,7 +416,10 @@ def test_files_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatc
                                                         {"name": "pools", "file": "bad.onnx"}]}]}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert preflight.run(parser.parse_args([str(tmp_path)])) == 1
-    assert "ERROR   pools  [pool-dilations]  MaxPool  x1" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "ERROR   pools  [pool-dilations]  MaxPool  x1" in text
+    assert text.strip().endswith("checked 2 graphs (2 files) for com.unity.sentis 2.1.3 (sentis-2.1): 1 error, "
+                                 "1 warning"), text
     # unreadable input -> PackagerError (exit code 2 in the CLI)
     lfs, junk = tmp_path / "lfs.onnx", tmp_path / "junk.onnx"
     lfs.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 1\n")
@@ -436,8 +446,8 @@ def test_campplus_has_exactly_its_ceil_mode_pools(upstream_ref: Path) -> None:
         assert sorted(set(warned)) == ["attribute ceil_mode=1", "attribute count_include_pad=1"]
     text = format_findings(errors(found))
     assert "ERROR   campplus  [pool-ceil-mode]  AveragePool  x52" in text and "... and 47 more" in text
-    assert text.endswith("52 error(s), 0 warning(s)") and len(format_findings(errors(found), None).splitlines()) == 5
-    assert format_findings(found).endswith("52 error(s), 104 warning(s)")
+    assert text.endswith("52 errors, 0 warnings") and len(format_findings(errors(found), None).splitlines()) == 5
+    assert format_findings(found).endswith("52 errors, 104 warnings")
 
 
 def _decomposed_layernorm(affine_rank: int) -> onnx.ModelProto:

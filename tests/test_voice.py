@@ -140,7 +140,7 @@ def test_stream_writes_chunks_and_matches_post_hoc_schedule(tiny_bundle: Path, v
     np.testing.assert_array_equal(live["speech"], post["speech"])
     np.testing.assert_array_equal(np.concatenate(chunks, axis=1), live["speech"])
     wav = tmp_path / "s.wav"
-    code, out, err = run_cli("synth", tiny_bundle, "--voice", voice, "--wav", wav, "--stream",
+    code, out, err = run_cli("synth", tiny_bundle, "--voice", voice, "--wav", wav, "--stream", "--length", "llm",
                              "--text", "This sentence is long enough to need a few chunks.")
     assert code == 0, err
     assert "first audio after" in out
@@ -178,6 +178,27 @@ def test_voice_bad_input(tiny_bundle: Path, tmp_path: Path) -> None:
     ok = _tone(tmp_path / "ok.wav", 2.0)
     code, _, err = run_cli("voice", tiny_bundle, "--wav", ok, "--transcript", "  ", "--out", tmp_path / "t.voice")
     assert code == 2 and "--transcript" in err and not (tmp_path / "t.voice").exists()
+
+
+def test_voice_from_a_span_of_a_long_recording(tiny_bundle: Path, ref_wav: Path, tmp_path: Path) -> None:
+    """A 40 s recording is refused with a suggested --trim span around the speech; that span makes the voice pack."""
+    speech, sr = soundfile.read(ref_wav, dtype="float32")
+    silence = np.zeros(int(18 * sr), np.float32)
+    long = tmp_path / "long.wav"
+    soundfile.write(long, np.concatenate([silence, speech, np.zeros(int(22 * sr) - speech.size, np.float32)]), sr)
+    args = ["voice", tiny_bundle, "--wav", long, "--transcript", TRANSCRIPT, "--out", tmp_path / "t.voice"]
+    code, _, err = run_cli(*args)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "give the transcript of that part only" in err, err
+    span = err.split("--trim ")[-1].split(" ")[0]
+    start, end = (float(v) for v in span.split("-"))
+    assert 17.8 <= start < end <= 18.2 + speech.size / sr and end - start > 1.0, (start, end)  # around the speech
+    assert not (tmp_path / "t.voice").exists()
+    code, out, err = run_cli(*args, "--trim", span)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "t.voice" / "voice.json").read_text())
+    assert abs(meta["reference"]["seconds"] - (end - start)) < 1e-3 and f"({start:g}-{end:g} s of long.wav)" in out
+    code, _, err = run_cli(*args, "--trim", "35-45", "--force")
+    assert code == 2 and "--trim" in err and "not inside the recording" in err
 
 
 def test_synth_bad_voice_and_text(tiny_bundle: Path, voice: Path, tmp_path: Path) -> None:

@@ -21,9 +21,8 @@ import numpy as np
 
 from packager import GENERATOR_NAME, __version__
 from packager import bundle as B
-from packager import sentis_rules as R
 from packager import staging
-from packager.checkpoint import DEFAULT_SEED, PRESETS, Source
+from packager.checkpoint import Source
 from packager.errors import PackagerError
 from packager.progress import step_of as _step
 from packager.report import measure as M
@@ -34,32 +33,6 @@ REPORT_FILE = "report.json"
 PAGE_FILE = "index.html"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "report.schema.json"
 DEFAULT_TEXT = "Hello! This sentence is spoken once per precision policy, so that you can hear what each one costs."
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Build the bundle under several precision policies and compare them with FP32: bytes, error "
-                     "metrics, load and run time and the Sentis verdict per graph; the same sentence spoken by "
-                     "each (waveform, spectrograms, audio, MCD, SQNR, token agreement); the gates, the cheapest "
-                     "policy that meets them, and the phased validation. Writes a static folder (index.html, PNG, "
-                     "WAV, report.json).")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", type=Path, metavar="DIR", help="upstream Fun-CosyVoice3-0.5B folder")
-    src.add_argument("--preset", choices=PRESETS, help="built-in preset (default: tiny, when no --checkpoint)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="preset weight seed and synthesis seed")
-    p.add_argument("--voice", type=Path, metavar="NAME.voice",
-                   help="a voice pack of this model (`packager voice`); without it each policy synthesizes the "
-                        "build's end-to-end golden case (frontend arrays, no text)")
-    p.add_argument("--text", help="what each policy says (needs --voice; default: a sentence of about 6 s)")
-    p.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR", help="folder to create")
-    p.add_argument("--policies", default=",".join(M.POLICIES),
-                   help="comma-separated, from: %(default)s (fp32, the baseline, is always included)")
-    p.add_argument("--target", default=R.DEFAULT_TARGET, choices=list(R.TARGETS), help="the Unity runtime gated on")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
-    p.add_argument("--force", action="store_true", help="replace an existing --out folder (only after success)")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto",
-                       help="progress on stderr: live bars on a terminal, timestamped lines otherwise")
-    shown.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -83,8 +56,11 @@ def _peak_rss_bytes() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``packager report`` (options: packager/cli.py)."""
+    from packager.extras import require
     from packager.progress import Progress
 
+    require("matplotlib", "report")  # the pictures: say so before an hour of builds, not after
     policies = M.parse_policies(args.policies)
     if args.text is not None and args.voice is None:
         raise PackagerError("--text needs --voice (the voice it is spoken in)", key="--text",
@@ -96,15 +72,20 @@ def run(args: argparse.Namespace) -> int:
         from packager import voicepack
 
         voice = voicepack.load(args.voice)
-    if args.checkpoint is not None:
-        if not args.checkpoint.is_dir():
-            raise PackagerError("not a folder", file=str(args.checkpoint),
-                                expected="an upstream Fun-CosyVoice3-0.5B checkpoint folder")
-        source_args = {"checkpoint": args.checkpoint.resolve()}
-    else:
-        source_args = {"preset": args.preset or "tiny", "seed": args.seed}
     out = args.out.resolve()
     _check_out(out, args.force)
+    if args.checkpoint is not None:  # a model id is downloaded here, before anything is written at --out
+        from packager import registry
+        from packager.checkpoint import checkpoint_folder
+
+        folder, name = checkpoint_folder(args.checkpoint, lambda: [f for n in registry.names()
+                                                                   for f in registry.get(n).checkpoint_files],
+                                         revision=args.revision, quiet=args.quiet)
+        source_args = {"checkpoint": folder, "name": name}
+    else:
+        if args.revision is not None:
+            raise PackagerError("only applies to a model id", key="--revision", expected="--checkpoint OWNER/NAME")
+        source_args = {"preset": args.preset or "tiny", "seed": args.seed}
     if voice is not None and "preset" in source_args:  # a checkpoint's identity needs its files hashed: after the build
         want = Source(**source_args).describe()["model_id"]
         if voice.model_id != want:
@@ -119,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     best = doc["recommendation"]["policy"]
-    print(f"report {out}: {len(doc['policies'])} policies in {doc['timing']['seconds']:.0f} s; recommendation: "
-          f"{best or 'none'} ({doc['recommendation']['reason']}) -> {out / PAGE_FILE}")
+    if not args.quiet:
+        print(f"report {out}: {len(doc['policies'])} policies in {doc['timing']['seconds']:.0f} s; recommendation: "
+              f"{best or 'none'} ({doc['recommendation']['reason']}) -> {out / PAGE_FILE}")
     return 0
 
 

@@ -8,6 +8,7 @@ What Unity computes from the shipped variant (the Sentis view, Unity's weight qu
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,16 +227,31 @@ def _name_nodes(model: onnx.ModelProto) -> None:
 
 
 # --- int8 (onnxruntime only) ----------------------------------------------------------------------------------------
+class _NoPreprocessingAdvice(logging.Filter):
+    """onnxruntime's ``quantize_dynamic`` logs "Please consider to run pre-processing before quantization ..." on the
+    root logger for every graph (7 lines in a report). It is advice to whoever wrote the quantization call, not to our
+    user, and does not apply: only MatMul/Gemm weights are quantized, and the graph is what the Sentis checks passed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
     """onnxruntime dynamic quantization of MatMul/Gemm weights (never Conv: ConvInteger is slow/missing)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory() as d:
-        src, dst = Path(d) / "in.onnx", Path(d) / "out.onnx"
-        onnx.save_model(model, str(src))
-        quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
-                         extra_options={"MatMulConstBOnly": True})
-        return onnx.load(str(dst))
+    quiet = _NoPreprocessingAdvice()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            src, dst = Path(d) / "in.onnx", Path(d) / "out.onnx"
+            onnx.save_model(model, str(src))
+            quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"],
+                             weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+            return onnx.load(str(dst))
+    finally:
+        root.removeFilter(quiet)
 
 
 # --- overflow ---------------------------------------------------------------------------------------------------------
