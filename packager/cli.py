@@ -2,9 +2,7 @@
 
 This module only parses and dispatches: building the parser imports no verb module and none of torch, onnx,
 onnxruntime or numpy, so ``--help`` answers at once (tests/test_cli.py checks the imports, ``benchmarks/
-bench_cli_help.py`` the time). Each verb's module is imported when that verb runs. ``synth`` is the one verb whose
-options its own module declares (``packager.synth_cli.add_arguments``): that module is imported only when ``synth``
-is the verb being parsed.
+bench_cli_help.py`` the time). Each verb's module is imported when that verb runs.
 
 User mistakes raise ``PackagerError``: one message on stderr, exit code 2, no traceback. A verb whose optional
 dependency is not installed says which extra to install (``packager.extras``).
@@ -23,6 +21,7 @@ from packager.checkpoint import DEFAULT_SEED, PRESETS
 from packager.errors import PackagerError
 
 DEFAULT_OUT = Path("build/cosyvoice3-bundle")
+SYNTH_LENGTHS = ("auto", "llm", "min_len")  # synth --length: auto, then packager.tts.LENGTHS (a test keeps them equal)
 BUILD_OPSET_MAX = 17  # the highest opset `build --opset` exports at (Sentis imports up to targets.OPSET_MAX)
 CHECKPOINT_HELP = ("an upstream Fun-CosyVoice3-0.5B checkpoint folder (cosyvoice3.yaml, llm.pt, flow.pt, hift.pt, "
                    "campplus.onnx, CosyVoice-BlankEN/), or a Hugging Face model id such as "
@@ -317,7 +316,50 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 
 def _add_synth(p: argparse.ArgumentParser) -> None:
-    importlib.import_module("packager.synth_cli").add_arguments(p)
+    p.description = ("Synthesize speech with a bundle: text frontend, LLM generation, flow Euler/CFG and HiFT on "
+                     "onnxruntime, exactly as the Unity runtime runs them. Either --voice + --text (a voice pack "
+                     "from `packager voice` and plain text) or --inputs (upstream's frontend arrays).")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--voice", type=Path, metavar="NAME.voice", help="a voice pack made by `packager voice`")
+    src.add_argument("--inputs", type=Path, metavar="CASE.npz",
+                     help="upstream frontend arrays (.npz; the names and shapes are in docs/voice.md)")
+    p.add_argument("--text", metavar="TEXT", help="the text to speak (with --voice); '-' reads it from stdin")
+    p.add_argument("--text-file", type=Path, metavar="FILE", help="read the text to speak from a UTF-8 file")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--instruct", metavar="INSTRUCTION",
+                      help="instruct mode: e.g. 'Please speak as fast as you can.' (becomes the prompt text)")
+    mode.add_argument("--cross-lingual", action="store_true",
+                      help="cross-lingual mode: no prompt text, no LLM prompt speech tokens")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE.wav",
+                   help="write the audio: 16-bit PCM WAV, 24 kHz mono (a name ending in .npz means --dump-npz, the "
+                        "option's old meaning, deprecated)")
+    p.add_argument("--wav", type=Path, metavar="FILE.wav", help="deprecated alias of -o/--output")
+    p.add_argument("--dump-npz", type=Path, metavar="FILE.npz",
+                   help="also write the raw arrays: speech_tokens, (mel,) speech (and piece_token_counts with --voice)")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing output files (only WAV / NPZ files: any other file is never replaced)")
+    p.add_argument("--sampling", choices=["greedy", "ras"], default="greedy")
+    p.add_argument("--seed", type=int, default=0, help="seed of the RAS sampler (numpy PCG64); piece k uses seed + k")
+    p.add_argument("--length", choices=SYNTH_LENGTHS, default="auto",
+                   help="how long each text piece's speech is: llm = until the LLM's stop token, within upstream's "
+                        "min_len..max_len (upstream); min_len = exactly upstream's min_len (min_len_ratio x text "
+                        "tokens) speech tokens, the stop ids masked until then: for random-weight presets, whose LLM "
+                        "never learned when to stop; auto (default) = min_len for a preset bundle with --voice, llm "
+                        "otherwise (a checkpoint bundle, --inputs)")
+    p.add_argument("--stream", action="store_true",
+                   help="upstream's streaming schedule: audio written chunk by chunk as it is produced; prints the "
+                        "time to first audio")
+    p.add_argument("--no-wetext", action="store_true", help="skip wetext normalization even when it is installed")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per graph (default 1)")
+    p.add_argument("--fix-min-len-quirk", action="store_true",
+                   help="mask the whole stop range before min_len (upstream masks only SOS: quirk L3)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto",
+                       help="progress on stderr (text pieces, tokens generated, RTF): live bars on a terminal (tty), "
+                            "timestamped lines (plain, e.g. logs); auto picks by whether stderr is a terminal")
+    shown.add_argument("--quiet", action="store_true",
+                       help="errors only (and warnings about text pieces that were skipped)")
 
 
 # ---------------------------------------------------------------- the verbs
@@ -336,20 +378,18 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable 
     "report": ("compare precision policies with FP32: numbers, pictures and sound, as a static page", _add_report,
                "packager.report:run"),
 }
-LAZY_OPTIONS = {"synth"}  # verbs whose options come from their own module: added only when that verb is parsed
 
 
 def parser(verb: str | None = "*") -> argparse.ArgumentParser:
-    """The argument parser. ``verb``: the verb about to be parsed; the verbs of LAZY_OPTIONS get their options only
-    when they are that verb ("*": every verb, as for documentation)."""
+    """The argument parser (``verb``, the verb about to be parsed, is accepted for callers; every verb's options are
+    plain argparse calls here, so building them all costs nothing)."""
     p = argparse.ArgumentParser(prog="python -m packager",
                                 description="Package CosyVoice3 into verified, Sentis-ready Unity bundles.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, (text, add, func) in VERBS.items():
         sp = sub.add_parser(name, help=text, description=text)
-        if name not in LAZY_OPTIONS or verb in ("*", name):
-            add(sp)
+        add(sp)
         sp.set_defaults(func=func)
     return p
 

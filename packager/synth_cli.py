@@ -26,55 +26,7 @@ from packager.progress import Progress
 from packager.stages.golden import read_npz
 from packager.synth import CASE_KEYS, Pipeline, bundle_tokenizer, open_components, synthesize, validate_case
 
-LENGTH_CHOICES = ("auto", *tts.LENGTHS)
 TEXT_ARGS = "--text '...', --text - (read stdin) or --text-file FILE"
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Synthesize speech with a bundle: text frontend, LLM generation, flow Euler/CFG and HiFT on "
-                     "onnxruntime, exactly as the Unity runtime runs them. Either --voice + --text (a voice pack "
-                     "from `packager voice` and plain text) or --inputs (upstream's frontend arrays).")
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--voice", type=Path, metavar="NAME.voice", help="a voice pack made by `packager voice`")
-    src.add_argument("--inputs", type=Path, metavar="CASE.npz",
-                     help="upstream frontend arrays: " + ", ".join(CASE_KEYS))
-    p.add_argument("--text", metavar="TEXT", help="the text to speak (with --voice); '-' reads it from stdin")
-    p.add_argument("--text-file", type=Path, metavar="FILE", help="read the text to speak from a UTF-8 file")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--instruct", metavar="INSTRUCTION",
-                      help="instruct mode: e.g. 'Please speak as fast as you can.' (becomes the prompt text)")
-    mode.add_argument("--cross-lingual", action="store_true",
-                      help="cross-lingual mode: no prompt text, no LLM prompt speech tokens")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE.wav",
-                   help="write the audio: 16-bit PCM WAV, 24 kHz mono (a name ending in .npz means --dump-npz, the "
-                        "option's old meaning, deprecated)")
-    p.add_argument("--wav", type=Path, metavar="FILE.wav", help="deprecated alias of -o/--output")
-    p.add_argument("--dump-npz", type=Path, metavar="FILE.npz",
-                   help="also write the raw arrays: speech_tokens, (mel,) speech (and piece_token_counts with --voice)")
-    p.add_argument("--force", action="store_true",
-                   help="replace existing output files (only WAV / NPZ files: any other file is never replaced)")
-    p.add_argument("--sampling", choices=["greedy", "ras"], default="greedy")
-    p.add_argument("--seed", type=int, default=0, help="seed of the RAS sampler (numpy PCG64); piece k uses seed + k")
-    p.add_argument("--length", choices=LENGTH_CHOICES, default="auto",
-                   help="how long each text piece's speech is: llm = until the LLM's stop token, within upstream's "
-                        "min_len..max_len (upstream); min_len = exactly upstream's min_len (min_len_ratio x text "
-                        "tokens) speech tokens, the stop ids masked until then: for random-weight presets, whose LLM "
-                        "never learned when to stop; auto (default) = min_len for a preset bundle with --voice, llm "
-                        "otherwise (a checkpoint bundle, --inputs)")
-    p.add_argument("--stream", action="store_true",
-                   help="upstream's streaming schedule: audio written chunk by chunk as it is produced; prints the "
-                        "time to first audio")
-    p.add_argument("--no-wetext", action="store_true", help="skip wetext normalization even when it is installed")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per graph (default 1)")
-    p.add_argument("--fix-min-len-quirk", action="store_true",
-                   help="mask the whole stop range before min_len (upstream masks only SOS: quirk L3)")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--progress", choices=("auto", "tty", "plain"), default="auto",
-                       help="progress on stderr (text pieces, tokens generated, RTF): live bars on a terminal (tty), "
-                            "timestamped lines (plain, e.g. logs); auto picks by whether stderr is a terminal")
-    shown.add_argument("--quiet", action="store_true",
-                       help="errors only (and warnings about text pieces that were skipped)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,11 +37,7 @@ def test_every_verb_has_help(verb, capsys):
 HEAVY = ("torch", "onnx", "onnxruntime", "numpy", "huggingface_hub", "matplotlib", "soundfile", "yaml")
 
 
-@pytest.mark.parametrize("verb", [
-    "", *[pytest.param(v, marks=pytest.mark.xfail(strict=True, reason=(
-        "packager/synth_cli.py declares synth's options and imports numpy/onnxruntime at module level: move those "
-        "imports into its functions (or its options into packager/cli.py) and remove this mark")))
-          if v in cli.LAZY_OPTIONS else v for v in cli.VERBS]])
+@pytest.mark.parametrize("verb", ["", *cli.VERBS])
 def test_help_imports_no_heavy_module(verb):
     """`--help` only parses: no verb module and none of the heavy libraries is imported (the time is measured by
     benchmarks/bench_cli_help.py, not here)."""
@@ -275,3 +271,9 @@ def test_default_bundle_passes_preflight_for_both_targets(tiny_bundle, target):
     n = sum(len(c["graphs"]) for c in json.loads((tiny_bundle / "manifest.json").read_text())["components"])
     summary = rf"checked {n} graphs \({n} files\) for {re.escape(package)} {re.escape(version)} \({target}\): "
     assert re.fullmatch(summary + r"0 errors, \d+ warnings?", out.splitlines()[-1]), out
+
+
+def test_synth_length_choices_are_the_runtime_s() -> None:
+    """cli.py declares synth's --length choices without importing tts (numpy): they must stay tts.LENGTHS."""
+    from packager import tts
+    assert cli.SYNTH_LENGTHS == ("auto", *tts.LENGTHS)
