@@ -32,7 +32,7 @@ from packager.config import load_hyperpyyaml  # noqa: E402
 from packager.onnx_utils import run_onnx, session  # noqa: E402
 from packager.stages.export import export_graph  # noqa: E402
 
-FULL_CONFIG = Path(__file__).resolve().parents[2] / "shared" / "upstream_ref" / "full_size_config.yaml"
+FULL_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "data" / "upstream_ref" / "full_size_config.yaml"
 
 
 def rss_mb() -> float:

@@ -4,7 +4,7 @@ the memory-bandwidth bound, for the growing cache (shipped) and the static cache
     python benchmarks/bench_llm.py                 # everything, each phase in its own process (peak RSS per phase)
     python benchmarks/bench_llm.py export|export-static|decode|parity [--out DIR] [--cache 150,500] [--lmax 1024]
 
-Full-size config: ../shared/upstream_ref/full_size_config.yaml + the Qwen2 config in full_size_keys.json, read
+Full-size config: tests/data/upstream_ref/full_size_config.yaml + the Qwen2 config in full_size_keys.json, read
 through the component's own config path. Weights: seeded N(0, 0.02) (timing does not depend on values).
 Bandwidth bound: bytes of the step graph's weights (everything a decode step reads) / measured bandwidth; two
 bandwidth definitions as in ../shared/design/upstream_perf.md (numpy 1 GiB copy; 2-thread torch read).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -26,8 +25,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("COSYVOICE_SHARED", REPO.parent / "shared")).resolve()
-REF = SHARED / "upstream_ref"
+REF = REPO / "tests" / "data" / "upstream_ref"  # in-repo copy of the upstream reference data (its README.md)
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "bench_llm_full"
 
 

@@ -1,5 +1,6 @@
 """CosyVoiceSpeaker's main-thread slices under mono, on a quiet machine (issue #15's figure; the unit tests assert
-only the load-independent invariant, see csharp/tests/SpeakerTests.cs ``AssertSlices``).
+only the load-independent decision invariant, no unit started unless its expected cost fitted the slice's budget,
+see csharp/tests/SpeakerTests.cs ``AssertSlices``).
 
     python benchmarks/bench_speaker_slices.py [--runs 3]
 

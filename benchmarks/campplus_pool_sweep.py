@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from packager.graph_rewrites import count_ceil_mode_pools, rewrite_ceil_mode_avgpool, upgrade_opset  # noqa: E402
 from packager.onnx_utils import session  # noqa: E402
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "upstream_ref" / "campplus" / "campplus.onnx"
+DEFAULT = Path(__file__).resolve().parents[1] / "tests" / "data" / "upstream_ref" / "campplus" / "campplus.onnx"
 
 
 def main() -> int:

@@ -5,8 +5,8 @@
 
 Writes an upstream-layout folder (``cosyvoice3.yaml`` = the official hyperparameters, ``CosyVoice-BlankEN/config.json``
 = the official Qwen2 config, ``llm.pt``/``flow.pt``/``hift.pt`` = seeded random state dicts with upstream's keys and
-shapes, ``campplus.onnx`` = the shared CAM++ fixture), then runs ``python -m packager build --checkpoint`` on it once
-per precision, one build at a time, and reports for each:
+shapes, ``campplus.onnx`` = the CAM++ fixture of ``tests/data/upstream_ref/campplus``), then runs
+``python -m packager build --checkpoint`` on it once per precision, one build at a time, and reports for each:
 
 * wall time and **peak RSS of the whole process tree** (the build and every process it starts; sampled from /proc
   every 0.2 s, plus the kernel's own per-process peak of the build, whichever is higher);
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REF = REPO.parent / "shared" / "upstream_ref"
+REF = REPO / "tests" / "data" / "upstream_ref"  # in-repo copy of the upstream reference data (its README.md)
 sys.path.insert(0, str(REPO))
 
 # Runs the packager CLI with an audit hook counting opens for writing under Models/ (printed at exit as JSON).

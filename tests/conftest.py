@@ -1,29 +1,50 @@
-"""Shared test fixtures. ``upstream_ref`` is ``../shared/upstream_ref`` beside the repository (as in CI)."""
+"""Shared test fixtures. ``upstream_ref`` is the in-repository copy of the upstream reference data,
+``tests/data/upstream_ref`` (provenance and contents: its README.md)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("COSYVOICE_SHARED", REPO.parent / "shared")).resolve()
+UPSTREAM_REF = REPO / "tests" / "data" / "upstream_ref"  # the one home of this path for the tests
+# The project's design notes, when they happen to sit beside the repository: optional, only a few extra cross-checks
+# in tests/test_text_tokenizer.py read them if present; every test passes without them.
+DESIGN_NOTES = REPO.parent / "shared" / "design"
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
 def upstream_ref() -> Path:
-    path = SHARED / "upstream_ref"
-    if not (path / "README.md").is_file():
-        pytest.fail(f"upstream reference data not found at {path}; set COSYVOICE_SHARED to the shared/ folder")
-    return path
+    if not (UPSTREAM_REF / "README.md").is_file():
+        pytest.fail(f"upstream reference data not found at {UPSTREAM_REF} (part of the repository: an incomplete "
+                    "checkout?)")
+    return UPSTREAM_REF
 
 
 @pytest.fixture(scope="session")
 def tiny_a(upstream_ref: Path) -> Path:
     return upstream_ref / "tiny_a"
+
+
+@pytest.fixture(scope="session")
+def tiny_a_checkpoint(tiny_a: Path, upstream_ref: Path, tmp_path_factory) -> Path:
+    """tiny_a as a complete upstream checkpoint folder (every component's files, for a default build): the shared
+    set's tiny_a also holds ``campplus.onnx``, byte-identical to ``campplus/campplus.onnx``, which the repository
+    stores once. Links to the in-repo files (copies where links are not allowed)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("checkpoint") / "tiny_a"
+    files = [(f, f.relative_to(tiny_a)) for f in sorted(tiny_a.rglob("*")) if f.is_file()]
+    for src, rel in [*files, (upstream_ref / "campplus" / "campplus.onnx", Path("campplus.onnx"))]:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            (out / rel).symlink_to(src)
+        except OSError:
+            shutil.copyfile(src, out / rel)
+    return out
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:

@@ -53,14 +53,14 @@ def test_quiet_build_prints_no_progress(tmp_path: Path) -> None:
     assert "campplus" in out  # the summary table still goes to stdout
 
 
-def test_not_enough_disk_is_refused_before_writing(tmp_path: Path, monkeypatch, tiny_a: Path) -> None:
+def test_not_enough_disk_is_refused_before_writing(tmp_path: Path, monkeypatch, tiny_a_checkpoint: Path) -> None:
     import shutil
     from collections import namedtuple
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9 - 1000, 1000))
     out = tmp_path / "b"
-    code, _, err = run_cli("build", "--checkpoint", tiny_a, "--out", out)
+    code, _, err = run_cli("build", "--checkpoint", tiny_a_checkpoint, "--out", out)
     assert code == 2 and "not enough free disk space" in err and "bytes free" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob(".b.tmp-*"))

@@ -104,8 +104,9 @@ def test_speech_bit_identical_to_python(voice_run: dict) -> None:
 
 def test_speaker_core_under_mono(voice_run: dict) -> None:
     """CosyVoiceSpeaker's core (SpeakerCore over SlicedRunner, csharp/tests/SpeakerTests.cs) with the replaying
-    backend: Python's samples read back through the streaming buffer, no main-thread slice past the budget by more
-    than one unit of work (a GC pause aside)."""
+    backend: Python's samples read back through the streaming buffer, and no unit of work started in a main-thread
+    slice unless its expected cost still fitted the budget (only a slice's last unit may cross it; SpeakerTests.cs
+    AssertSlices)."""
     results = voice_run["results"]
     by_name = {v["name"]: v for v in voice_run["index"]["speak"]}
     for name in ("speak_cross_lingual_greedy_stream", "speak_zero_shot_greedy", "speak_instruct_two_pieces_ras"):
@@ -113,15 +114,17 @@ def test_speaker_core_under_mono(voice_run: dict) -> None:
         assert cs["ok"] is True, name
         assert cs["chunks"] == by_name[name]["chunks"], name
         assert cs["calls"] == by_name[name]["n_calls"], name
-        # the scheduler's invariant (load-independent): within one unit of the budget; the quiet-machine wall-clock
-        # figure (budget + 2 ms) is benchmarks/bench_speaker_slices.py's
-        assert cs["max_slice_ms_without_gc"] <= cs["budget_ms"] + cs["max_unit_ms"] + 1.0, (name, cs)
+        # the scheduler's decision invariant (load-independent): for every unit but a slice's first, the backend-timed
+        # work before it plus its last cost fits the budget (+1 us clock granularity); the quiet-machine wall-clock
+        # figure (longest slice <= budget + 2 ms) is benchmarks/bench_speaker_slices.py's
+        assert cs["max_admitted_end_ms"] <= cs["budget_ms"] + 1e-3, (name, cs)
+        assert cs["slices"] > 1, (name, cs)
         assert cs["first_audio_ms"] > 0, name
         assert cs["device_outputs"] > 0 and cs["device_inputs"] > 0, name  # the KV cache stayed on the device
     golden = voice_run["index"]["speak_golden"]
     cs = results[("speaker", "speak_golden")]
     assert cs["ok"] is True and cs["chunks"] == golden["chunks"] and len(golden["chunks"]) >= 2
-    assert cs["max_slice_ms_without_gc"] <= cs["budget_ms"] + cs["max_unit_ms"] + 1.0, cs
+    assert cs["max_admitted_end_ms"] <= cs["budget_ms"] + 1e-3 and cs["slices"] > 1, cs
     assert results[("speaker", "cancel_then_speak")]["ok"] is True
     errors = results[("speaker", "errors")]["messages"]
     assert len(errors) == 5 and any("flow_frontend" in e for e in errors) and any("another model" in e for e in errors)

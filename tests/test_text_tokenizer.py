@@ -24,11 +24,11 @@ from packager.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, ENDOFPROM
                                      bytes_to_unicode, pretokenize)
 from packager.tiny_tokenizer import CORPUS as TINY_CORPUS
 from packager.tiny_tokenizer import TINY_MERGES, TINY_VOCAB, tiny_tokenizer, train_bpe, write_tiny_tokenizer
-from tests.conftest import SHARED
+from tests.conftest import DESIGN_NOTES
 
 tokenizers = pytest.importorskip("tokenizers")  # the `test` extra; only these comparisons need it
 
-DESIGN = SHARED / "design"  # upstream facts (design/frontend.md); optional checks when present
+DESIGN = DESIGN_NOTES  # upstream facts (design/frontend.md); optional checks when present
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                r"\s*[\r\n]+|\s+(?!\S)|\s+")
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", ENDOFPROMPT, "[breath]", "<|endofsystem|>"]

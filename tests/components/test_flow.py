@@ -1,5 +1,5 @@
 """Flow component: strict loading, parity with upstream (tiny_a) for the PyTorch model and the exported graphs,
-Sentis graph rules, goldens, preset determinism. Reference: shared/upstream_ref/tiny_a/flow_reference.npz."""
+Sentis graph rules, goldens, preset determinism. Reference: tests/data/upstream_ref/tiny_a/flow_reference.npz."""
 from __future__ import annotations
 
 import hashlib
