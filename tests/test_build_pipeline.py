@@ -47,10 +47,11 @@ def test_each_graph_file_is_written_once(tmp_path: Path, precision: str) -> None
     assert any("llm_step: exported" in l for l in lines)
 
 
-def test_quiet_build_prints_no_progress(tmp_path: Path) -> None:
+def test_quiet_build_prints_nothing(tmp_path: Path) -> None:
+    """--quiet means errors only: no progress, no size table, no summary (the bundle is still complete)."""
     code, out, err = run_cli("build", "--components", "campplus", "--out", tmp_path / "b", "--quiet")
-    assert code == 0 and err == "", err
-    assert "campplus" in out  # the summary table still goes to stdout
+    assert code == 0 and err == "" and out == "", (out, err)
+    assert (tmp_path / "b" / "manifest.json").is_file()
 
 
 def test_not_enough_disk_is_refused_before_writing(tmp_path: Path, monkeypatch, tiny_a_checkpoint: Path) -> None:

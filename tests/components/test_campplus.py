@@ -174,7 +174,8 @@ def _bad_build(tmp_path, ckpt) -> str:
 
 
 def test_missing_campplus(tmp_path):
-    assert "campplus.onnx: missing" in _bad_build(tmp_path, _ckpt(tmp_path, None))
+    err = _bad_build(tmp_path, _ckpt(tmp_path, None))
+    assert "missing: campplus.onnx" in err and "Fun-CosyVoice3-0.5B layout" in err, err
 
 
 def test_lfs_pointer(tmp_path):
