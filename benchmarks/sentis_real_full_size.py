@@ -8,8 +8,8 @@ BUNDLE: a bundle built from a full-size checkpoint (benchmarks/full_size_build.p
 /tmp/cosyvoice3-full/bundle-recommended-after). One Mono process per graph, so each graph's import time and peak
 RSS are its own: the runner imports the .onnx as Unity's importer does (ONNXModelConverter, ModelWriter/ModelLoader
 round trip), applies ModelQuantizer per unity_quantization (GraphSession), creates a CPU Worker and binds placeholder
-inputs. Graphs whose weights are under --case-limit-mb (campplus_fbank, campplus, the llm embeddings, flow_frontend,
-hift) also run all their golden cases; llm_step and flow_estimator are import checks only (Sentis's IL kernels run at
+inputs. Graphs whose weights are under --case-limit-mb (default 600: campplus_fbank, campplus, the llm embeddings,
+flow_frontend, hift) also run all their golden cases; llm_step and flow_estimator are import checks only (Sentis's IL kernels run at
 ~0.3 GFLOP/s under Mono; --run-all-cases runs them anyway). --bake DIR also writes each graph as a player ships it
 (SentisModels.Bake: quantized .sentis) and reports its bytes beside the imported ModelAsset's.
 Prints one markdown table per bundle x Sentis version. Peak RSS is the process's own (wait4 ru_maxrss).
@@ -52,7 +52,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundles", nargs="+", type=Path)
     ap.add_argument("--sentis", default="2.4,2.1")
-    ap.add_argument("--case-limit-mb", type=float, default=100.0,
+    ap.add_argument("--graphs", help="only these graphs (comma-separated names)")
+    ap.add_argument("--case-limit-mb", type=float, default=600.0,
                     help="run the golden cases of graphs whose weights are below this size (MB)")
     ap.add_argument("--run-all-cases", action="store_true")
     ap.add_argument("--bake", type=Path, help="also write each graph as a player ships it (.sentis) under this folder")
@@ -71,6 +72,8 @@ def main() -> int:
             rows = []
             for comp in manifest["components"]:
                 for g in comp["graphs"]:
+                    if args.graphs and g["name"] not in args.graphs.split(","):
+                        continue
                     size = g["bytes"] + (g.get("external_data") or {}).get("bytes", 0)
                     cases = args.run_all_cases or size < args.case_limit_mb * 1e6
                     bake = args.bake / f"{bundle.name}-{v}" if args.bake else None
