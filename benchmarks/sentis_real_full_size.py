@@ -11,7 +11,8 @@ round trip), applies ModelQuantizer per unity_quantization (GraphSession), creat
 inputs. Graphs whose weights are under --case-limit-mb (default 600: campplus_fbank, campplus, the llm embeddings,
 flow_frontend, hift) also run all their golden cases; llm_step and flow_estimator are import checks only (Sentis's IL kernels run at
 ~0.3 GFLOP/s under Mono; --run-all-cases runs them anyway). --bake DIR also writes each graph as a player ships it
-(SentisModels.Bake: quantized .sentis) and reports its bytes beside the imported ModelAsset's.
+(SentisModels.Bake: quantized .sentis) and reports its bytes beside the imported ModelAsset's; --load-baked DIR
+measures a player instead: the .sentis files loaded with ModelLoader.Load(path), no .onnx import.
 Prints one markdown table per bundle x Sentis version. Peak RSS is the process's own (wait4 ru_maxrss).
 """
 from __future__ import annotations
@@ -30,8 +31,11 @@ sys.path.insert(0, str(REPO))
 from tests.sentis_real import matrix  # noqa: E402
 
 
-def run_graph(runner: Path, bundle: Path, graph: str, cases: bool, bake: Path | None, out: Path) -> dict:
+def run_graph(runner: Path, bundle: Path, graph: str, cases: bool, bake: Path | None, out: Path,
+              load_baked: Path | None = None) -> dict:
     args = ["mono", "--debug", str(runner), str(bundle), "--graph", graph, "--import-only", "--json", str(out)]
+    if load_baked is not None:
+        args += ["--load-baked", str(load_baked)]
     if cases:
         args += ["--cases", "1000"]
     if bake is not None:
@@ -57,6 +61,9 @@ def main() -> int:
                     help="run the golden cases of graphs whose weights are below this size (MB)")
     ap.add_argument("--run-all-cases", action="store_true")
     ap.add_argument("--bake", type=Path, help="also write each graph as a player ships it (.sentis) under this folder")
+    ap.add_argument("--load-baked", type=Path, metavar="DIR",
+                    help="a player's view: load DIR/<graph>.sentis (from --bake) instead of importing the .onnx; the "
+                         "peak RSS is then what loading, quantization check, Worker and input binding take")
     ap.add_argument("--logs", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "sentis_full_logs")
     args = ap.parse_args()
     failed = 0
@@ -77,7 +84,8 @@ def main() -> int:
                     size = g["bytes"] + (g.get("external_data") or {}).get("bytes", 0)
                     cases = args.run_all_cases or size < args.case_limit_mb * 1e6
                     bake = args.bake / f"{bundle.name}-{v}" if args.bake else None
-                    r = run_graph(runner, bundle, g["name"], cases, bake, args.logs / f"{bundle.name}-{v}-{g['name']}.json")
+                    r = run_graph(runner, bundle, g["name"], cases, bake, args.logs / f"{bundle.name}-{v}-{g['name']}.json",
+                                  args.load_baked)
                     (args.logs / f"{bundle.name}-{v}-{g['name']}.log").write_text(r["log"], encoding="utf-8")
                     r.update(size=size, precision=g["precision"], q=g["unity_quantization"], cases_run=cases)
                     rows.append(r)

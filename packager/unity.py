@@ -34,6 +34,10 @@ from packager.errors import PackagerError
 from packager.sentis_rules import TARGETS
 
 RUNTIME_PACKAGES = tuple(dict.fromkeys(t.package for t in TARGETS.values()))
+# our Unity runtime package (unity_project/Assets/CosyVoice3/package.json "name"; tests/test_unity_install.py keeps
+# them equal) and where it lives in this repository (the ?path= of its git URL)
+COSYVOICE_RUNTIME = "com.cosyvoice3.runtime"
+RUNTIME_REPO_PATH = "unity_project/Assets/CosyVoice3"
 BATCH_COMMAND = ("Unity -batchmode -nographics -projectPath {project} -runTests -testPlatform EditMode "
                  "-testResults results.xml -logFile -")
 
@@ -192,5 +196,36 @@ def run(args: argparse.Namespace) -> int:
     print(f"installed {manifest['bundle']['package']} ({len(graphs)} graphs, {cases} golden cases, "
           f"{size / 1e6:.1f} MB) into {dest}"
           + (f"; voices: {', '.join(sorted(p.name for p in (dest / VOICES_DIR).iterdir()))}" if args.voice else ""))
-    print("run the EditMode tests: " + BATCH_COMMAND.format(project=args.project))
+    for line in next_steps(args.project, manifest["bundle"]["package"]):
+        print(line)
     return 0
+
+
+def next_steps(project: Path, bundle_package: str) -> list[str]:
+    """What the user does next in ``project`` (docs/unity_quickstart.md), skipping what is already done there."""
+    deps, testables = {}, []
+    try:
+        data = json.loads((project / "Packages" / "manifest.json").read_text(encoding="utf-8"))
+        deps, testables = data.get("dependencies", {}), data.get("testables", [])
+    except (OSError, ValueError):
+        pass
+    in_assets = (project / "Assets" / "CosyVoice3" / "package.json").is_file()
+    lines = ["next steps (docs/unity_quickstart.md):"]
+    n = 1
+    if COSYVOICE_RUNTIME not in deps and not in_assets:
+        lines += [f"  {n}. add the runtime: in {project / 'Packages' / 'manifest.json'}, \"dependencies\":",
+                  f'       "{COSYVOICE_RUNTIME}": "<this repository\'s git URL>?path={RUNTIME_REPO_PATH}"',
+                  "     (Package Manager > + > Add package from git URL writes the same entry)"]
+        n += 1
+    wanted = [p for p in (COSYVOICE_RUNTIME, bundle_package) if p not in testables]
+    if wanted and not in_assets:
+        lines += [f"  {n}. to run the package's EditMode tests there, add beside \"dependencies\": "
+                  f'"testables": {json.dumps(sorted(set(testables) | set(wanted)))}']
+        n += 1
+    lines += [f"  {n}. in the Editor: Package Manager > CosyVoice3 for Unity > Samples > Speak > Import; open "
+              "Speak.unity and press Play (it finds this bundle under Packages/)",
+              f"  {n + 1}. for a player build: Tools > CosyVoice3 > Bake Models for Player Build, assign the baked "
+              "models to CosyVoiceSpeaker.graphs and copy the bundle's manifest.json and Data/ to "
+              f"Assets/StreamingAssets/{bundle_package}/ (the bake step does the copy)",
+              "run the EditMode tests: " + BATCH_COMMAND.format(project=project)]
+    return lines

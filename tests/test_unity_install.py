@@ -230,3 +230,23 @@ def test_install_with_a_voice_writes_a_speak_golden(tiny_bundle: Path, tmp_path:
     code, _, err = run_cli("unity-install", tiny_bundle, "--project", third, "--voice", other)
     assert code == 2 and "another model" in err and "Traceback" not in err
     assert list((third / "Packages").iterdir()) == [third / "Packages" / "manifest.json"]  # nothing written
+
+
+def test_next_steps_name_the_runtime_testables_and_player_build(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """unity-install ends with what to do next in that project, skipping steps already done there."""
+    from packager.unity import COSYVOICE_RUNTIME, RUNTIME_REPO_PATH, next_steps
+    pkg = json.loads((REPO / RUNTIME_REPO_PATH / "package.json").read_text(encoding="utf-8"))
+    assert pkg["name"] == COSYVOICE_RUNTIME  # one name for the runtime package, here and in the UPM manifest
+    bundle, project = _bundle(tmp_path), _project(tmp_path)
+    assert main(["unity-install", str(bundle), "--project", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert f'"{COSYVOICE_RUNTIME}": "<this repository\'s git URL>?path={RUNTIME_REPO_PATH}"' in out
+    assert f'"testables": ["{COSYVOICE_RUNTIME}", "{PACKAGE}"]' in out
+    assert "Bake Models for Player Build" in out and f"Assets/StreamingAssets/{PACKAGE}/" in out
+    # once the project has both, those two steps are not printed again
+    m = json.loads((project / "Packages" / "manifest.json").read_text())
+    m["dependencies"][COSYVOICE_RUNTIME] = "https://example.org/repo.git?path=" + RUNTIME_REPO_PATH
+    m["testables"] = [COSYVOICE_RUNTIME, PACKAGE]
+    (project / "Packages" / "manifest.json").write_text(json.dumps(m))
+    steps = "\n".join(next_steps(project, PACKAGE))
+    assert "add the runtime" not in steps and "testables" not in steps and "1. in the Editor" in steps

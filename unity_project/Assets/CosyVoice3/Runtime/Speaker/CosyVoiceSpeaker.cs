@@ -24,10 +24,11 @@ namespace CosyVoice3.Bundles
     public sealed class CosyVoiceSpeaker : MonoBehaviour
     {
         [Header("Bundle")]
-        [Tooltip("The bundle folder (manifest.json, Data/): relative to StreamingAssets (or, in the Editor, to the project: Packages/<bundle package>), or absolute.")]
-        public string bundlePath = "Packages/com.cosyvoice3.bundle.tiny";
-        [Tooltip("The bundle's imported graphs (Models/*.onnx); each asset's name is its manifest graph name. In the Editor, a bundle under Packages/ or Assets/ needs none: its Models/ are found by path.")]
+        [Tooltip("The bundle folder (manifest.json, Data/): relative to StreamingAssets (or, in the Editor, to the project: Packages/<bundle package>), or absolute. Empty: the bundle `unity-install` put under Packages/ (Editor), else the first bundle folder under StreamingAssets (player).")]
+        public string bundlePath = "";
+        [Tooltip("The bundle's graphs as ModelAssets, each named as its manifest graph: for a player build the baked .sentis models (Tools > CosyVoice3 > Bake Models for Player Build). In the Editor, a bundle under Packages/ or Assets/ needs none: its Models/*.onnx are found by path.")]
         public ModelAsset[] graphs = new ModelAsset[0];
+        string bundleFolder = "";   // bundlePath, or what FindBundle chose
         [Tooltip("The voice used when Speak gets none: a .voice folder, relative to StreamingAssets or absolute.")]
         public string defaultVoicePath = "";
 
@@ -88,6 +89,29 @@ namespace CosyVoice3.Bundles
         /// working folder (in the Editor the project folder, so "Packages/com.cosyvoice3.bundle.tiny" finds a bundle
         /// installed by `packager unity-install`).
         /// </summary>
+        /// <summary>
+        /// The bundle used when bundlePath is empty: in the Editor the first one `python -m packager unity-install`
+        /// put under Packages/ (found by its manifest, whatever its package name), otherwise (a player) the first
+        /// folder under StreamingAssets holding a manifest.json (where the bake step copies a bundle's manifest and
+        /// Data/). "" when there is none.
+        /// </summary>
+        public static string FindBundle()
+        {
+#if UNITY_EDITOR
+            var installed = Bundle.FindInstalled("Packages");
+            if (installed.Count > 0) return installed[0];
+#endif
+            string root = Application.streamingAssetsPath;
+            if (!string.IsNullOrEmpty(root) && Directory.Exists(root))
+            {
+                var dirs = Directory.GetDirectories(root);
+                Array.Sort(dirs, StringComparer.Ordinal);
+                foreach (var d in dirs)
+                    if (File.Exists(Path.Combine(d, Bundle.ManifestFile))) return Path.GetFileName(d);
+            }
+            return "";
+        }
+
         public static string Resolve(string path)
         {
             if (string.IsNullOrEmpty(path) || Path.IsPathRooted(path)) return path;
@@ -110,7 +134,11 @@ namespace CosyVoice3.Bundles
             var names = new List<string>();
             try
             {
-                bundle = Bundle.Load(Resolve(bundlePath));
+                string path = bundleFolder = string.IsNullOrEmpty(bundlePath) ? FindBundle() : bundlePath;
+                if (string.IsNullOrEmpty(path))
+                    throw new BundleException("bundlePath", "no bundle: bundlePath is empty and none is installed under Packages/ or copied under StreamingAssets",
+                                              "python -m packager unity-install BUNDLE --project .", "nothing");
+                bundle = Bundle.Load(Resolve(path));
                 if (!string.IsNullOrEmpty(defaultVoicePath)) defaultVoice = VoicePack.Load(Resolve(defaultVoicePath));
                 foreach (var c in bundle.Manifest.Components)
                     if (c.Name != "campplus")   // speech needs llm, flow and hift; voice packs carry the embedding
@@ -170,10 +198,10 @@ namespace CosyVoice3.Bundles
 #if UNITY_EDITOR
             // In the Editor a bundle installed in the project (Packages/<package>, Assets/...) needs no drag and drop:
             // its Models/*.onnx are ModelAssets already (the file is sha256-checked against the manifest first).
-            if (!Path.IsPathRooted(bundlePath) && (bundlePath.StartsWith("Packages/", StringComparison.Ordinal) || bundlePath.StartsWith("Assets/", StringComparison.Ordinal)))
+            if (!Path.IsPathRooted(bundleFolder) && (bundleFolder.StartsWith("Packages/", StringComparison.Ordinal) || bundleFolder.StartsWith("Assets/", StringComparison.Ordinal)))
             {
                 bundle.VerifiedPath(g.File, g.Sha256, g.Bytes);
-                var asset = UnityEditor.AssetDatabase.LoadAssetAtPath<ModelAsset>(bundlePath.TrimEnd('/') + "/" + g.File);
+                var asset = UnityEditor.AssetDatabase.LoadAssetAtPath<ModelAsset>(bundleFolder.TrimEnd('/') + "/" + g.File);
                 if (asset != null) return ModelLoader.Load(asset);
             }
 #endif

@@ -13,8 +13,8 @@ namespace CosyVoice3.Samples
     [AddComponentMenu("CosyVoice3/Samples/Speak Sample")]
     public sealed class SpeakSample : MonoBehaviour
     {
-        [Tooltip("The bundle folder: relative to StreamingAssets, or in the Editor to the project (Packages/<bundle package>).")]
-        public string bundlePath = "Packages/com.cosyvoice3.bundle.tiny";
+        [Tooltip("The bundle folder: relative to StreamingAssets, or in the Editor to the project (Packages/<bundle package>). Empty: the bundle `unity-install` put under Packages/ (Editor), else the first bundle folder under StreamingAssets (player).")]
+        public string bundlePath = "";
         [Tooltip("Voice packs (.voice folders, made by `python -m packager voice`), relative like bundlePath. Empty: every .voice under the bundle's Voices~ folder and under StreamingAssets.")]
         public string[] voicePaths = new string[0];
         public string text = "Hello! This voice was made from a few seconds of speech.";
@@ -35,7 +35,7 @@ namespace CosyVoice3.Samples
             if (speaker == null)
             {
                 speaker = gameObject.AddComponent<CosyVoiceSpeaker>();
-                speaker.bundlePath = bundlePath;
+                speaker.bundlePath = bundlePath;   // empty: CosyVoiceSpeaker.FindBundle()
             }
             FindVoices();
         }
@@ -50,7 +50,8 @@ namespace CosyVoice3.Samples
             var paths = new List<string>(voicePaths);
             if (paths.Count == 0)
             {
-                foreach (var root in new[] { Path.Combine(CosyVoiceSpeaker.Resolve(speaker.bundlePath), "Voices~"), Application.streamingAssetsPath })
+                string bundleRoot = CosyVoiceSpeaker.Resolve(string.IsNullOrEmpty(speaker.bundlePath) ? CosyVoiceSpeaker.FindBundle() : speaker.bundlePath);
+                foreach (var root in new[] { Path.Combine(bundleRoot, "Voices~"), Application.streamingAssetsPath })
                 {
                     if (string.IsNullOrEmpty(root) || !Directory.Exists(root)) continue;
                     var found = Directory.GetDirectories(root, "*.voice", SearchOption.AllDirectories);
