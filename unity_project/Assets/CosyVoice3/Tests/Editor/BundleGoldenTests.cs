@@ -21,19 +21,7 @@ namespace CosyVoice3.Bundles.Tests
         const string PackagesDir = "Packages";
 
         /// <summary>Installed bundles: Packages/*/manifest.json written by our packager (project-relative paths).</summary>
-        public static List<string> BundleDirs()
-        {
-            var dirs = new List<string>();
-            if (!Directory.Exists(PackagesDir)) return dirs;
-            var all = new List<string>(Directory.GetDirectories(PackagesDir));
-            all.Sort(StringComparer.Ordinal);
-            foreach (var d in all)
-            {
-                string m = Path.Combine(d, Bundle.ManifestFile);
-                if (File.Exists(m) && File.ReadAllText(m).Contains("\"" + BundleManifest.Generator + "\"")) dirs.Add(d.Replace('\\', '/'));
-            }
-            return dirs;
-        }
+        public static List<string> BundleDirs() { return Bundle.FindInstalled(PackagesDir); }
 
         /// <summary>
         /// One case per bundle x component x graph x golden, named "bundle.component.graph.case" (stable across runs).
