@@ -42,8 +42,9 @@ def report(source: Source, label: str, converters: bool,
             tol = {s.name: g.tolerances[s.name].to_json() for s in g.outputs}
             fp32_bytes = model.ByteSize()
             for prec in ("fp16", "uint8"):
-                conv = C.convert(model, P.ComponentPolicy(prec), g.keep_float32, cases)
-                err = C.error_vs(cases, C.outputs_of(conv.view, cases), tol)
+                conv = C.convert(model, C.graph_policy(P.ComponentPolicy(prec), g.dsp_graph), g.keep_float32, cases,
+                                 dsp=g.dsp_constants, graph=g.name)
+                err = C.error_vs(cases, C.outputs_of(conv.view if conv.view is not None else conv.model, cases), tol)
                 extra = ""
                 if prec == "fp16":
                     extra = "ort-fp16 " + _fmt(C.error_vs(cases, C.fp16_cost_outputs(conv.model, cases), tol))

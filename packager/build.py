@@ -194,12 +194,21 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
     """Check -> convert -> goldens -> write, once: the bundle's graph file is written exactly once, as it ships."""
     g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
     label = f"[{comp}] {g.name}"
-    policy = opts.precision.for_component(comp)
+    requested = opts.precision.for_component(comp)
+    policy = convert_stage.graph_policy(requested, g.dsp_graph)  # a DSP graph is fp32 under every policy
     t1 = time.perf_counter()
     if policy.precision == "fp32":
         worst = _check(x, tolerances, cases, label, prog)  # the fp32 graph vs the torch reference
         _report_check(label, cases, worst, t1, prog)
         model = onnx.load(str(x.scratch), load_external_data=False)  # the weights are streamed from the scratch file
+        convert_stage.dsp_constants(model, g.dsp_constants, g.name)  # a stale declaration fails under any policy
+        kept_dsp = None
+        if g.dsp_graph and requested.precision != "fp32":
+            kept_dsp = convert_stage.dsp_record(convert_stage.all_float_constants(model), requested.precision, "fp32",
+                                                "none", (), whole_graph=True)
+            unity_fp32 = unity_weight_bytes(model, "none")
+            prog(f"  {label}: fp32 (unity_quantization none) instead of {requested.precision}: a DSP graph, every "
+                 "constant an exact DSP number (docs/precision.md \"DSP constants\")")
         with _step(prog, f"{label}: write"):
             if needs_weights_to_save(model):
                 model = load_external_copy(x.scratch)
@@ -207,6 +216,10 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
             else:
                 entry = save_model(tmp, g.name, model, precision="fp32", data_dir=x.scratch.parent)
         del model
+        if kept_dsp is not None:  # the policy asked for less: say what shipped instead, and why
+            entry["precision_cost"] = {"bytes_fp32": entry["bytes"], "bytes": entry["bytes"],
+                                       "unity_weight_bytes_fp32": unity_fp32, "unity_weight_bytes": unity_fp32,
+                                       "error": worst, "exact_dsp": kept_dsp}
         goldens = golden_stage.write_cases(tmp, comp, g.name, cases)  # the reference, its chains checked
         _preflight(tmp / entry["file"], g.name, opts)
     else:
@@ -258,9 +271,15 @@ def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOption
     bytes_fp32, unity_fp32 = fp32_file_bytes(structure), unity_weight_bytes(structure, "none")
     del structure
     with _step(prog, f"{label}: convert to {policy.precision}"):
-        conv = convert_stage.convert(None, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False)
+        conv = convert_stage.convert(None, policy, g.keep_float32, cases, fp32_path=x.scratch, with_view=False,
+                                     dsp=g.dsp_constants, graph=g.name)
     before_write()
     _report_kept_float32(prog, label, conv.overflows)
+    if conv.exact_dsp:
+        rounded = conv.dsp_rounded_by_unity
+        prog(f"  {label}: {len(conv.exact_dsp['constants'])} DSP constant(s) kept bit-exact float32"
+             + (f"; unity_quantization none instead of {policy.unity_quantization}: ModelQuantizer would round "
+                f"{len(rounded)} of them" if rounded and policy.unity_quantization != "none" else ""))
     with _step(prog, f"{label}: write"):
         entry = save_model(tmp, g.name, conv.model, precision=conv.precision,  # fp16: rounded from the scratch
                            unity_quantization=conv.unity_quantization, data_dir=x.scratch.parent)

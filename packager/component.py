@@ -26,7 +26,7 @@ Dim = int | str
 class NodeScope:
     """A ``GraphDef.keep_float32`` entry naming every node of the exported graph whose name starts with ``prefix``
     (a module path of the torch export, e.g. ``"/m_source/"``): lets a component declare a whole sub-network before
-    the node names exist."""
+    the node names exist. As a ``GraphDef.dsp_constants`` entry: every float constant those nodes read."""
 
     prefix: str
 
@@ -102,6 +102,16 @@ class GraphDef:
     ModelProto (Sentis fixes) and must return an equivalent graph; it never decides precision. ``keep_float32`` is
     this graph's precision declaration: node, initializer or tensor names, and ``NodeScope``s, that a
     reduced-precision policy keeps float32 (their nodes and consumers; ``stages/convert.keep_nodes``).
+
+    DSP constants (docs/precision.md "DSP constants") are exact numbers -- DFT bases, windows, filter banks -- not
+    learned weights, so no policy may round them. ``dsp_graph``: every constant of the graph is one (no learned
+    weight at all): the graph ships fp32 with ``unity_quantization: none`` whatever its component's policy.
+    ``dsp_constants``: the DSP constants of a graph that also has learned weights, as constant names (an initializer,
+    a Constant node or its output) or ``NodeScope``s (every float constant the scope's nodes read); under every policy
+    they stay bit-exact float32 in the file (a build error otherwise), and where Unity's ModelQuantizer would round one
+    (it rounds every constant input of Conv, ConvTranspose, Gather, Dense and MatMul layers, with no exclusion list)
+    the graph gets ``unity_quantization: none``. A component keeps its DSP constants out of those layers (e.g.
+    ``components/dsp.py``: elementwise Mul + ReduceSum) so that its learned weights can still be quantized.
     """
 
     name: str
@@ -114,6 +124,8 @@ class GraphDef:
     onnx_model: onnx.ModelProto | None = None
     rewrite: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None
     keep_float32: Sequence[str | NodeScope] = ()
+    dsp_constants: Sequence[str | NodeScope] = ()
+    dsp_graph: bool = False
     description: str = ""
     timeout_ms: int = 60_000  # for the Unity test of one case (import + run), CPU backend
 

@@ -136,6 +136,28 @@ def quantized_constants(model: onnx.ModelProto) -> list[str]:
     return [k for k in names if types[k] == TensorProto.FLOAT]
 
 
+def folded_from(model: onnx.ModelProto, names: Sequence[str]) -> list[str]:
+    """``names``, then every constant Sentis computes from them when it imports the graph (``FuseConstantsPass``: the
+    outputs of a node fed only by constants, one of them already in the list) in graph order."""
+    const = _constant_tensors(model)
+    out = dict.fromkeys(names)
+    for n in model.graph.node:
+        ins = [i for i in n.input if i]
+        if any(i in out for i in ins) and all(i in const for i in ins):
+            out.update(dict.fromkeys(o for o in n.output if o))
+    return list(out)
+
+
+def quantized_among(model: onnx.ModelProto, names: Sequence[str]) -> list[str]:
+    """The constants of ``names``, or computed from them at import (``folded_from``), that
+    ``ModelQuantizer.QuantizeWeights`` rounds (``quantized_constants`` of the Sentis view), in graph order. Works on
+    the structure alone (a weight-less copy)."""
+    from packager.onnx_utils import light_copy
+
+    mine = set(folded_from(model, names))
+    return [c for c in quantized_constants(sentis_view(light_copy(model))) if c in mine]
+
+
 def _constant_types(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, int]:
     """Element type of each constant: an initializer's own, else onnx shape inference's on the weight-less graph
     (no weights are read), else the type of its evaluated value (the constant subgraph run once for all)."""

@@ -116,6 +116,10 @@ def test_policy_bundles_verify_and_pass_preflight(tmp_path, policy):
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     graphs = [g for c in manifest["components"] for g in c["graphs"]]
+    dsp = [g for g in graphs if g.get("precision_cost", {}).get("exact_dsp", {}).get("whole_graph")]
+    assert [g["name"] for g in dsp] == ([] if policy == "fp32" else ["campplus_fbank"])  # a DSP graph: fp32 always
+    assert all(g["precision"] == "fp32" and g["unity_quantization"] == "none" for g in dsp)
+    graphs = [g for g in graphs if g not in dsp]
     assert {g["precision"] for g in graphs} == {policy}
     if policy == "fp16":
         assert all(g["precision_cost"]["bytes"] < g["precision_cost"]["bytes_fp32"] for g in graphs)

@@ -9,7 +9,8 @@ Graphs:
   without warnings on Sentis 2.4 and 2.1. Golden references come from onnxruntime on the *unmodified* shipped file,
   so the goldens also prove the rewrites. The tiny preset's PyTorch export gets the same two rewrites.
 - ``campplus_fbank``: 16 kHz ``waveform`` [1, samples] -> ``features`` [1, frames, 80] (Kaldi fbank minus its mean
-  over time: what ``campplus`` takes) and ``fbank`` [1, frames, 80] (before mean removal).
+  over time: what ``campplus`` takes) and ``fbank`` [1, frames, 80] (before mean removal). A DSP graph: fp32 and
+  ``unity_quantization: none`` under every policy (``GraphDef.dsp_graph``).
 """
 from __future__ import annotations
 
@@ -89,8 +90,8 @@ class CampPlus(Component):
     name = "campplus"
     checkpoint_files = (ONNX_FILE,)
     description = "CAM++ speaker encoder (16 kHz fbank -> 192-d embedding) and its Kaldi fbank front end"
-    # fp16 weights: embedding ~36.5 dB SQNR, cosine > 0.999 (the recommendation's weakest entry); the fbank keeps
-    # its DFT basis float32 (fbank.KEEP_FLOAT32), 79 dB (docs/precision.md "Measured")
+    # fp16 weights: embedding ~36.5 dB SQNR, cosine > 0.999 (the recommendation's weakest entry); the fbank graph is
+    # a DSP graph (dsp_graph): fp32 under every policy, exact (docs/precision.md "DSP constants")
     recommended_precision = "fp16"
 
     def build(self, source: Source) -> ComponentBuild:
@@ -159,7 +160,7 @@ class CampPlus(Component):
             # Measured graph vs float64 reference: 4.7e-5; vs torchaudio on the fixture 4.0e-4 (near-floor cells).
             tolerances={"features": Tolerance(atol=1e-3, rtol=1e-4), "fbank": Tolerance(atol=1e-3, rtol=1e-4)},
             cases=fbank_cases, module=fb.FbankGraph(), example_inputs=(torch.from_numpy(vowel[None]),),
-            keep_float32=fb.KEEP_FLOAT32,
+            dsp_graph=True,  # DFT basis, mel filter bank, log floor: exact numbers, nothing learned
             description="Kaldi fbank (16 kHz, 80 bins, 25/10 ms, Povey, pre-emphasis 0.97, dither 0) + mean removal",
         )
         constants = {

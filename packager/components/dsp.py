@@ -1,9 +1,16 @@
-"""Sentis-safe DSP blocks: STFT / iSTFT as (transposed) convolutions with fixed DFT bases, and an exact cumsum.
+"""Sentis-safe DSP blocks: STFT / iSTFT as elementwise products with fixed DFT bases, and an exact cumsum.
 
-ONNX has no iSTFT, and its STFT op needs opset 17 (Sentis >= 2.4 only), so both transforms are written as a Conv1d /
-ConvTranspose1d whose kernels are the windowed DFT bases. They follow ``torch.stft`` / ``torch.istft`` with
-``center=True``, reflect padding, ``onesided=True`` and a window of length ``n_fft`` -- the convention of
-``upstream_ref/README.md`` section H (steps 5 and 8). Nothing here is HiFT-specific.
+ONNX has no iSTFT, and its STFT op needs opset 17 (Sentis >= 2.4 only), so both transforms are written with ops every
+Sentis version has. They follow ``torch.stft`` / ``torch.istft`` with ``center=True``, reflect padding,
+``onesided=True`` and a window of length ``n_fft`` -- the convention of ``upstream_ref/README.md`` section H (steps 5
+and 8). Nothing here is HiFT-specific.
+
+The windowed DFT bases are exact numbers, not learned weights (docs/precision.md "DSP constants"): they only ever meet
+the signal in an elementwise ``Mul`` followed by a ``ReduceSum``, never in a Conv / ConvTranspose / MatMul / Gather,
+the layers whose constant inputs Unity's ``ModelQuantizer`` rounds to uint8 or half (it has no exclusion list), so a
+uint8 policy leaves them exact. A graph declares them with ``NodeScope``s of ``DSP_MODULE_NAMES``
+(``GraphDef.dsp_constants``). Frames are cut and overlap-added in blocks of ``hop`` samples (Reshape, Slice, Pad,
+Add), which needs ``n_fft % hop == 0``.
 
 Spectra are carried as real tensors ``[B, 2*bins, frames]``: the ``bins = n_fft//2 + 1`` real parts, then the
 imaginary parts (the layout HiFT's ``conv_post`` produces and its source branch consumes).
@@ -15,6 +22,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Module names of the two transforms: a graph that holds an ``STFT`` / ``ISTFT`` attribute under these names declares
+# their constants as DSP constants with ``NodeScope(f"/{name}/")`` (the exported node-name prefix of the module).
+DSP_MODULE_NAMES = ("stft", "istft")
 
 
 def periodic_hann(n: int) -> torch.Tensor:
@@ -31,40 +42,74 @@ def _dft_angles(n_fft: int) -> torch.Tensor:
     return 2 * math.pi * torch.remainder(k * i, n_fft) / n_fft
 
 
-class STFT(nn.Module):
-    """``torch.stft(x, n_fft, hop, window=window, center=True, pad_mode='reflect', onesided=True)`` as a Conv1d.
+def _blocks(n_fft: int, hop: int) -> int:
+    if n_fft % hop:
+        raise ValueError(f"STFT/ISTFT need n_fft to be a multiple of hop (frames are cut and overlap-added in "
+                         f"blocks of hop samples), got n_fft={n_fft}, hop={hop}")
+    return n_fft // hop
 
-    ``[B, 1, L]`` -> ``[B, 2*bins, L//hop + 1]`` (real parts, then imaginary parts).
+
+class STFT(nn.Module):
+    """``torch.stft(x, n_fft, hop, window=window, center=True, pad_mode='reflect', onesided=True)``.
+
+    ``[B, 1, L]`` -> ``[B, 2*bins, L//hop + 1]`` (real parts, then imaginary parts). The padded signal is cut into
+    blocks of ``hop`` samples, laid out ``[B, hop, blocks]``; frame f is blocks f .. f+R-1 (R = n_fft/hop), so the
+    spectrum is ``sum_r ReduceSum_taps(blocks[:, :, r + f] * basis_r)``, where ``basis_r`` ``[hop, 2*bins, 1]`` holds
+    the kernel taps ``r*hop ...``: elementwise products with the basis, never a Conv. Each product is
+    ``[B, hop, 2*bins, F]`` (17 MB for 10 s of 24 kHz audio at n_fft 16, hop 4).
     """
 
     def __init__(self, n_fft: int, hop: int, window: torch.Tensor | None = None):
         super().__init__()
-        self.n_fft, self.hop = n_fft, hop
+        self.n_fft, self.hop, self.blocks = n_fft, hop, _blocks(n_fft, hop)
         w = periodic_hann(n_fft) if window is None else window.to(torch.float64)
         ang = _dft_angles(n_fft)
         # X[k] = sum_i x[i] w[i] exp(-2 pi j k i / n): real kernel w cos, imaginary kernel -w sin.
         basis = torch.cat([w * torch.cos(ang), -w * torch.sin(ang)], dim=0)  # [2*bins, n_fft]
-        self.register_buffer("basis", basis[:, None, :].float(), persistent=False)  # [2*bins, 1, n_fft]
+        per_block = basis.reshape(basis.shape[0], self.blocks, hop).permute(1, 2, 0)[..., None]  # [R, hop, 2*bins, 1]
+        self.register_buffer("basis", per_block.float().contiguous(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = self.n_fft // 2
+        pad, hop, r_max = self.n_fft // 2, self.hop, self.blocks
         x = F.pad(x, (pad, pad), mode="reflect")  # [B, 1, L + n_fft]
-        return F.conv1d(x, self.basis, stride=self.hop)  # [B, 2*bins, L//hop + 1]
+        n = x.shape[-1]
+        x = x[:, 0, : n - (n % hop)]  # whole blocks only: frame L//hop ends at (L//hop)*hop + n_fft
+        blocks = x.reshape(x.shape[0], -1, hop).transpose(1, 2)  # [B, hop, L//hop + R]
+        spec = None
+        for r in range(r_max):
+            part = blocks[:, :, r: (r - r_max + 1) or None]  # [B, hop, F]: samples r*hop ... of every frame
+            term = (part[:, :, None, :] * self.basis[r]).sum(1)  # [B, 2*bins, F]
+            spec = term if spec is None else spec + term
+        return spec  # [B, 2*bins, L//hop + 1]
+
+
+def overlap_add(blocks: list[torch.Tensor], hop: int) -> torch.Tensor:
+    """``blocks[r]`` ``[B, C*hop, F]``: samples ``r*hop ...`` of every frame, for C signals one above the other ->
+    ``[B, C, hop*(F+R-1)]``, frames ``hop`` samples apart: block r is shifted r frames later (Pad) and the R shifted
+    tensors are added."""
+    r_max = len(blocks)
+    total = None
+    for r, part in enumerate(blocks):
+        shifted = F.pad(part, (r, r_max - 1 - r))  # [B, C*hop, F + R - 1]
+        total = shifted if total is None else total + shifted
+    b, n = total.shape[0], total.shape[-1]
+    return total.reshape(b, -1, hop, n).transpose(2, 3).reshape(b, -1, n * hop)
 
 
 class ISTFT(nn.Module):
-    """``torch.istft(complex(re, im), n_fft, hop, window=window, center=True)`` as a ConvTranspose1d.
+    """``torch.istft(complex(re, im), n_fft, hop, window=window, center=True)``.
 
     ``[B, 2*bins, F]`` -> ``[B, hop*(F-1)]``. Each frame is the one-sided inverse DFT (imaginary parts of the DC and
-    Nyquist bins ignored, as ``irfft`` does) times the window; frames are overlap-added by the stride-``hop``
-    transposed convolution; the sum is divided by the overlap-added squared window (computed in the graph from the
-    frame count, so the first and last samples get exactly torch's partial envelope) and ``n_fft//2`` samples are
-    trimmed from both ends (``center=True``). The transposed convolution has no ``output_shape`` (Sentis ignores it).
+    Nyquist bins ignored, as ``irfft`` does) times the window: ``sum_rows spec * basis``, summed ``hop`` spectrum rows
+    at a time (ReduceSum of ``[B, hop, n_fft, F]`` products, never a ConvTranspose); frames are overlap-added
+    (``overlap_add``); the sum is divided by the overlap-added squared window (computed in the graph from the frame
+    count, so the first and last samples get exactly torch's partial envelope) and ``n_fft//2`` samples are trimmed
+    from both ends (``center=True``).
     """
 
     def __init__(self, n_fft: int, hop: int, window: torch.Tensor | None = None):
         super().__init__()
-        self.n_fft, self.hop = n_fft, hop
+        self.n_fft, self.hop, self.blocks = n_fft, hop, _blocks(n_fft, hop)
         w = periodic_hann(n_fft) if window is None else window.to(torch.float64)
         ang = _dft_angles(n_fft)  # [bins, n_fft]
         bins = n_fft // 2 + 1
@@ -75,16 +120,22 @@ class ISTFT(nn.Module):
             c[-1] = 1.0
         re = c * torch.cos(ang) * w / n_fft
         im = -c * torch.sin(ang) * w / n_fft  # sin(0) = sin(pi i) = 0: DC/Nyquist imaginary parts drop out
-        self.register_buffer("basis", torch.cat([re, im], 0)[:, None, :].float(), persistent=False)  # [2*bins,1,n]
-        self.register_buffer("window_sq", (w * w)[None, None, :].float(), persistent=False)  # [1, 1, n_fft]
+        self.register_buffer("basis", torch.cat([re, im], 0)[:, :, None].float(), persistent=False)  # [2*bins, n, 1]
+        self.register_buffer("window_sq", (w * w)[:, None].float(), persistent=False)  # [n_fft, 1]
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        frames = F.conv_transpose1d(spec, self.basis, stride=self.hop)  # [B, 1, hop*(F-1) + n_fft]
-        ones = torch.ones_like(spec[:, :1, :])  # [B, 1, F]
-        envelope = F.conv_transpose1d(ones, self.window_sq, stride=self.hop)  # [B, 1, hop*(F-1) + n_fft]
+        hop, rows = self.hop, self.basis.shape[0]
+        frames = None
+        for g in range(0, rows, hop):  # hop spectrum rows at a time bound the product to [B, hop, n_fft, F]
+            term = (spec[:, g:g + hop, None, :] * self.basis[g:g + hop]).sum(1)  # [B, n_fft, F]
+            frames = term if frames is None else frames + term
+        envelope = torch.ones_like(spec[:, :1, :]) * self.window_sq  # [B, n_fft, F]
+        # block r of every frame, and below it block r of the squared window: one overlap-add sums both
+        blocks = [torch.cat([frames[:, r * hop:(r + 1) * hop], envelope[:, r * hop:(r + 1) * hop]], 1)
+                  for r in range(self.blocks)]  # R x [B, 2*hop, F]
+        both = overlap_add(blocks, hop)  # [B, 2, hop*(F-1) + n_fft]
         pad = self.n_fft // 2
-        y = frames[:, 0, pad:-pad] / envelope[:, 0, pad:-pad]  # [B, hop*(F-1)]
-        return y
+        return both[:, 0, pad:-pad] / both[:, 1, pad:-pad]  # [B, hop*(F-1)]
 
 
 def exact_cumsum(x: torch.Tensor, dim: int, grid_bits: int = 10) -> torch.Tensor:

@@ -11,6 +11,10 @@ DC removal, pre-emphasis, windowing and the real DFT are all linear in the frame
 into one strided Conv1d whose 514 output channels are the real and imaginary parts of the 257 DFT bins. The mel
 filterbank is one MatMul. ``kaldi_fbank_reference`` is the same computation step by step in float64 numpy: the
 independent reference for goldens and tests.
+
+Every constant of the graph (the folded DFT basis, the mel filter bank, the log floor) is an exact DSP number, none is
+learned: the graph is declared a DSP graph (``GraphDef.dsp_graph``), which ships fp32 with ``unity_quantization:
+none`` under every policy (docs/precision.md "DSP constants"; Unity's uint8 ModelQuantizer left it at 4.1 dB SQNR).
 """
 from __future__ import annotations
 
@@ -86,11 +90,6 @@ def kaldi_fbank_reference(wave: np.ndarray) -> np.ndarray:
     spec = np.fft.rfft(frames, n=N_FFT, axis=1)
     power = spec.real ** 2 + spec.imag ** 2
     return np.log(np.maximum(power @ mel_banks(), LOG_FLOOR))
-
-
-# Precision fact of the fbank graph: its folded DFT basis (FbankGraph.frame_dft's weight, an initializer of that name
-# in the export) stays float32 under any reduced-precision policy, fp16 rounding would land directly in the spectrum.
-KEEP_FLOAT32 = ("frame_dft.weight",)
 
 
 class FbankGraph(nn.Module):

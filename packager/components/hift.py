@@ -2,8 +2,8 @@
 
 ``mel [1, 80, T]`` + ``sine_noise [1, 480 T, 9]`` (SineGen2's uniform noise, sliced by the host from the shipped
 table, see ``packager/host/hift_noise.py``) -> ``waveform [1, 480 T]``. Weight norm folded, STFT/iSTFT as
-convolutions (``dsp.py``), no control flow, no random ops, float32 throughout (upstream's f0 predictor runs in
-float64; docs/hift.md gives the measured cost). The model itself lives in ``hift_model.py``.
+elementwise products with fixed DFT bases (``dsp.py``), no control flow, no random ops, float32 throughout (upstream's
+f0 predictor runs in float64; docs/hift.md gives the measured cost). The model itself lives in ``hift_model.py``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from torch import nn
 from packager.checkpoint import CONFIG_FILE, Source
 from packager.component import (Component, ComponentBuild, GoldenCase, GraphDef, HostData, NodeScope, TensorSpec,
                                 Tolerance)
+from packager.components.dsp import DSP_MODULE_NAMES
 from packager.components.hift_model import (F0_LOOKAHEAD, HiFTConfig, HiFTGenerator, load_upstream_state_dict,
                                             to_upstream_format)
 from packager.config import Tagged
@@ -52,6 +53,10 @@ PRESET_CONFIG: dict[str, Any] = {
 # integrated into the phase.
 FLOAT32_SCOPES = ("/f0_predictor/", "/m_source/")  # exported node-name prefixes of the f0 -> phase -> source path
 KEEP_FLOAT32 = tuple(NodeScope(p) for p in FLOAT32_SCOPES)
+# The STFT/iSTFT bases and window (HiFTGenerator.stft / .istft) are DSP constants: no policy rounds them, and they only
+# meet the signal in Mul + ReduceSum (dsp.py), which Unity's ModelQuantizer leaves alone, so uint8 still applies to the
+# learned convolutions (docs/precision.md "DSP constants").
+DSP_CONSTANTS = tuple(NodeScope(f"/{m}/") for m in DSP_MODULE_NAMES)
 
 # Measured, onnxruntime 1.32 CPU vs our PyTorch model on the golden cases (docs/hift.md): tiny preset worst max_abs
 # 7.3e-5 / SQNR 78.9 dB, tiny_a 2.6e-5 / 92.9 dB, random full size 2.3e-5 / 88.5 dB. The differences come from the
@@ -132,9 +137,9 @@ class HiFT(Component):
     name = "hift"
     checkpoint_files = (CONFIG_FILE, HIFT_FILE)
     description = "HiFT vocoder (CausalHiFTGenerator): mel + SineGen2 noise -> 24 kHz waveform"
-    # fp32: its STFT/iSTFT bases and the phase path are where fp16 rounding is audible (waveform 25.5-28.8 dB SQNR
-    # at fp16), and Sentis's own uint8/float16 weight quantization cannot exclude a constant, so only fp32 keeps the
-    # bases exact (docs/precision.md "Measured").
+    # fp32: fp16 weights cost the waveform 25.5-28.8 dB SQNR on the tiny presets where the f0 -> phase path is rounded
+    # too, ~60 dB with it kept float32 (docs/hift.md "Precision"); the STFT/iSTFT bases are DSP constants, exact under
+    # every policy (docs/precision.md "DSP constants").
     recommended_precision = "fp32"
 
     def load(self, source: Source) -> tuple[HiFTConfig, NoiseStream, HiFTGenerator]:
@@ -175,7 +180,8 @@ class HiFT(Component):
         example = (ex, torch.from_numpy(noise_for_frames(table, state, ex.shape[-1], cfg.samples_per_frame)))
         graph = GraphDef(name="hift", inputs=inputs, outputs=outputs, cases=cases,
                          tolerances={"waveform": WAVEFORM_TOLERANCE}, module=HiFTGraph(model).eval(),
-                         example_inputs=example, keep_float32=KEEP_FLOAT32, description=self.description)
+                         example_inputs=example, keep_float32=KEEP_FLOAT32, dsp_constants=DSP_CONSTANTS,
+                         description=self.description)
         return ComponentBuild(graphs=[graph], constants=self.constants(cfg, stream, cap), data=[
             HostData(NOISE_TABLE, table, f"SineGen2 uniform noise table, first {seconds} s ({cap} samples) of "
                      f"upstream's {stream.upstream_samples}-sample table, bit-exact; graph input {NOISE_INPUT} = "

@@ -24,9 +24,9 @@ from packager.errors import PackagerError
 from packager.fp16_rounding import MAX_FINITE_VAL, MIN_POSITIVE_VAL, converter_float16  # noqa: F401
 from packager.onnx_utils import (check_model, defer_fp16_rounding, iter_initializer_arrays, light_copy,
                                  load_external_data, run_onnx, session)
-from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, quantized_constants, sentis_float16,  # noqa: F401
-                                      sentis_uint8, sentis_view, target_model, unity_quantization_for,
-                                      unity_weight_bytes)
+from packager.sentis_numerics import (FP16_MAX, QUANTIZED_OPS, folded_from, quantized_among,  # noqa: F401
+                                      quantized_constants, sentis_float16, sentis_uint8, sentis_view, target_model,
+                                      unity_quantization_for, unity_weight_bytes)
 from packager.tolerance import metric
 
 SENTIS_ATOL_FLOOR = 1e-3  # Unity's own CPU tests compare with 1e-3 absolute (design/sentis.md §1.8)
@@ -226,6 +226,137 @@ def _name_nodes(model: onnx.ModelProto) -> None:
             n.name = f"{n.op_type}_{i}"
 
 
+# --- DSP constants ----------------------------------------------------------------------------------------------------
+# docs/precision.md "DSP constants": exact numbers (DFT bases, windows, filter banks), declared by the component
+# (GraphDef.dsp_constants / dsp_graph), kept bit-exact float32 under every policy and out of Unity's ModelQuantizer.
+DSP_WHY = "exact DSP numbers, not learned weights: rounding them only loses accuracy"
+
+
+def graph_policy(policy: P.ComponentPolicy, dsp_graph: bool) -> P.ComponentPolicy:
+    """The policy a graph is built with: its component's, or fp32 for a graph whose every constant is a DSP constant
+    (``GraphDef.dsp_graph``): no policy rounds those, and there is no learned weight to make smaller."""
+    return P.ComponentPolicy("fp32") if dsp_graph else policy
+
+
+def _float_constants(model: onnx.ModelProto) -> dict[str, str]:
+    """Float constant tensor -> the node that makes it ("" for an initializer), in graph order."""
+    out = {t.name: "" for t in model.graph.initializer if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name in ("value", "value_float", "value_floats"):
+            a = n.attribute[0]
+            if a.name != "value" or a.t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
+                out[n.output[0]] = n.name
+    return out
+
+
+def dsp_constants(model: onnx.ModelProto, declared: Iterable[str | NodeScope], graph: str = "") -> list[str]:
+    """The float constants (initializer names, Constant outputs) that ``declared`` names in ``model``, in graph order.
+    An entry is a constant's name (an initializer, a Constant node or its output) or a ``NodeScope``: every float
+    constant read by a node under the prefix, and every float Constant node there. An entry naming no float constant
+    is an error: a declaration that no longer matches the export must not pass silently."""
+    entries = list(declared)
+    if not entries:
+        return []
+    consts = _float_constants(model)
+    by_node = {node: name for name, node in consts.items() if node}
+    found: dict[str, None] = {}
+    for e in entries:
+        hits: list[str] = []
+        if isinstance(e, NodeScope):
+            for n in model.graph.node:
+                if n.name.startswith(e.prefix):
+                    hits += [i for i in (list(n.input) + list(n.output)) if i in consts]
+        elif e in consts:
+            hits = [e]
+        elif e in by_node:
+            hits = [by_node[e]]
+        if not hits:
+            what = f"NodeScope({e.prefix!r})" if isinstance(e, NodeScope) else repr(e)
+            raise PackagerError(f"dsp_constants entry {what} names no float constant of the exported graph", key=graph,
+                                expected="an initializer, a Constant node or its output, or a NodeScope whose nodes "
+                                         "read float constants")
+        found.update(dict.fromkeys(hits))
+    order = list(consts)
+    return sorted(found, key=order.index)
+
+
+def all_float_constants(model: onnx.ModelProto) -> list[str]:
+    """Every float constant of ``model`` (initializers, Constant outputs), in graph order: a DSP graph's constants."""
+    return list(_float_constants(model))
+
+
+def _constant_arrays(model: onnx.ModelProto, names: Sequence[str], folder: Path | None) -> dict[str, np.ndarray | None]:
+    """The stored values of ``names`` in ``model`` (None: not a float32 constant there, e.g. rounded to fp16 or gone).
+    ``folder``: where the model's external data lives."""
+    from packager.onnx_utils import deferred_rounding, external_array
+
+    want = set(names)
+    out: dict[str, np.ndarray | None] = dict.fromkeys(names)
+    for t in model.graph.initializer:
+        if t.name not in want or t.data_type != TensorProto.FLOAT:
+            continue
+        if t.data_location == TensorProto.EXTERNAL:
+            if folder is None or deferred_rounding(t) is not None:
+                continue
+            out[t.name] = np.asarray(external_array(folder, t))
+        else:
+            out[t.name] = numpy_helper.to_array(t)
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.output and n.output[0] in want and n.attribute:
+            a = n.attribute[0]
+            if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                out[n.output[0]] = numpy_helper.to_array(a.t)
+            elif a.name in ("value_float", "value_floats"):
+                out[n.output[0]] = np.asarray(onnx.helper.get_attribute_value(a), np.float32)
+    return out
+
+
+KEPT_CONSTANT_SUFFIX = "_cast_to_fp16"  # the fp16 converter's name for a kept float32 Constant's output (misleading)
+
+
+def shipped_names(shipped: onnx.ModelProto, names: Sequence[str]) -> dict[str, str | None]:
+    """Where each constant of the fp32 graph is in ``shipped``: the same name, or for a Constant node the fp16
+    converter kept float32, its output renamed ``<name>_cast_to_fp16`` (read through a Cast to float); None: gone."""
+    consts = _float_constants(shipped)
+    return {n: n if n in consts else n + KEPT_CONSTANT_SUFFIX if n + KEPT_CONSTANT_SUFFIX in consts else None
+            for n in names}
+
+
+def dsp_mismatches(fp32: onnx.ModelProto, shipped: onnx.ModelProto, names: Sequence[str],
+                   fp32_folder: Path | None = None, shipped_folder: Path | None = None) -> list[str]:
+    """The DSP constants ``names`` that ``shipped`` does not hold as the very float32 bytes ``fp32`` holds (rounded to
+    fp16, quantized or gone; ``shipped_names`` finds them). ``*_folder``: where each model's external data lives."""
+    where = shipped_names(shipped, names)
+    want = _constant_arrays(fp32, names, fp32_folder)
+    got_by_name = _constant_arrays(shipped, [w for w in where.values() if w], shipped_folder)
+    got = {n: got_by_name[w] if w else None for n, w in where.items()}
+    bad = []
+    for n in names:
+        a, b = want[n], got[n]
+        if a is None or b is None or a.dtype != np.float32 or b.dtype != np.float32 or a.shape != b.shape \
+                or a.tobytes() != b.tobytes():
+            bad.append(n)
+    return bad
+
+
+def dsp_record(names: Sequence[str], requested: str, shipped_precision: str, unity_quantization: str,
+               quantized: Sequence[str], whole_graph: bool = False) -> dict[str, Any]:
+    """``precision_cost.exact_dsp``: which constants were kept exact under the requested precision, and how."""
+    if whole_graph:
+        reason = (f"every constant of this graph is a DSP constant ({DSP_WHY}): it ships fp32 with "
+                  f"unity_quantization none under the component's {requested} policy")
+    elif quantized:
+        reason = (f"{DSP_WHY}; Unity's ModelQuantizer has no exclusion list and would round "
+                  f"{len(quantized)} of them (inputs of Conv/ConvTranspose/Gather/Dense/MatMul layers: "
+                  f"{', '.join(quantized[:4])}{', ...' if len(quantized) > 4 else ''}), so this graph runs with "
+                  f"unity_quantization none")
+    else:
+        how = " (the fp16 conversion leaves them and their consumers float32)" if shipped_precision == "fp16" else ""
+        reason = (f"{DSP_WHY}; kept bit-exact float32 in the file{how}, and no layer Unity's ModelQuantizer rounds "
+                  f"reads them, so unity_quantization {unity_quantization} leaves them exact")
+    return {"requested": requested, "whole_graph": whole_graph, "constants": list(names), "reason": reason}
+
+
 # --- int8 (onnxruntime only) ----------------------------------------------------------------------------------------
 class _NoPreprocessingAdvice(logging.Filter):
     """onnxruntime's ``quantize_dynamic`` logs "Please consider to run pre-processing before quantization ..." on the
@@ -236,8 +367,9 @@ class _NoPreprocessingAdvice(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
-def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnxruntime dynamic quantization of MatMul/Gemm weights (never Conv: ConvInteger is slow/missing)."""
+def to_int8(model: onnx.ModelProto, exclude: Sequence[str] = ()) -> onnx.ModelProto:
+    """onnxruntime dynamic quantization of MatMul/Gemm weights (never Conv: ConvInteger is slow/missing); the nodes
+    ``exclude`` stay as they are (those reading DSP constants)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quiet = _NoPreprocessingAdvice()
@@ -248,7 +380,8 @@ def to_int8(model: onnx.ModelProto) -> onnx.ModelProto:
             src, dst = Path(d) / "in.onnx", Path(d) / "out.onnx"
             onnx.save_model(model, str(src))
             quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"],
-                             weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+                             weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude),
+                             extra_options={"MatMulConstBOnly": True})
             return onnx.load(str(dst))
     finally:
         root.removeFilter(quiet)
@@ -497,34 +630,61 @@ class Converted:
     unity_quantization: str
     view: onnx.ModelProto | None  # what the goldens are computed on (None for int8: onnxruntime runs the file)
     overflows: list[Overflow] = field(default_factory=list)
+    exact_dsp: dict[str, Any] | None = None  # precision_cost.exact_dsp (dsp_record), where the graph declares some
+    dsp_rounded_by_unity: list[str] = field(default_factory=list)  # DSP constants ModelQuantizer would have rounded
 
 
 def convert(model: onnx.ModelProto | None, policy: P.ComponentPolicy, keep_float32: Sequence[str | NodeScope],
-            cases: Sequence[GoldenCase], fp32_path: Path | None = None, with_view: bool = True) -> Converted:
+            cases: Sequence[GoldenCase], fp32_path: Path | None = None, with_view: bool = True, *,
+            dsp: Sequence[str | NodeScope] = (), graph: str = "") -> Converted:
     """The shipped variant for one graph under ``policy`` (fp32 returns the model unchanged). ``fp32_path``: the
     fp32 graph saved with external data (see ``fp32_ranges``), read from there when ``model`` is None (an fp16
     result then keeps its large weights in that file, rounded when written: see ``fp16_without_overflow``);
-    ``with_view=False``: no in-memory Sentis view (the build computes it from the written file instead)."""
+    ``with_view=False``: no in-memory Sentis view (the build computes it from the written file instead).
+
+    ``dsp``: the graph's ``GraphDef.dsp_constants``. They (and what Sentis folds from them) stay float32 through the
+    fp16 conversion and int8 quantization, and are checked to be bit-exact in the result (an error otherwise); where
+    Unity's ModelQuantizer would round one of them, the graph gets ``unity_quantization: none`` (uint8: the fp32
+    file, precision fp32). ``Converted.exact_dsp`` records the decision and why."""
     keep = list(keep_float32) + list(policy.keep_float32)
+    folder = fp32_path.parent if model is None else None
+    structure = model if model is not None else onnx.load(str(fp32_path), load_external_data=False)
+    exact = dsp_constants(structure, dsp, graph)
     if model is None and policy.precision != "fp16":  # the fp16 path reads the file itself, once per use
         from packager.onnx_utils import load_external_copy
 
         model = load_external_copy(fp32_path)
+        folder = None
     if policy.precision == "fp32":
         return Converted(model, "fp32", "none", None)
     if policy.precision == "fp16":
+        keep += folded_from(structure, exact)  # their producers and consumers stay float32
         out, overflows = fp16_without_overflow(model, keep, cases, fp32_path)
-        uq = unity_quantization_for("fp16", out)
-        view = None
-        if with_view:
-            view = sentis_view(out if model is not None else load_external_data(_copy(out), fp32_path.parent), uq)
-        return Converted(out, "fp16", uq, view, overflows)
-    if policy.precision == "uint8":
-        return Converted(model, "uint8", "uint8", sentis_view(model, "uint8") if with_view else None)
-    if policy.precision == "int8":
-        return Converted(to_int8(model), "int8", "none", None)
-    raise PackagerError("unknown precision", key="precision", expected=", ".join(P.PRECISIONS),
-                        found=policy.precision)
+        conv = Converted(out, "fp16", unity_quantization_for("fp16", out), None, overflows)
+    elif policy.precision == "uint8":
+        touched = quantized_among(model, exact)
+        conv = Converted(model, "fp32", "none", None) if touched else Converted(model, "uint8", "uint8", None)
+    elif policy.precision == "int8":
+        derived = set(folded_from(model, exact))
+        _name_nodes(model)
+        readers = [n.name for n in model.graph.node if derived & set(n.input)]
+        conv = Converted(to_int8(model, readers), "int8", "none", None)
+    else:
+        raise PackagerError("unknown precision", key="precision", expected=", ".join(P.PRECISIONS),
+                            found=policy.precision)
+    if exact:
+        bad = dsp_mismatches(structure, conv.model, exact, folder, folder)
+        if bad:
+            raise PackagerError(f"the {policy.precision} conversion changed DSP constants: " + ", ".join(bad[:6]),
+                                key=graph, expected="bit-exact float32 (GraphDef.dsp_constants)")
+        shipped = [w for w in shipped_names(conv.model, exact).values() if w]
+        conv.dsp_rounded_by_unity = quantized_among(conv.model, shipped)
+        conv.exact_dsp = dsp_record(shipped, policy.precision, conv.precision, conv.unity_quantization,
+                                    conv.dsp_rounded_by_unity)
+    if with_view and conv.precision in ("fp16", "uint8"):
+        shipped = conv.model if folder is None else load_external_data(_copy(conv.model), folder)
+        conv.view = sentis_view(shipped, conv.unity_quantization)
+    return conv
 
 
 def cost(fp32: onnx.ModelProto | None, conv: Converted, cases: Sequence[GoldenCase],
@@ -553,4 +713,6 @@ def cost(fp32: onnx.ModelProto | None, conv: Converted, cases: Sequence[GoldenCa
         d["error_onnxruntime_fp16"] = error_vs(cases, fp16_outputs, tolerances)
     if conv.overflows:
         d["overflow"] = [o.to_json() for o in conv.overflows]
+    if conv.exact_dsp:
+        d["exact_dsp"] = conv.exact_dsp
     return d

@@ -1,4 +1,5 @@
-"""STFT/iSTFT as convolutions vs torch.stft/torch.istft (interior and edges), their ONNX export, exact cumsum."""
+"""STFT/iSTFT (elementwise products with fixed DFT bases) vs torch.stft/torch.istft (interior and edges), their ONNX
+export, exact cumsum."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +7,12 @@ import onnx
 import pytest
 import torch
 
-from packager.component import GraphDef, TensorSpec
-from packager.components.dsp import ISTFT, STFT, exact_cumsum, periodic_hann, reduce_angle
+from packager import sentis_numerics as S
+from packager.component import GraphDef, NodeScope, TensorSpec
+from packager.components.dsp import DSP_MODULE_NAMES, ISTFT, STFT, exact_cumsum, periodic_hann, reduce_angle
 from packager.onnx_utils import run_onnx
 from packager.sentis_rules import OPS_SENTIS_2_1
+from packager.stages import convert as C
 from packager.stages.export import export_graph
 
 N_FFT, HOP = 16, 4
@@ -74,17 +77,30 @@ def test_stft_istft_export_sentis_safe_and_match_torch():
                  cases=lambda: [], tolerances={}, module=module, example_inputs=(torch.randn(1, 1, 64),))
     model = export_graph(g)
     ops = {n.op_type for n in model.graph.node}
-    assert ops <= OPS_SENTIS_2_1 and {"Conv", "ConvTranspose"} <= ops and not ops & {"STFT", "DFT"}
+    assert ops <= OPS_SENTIS_2_1 and not ops & {"STFT", "DFT"}
+    # the bases meet the signal only in Mul (+ ReduceSum): no layer Unity's ModelQuantizer rounds reads them
+    assert not ops & {"Conv", "ConvTranspose", "MatMul", "Gemm"}
+    declared = [NodeScope(f"/{m}/") for m in DSP_MODULE_NAMES]
+    bases = C.dsp_constants(model, declared)
+    assert len(bases) == 4 + 5 + 1  # STFT: the basis per block of 4 taps; iSTFT: per 4 of its 18 rows, window^2
+    assert {n.op_type for n in model.graph.node if set(n.input) & set(bases)} == {"Mul"}
+    assert S.quantized_among(model, bases) == []
     for node in model.graph.node:
-        if node.op_type == "ConvTranspose":
-            assert "output_shape" not in {a.name for a in node.attribute}  # Sentis ignores output_shape
         if node.op_type == "Pad":
-            assert onnx.helper.get_attribute_value(next(a for a in node.attribute if a.name == "mode")) == b"reflect"
+            mode = [onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"]
+            assert mode in ([b"reflect"], [b"constant"], [])  # reflect: the STFT centring; constant: overlap-add
     x = torch.randn(1, 1, 1000, generator=torch.Generator().manual_seed(1))  # another length than traced
     got = run_onnx(model, {"x": x.numpy()})
     spec, y = module(x)
     assert np.abs(got["spec"] - spec.numpy()).max() < 1e-5
     assert np.abs(got["y"] - y.detach().numpy()).max() < 1e-5
+
+
+def test_n_fft_must_be_a_multiple_of_hop():
+    with pytest.raises(ValueError, match="multiple of hop"):
+        STFT(16, 5)
+    with pytest.raises(ValueError, match="multiple of hop"):
+        ISTFT(10, 4)
 
 
 def test_exact_cumsum_equals_double_accumulated_cumsum():
