@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,24 +20,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import full_size_build as F  # noqa: E402
 
 
+def _mb(n: int | None) -> str:
+    return "–" if n is None else f"{n / 1e6:.1f}"
+
+
 def table(doc: dict) -> str:
+    """Per policy: sizes, the worst component SQNR, the gated numbers (teacher-forced LLM, the flow on FP32's tokens,
+    the vocoder on FP32's mel), the free-running information, Sentis, the verdict and the gates that failed."""
     rows = ["| policy | precisions (campplus / llm / flow / hift) | bundle MB | Unity weights MB | worst component "
-            "SQNR dB (graph.output) | LLM top-1 | e2e tokens | e2e SQNR dB | MCD dB | Sentis | verdict |",
-            "|---|---|---:|---:|---|---:|---:|---:|---:|---|---|"]
+            "SQNR dB (graph.output) | LLM top-1 teacher forced, above margin (steps) | all steps | KL nats "
+            "| flow mel SQNR dB | vocoder log-mel corr. | free-running tokens | waveform SQNR dB | MCD dB "
+            "| Sentis | verdict |",
+            "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for p in doc["policies"]:
         errs = [(g["name"] + "." + e["output"], e) for c in p["components"] for g in c["graphs"] for e in g["errors"]]
         worst = min(errs, key=lambda x: x[1]["sqnr_db"])
-        top1 = min((e["top1"] for _, e in errs if "top1" in e), default=None)
-        e2e = p["e2e"]
+        e2e, tf = p["e2e"], p.get("teacher_forced")
+        st, sm = p.get("same_tokens") or {}, p.get("same_mel") or {}
         refused = [g["name"] for c in p["components"] for g in c["graphs"]
                    if not g["sentis"][doc["target"]]["importable"]]
-        unity = p["totals"]["unity_weight_bytes"]
+        failed = [g["gate"] for g in p["gates"] if not g["pass"]]
+        llm = (f"{tf['top1_confident']} ({tf['confident_steps']}/{tf['steps']}) | {tf['top1']} | {tf['kl_mean']:.3g}"
+               if tf else "baseline | baseline | baseline")
         rows.append(f"| {p['name']} | {' / '.join(p['precisions'][c] for c in ('campplus', 'llm', 'flow', 'hift'))} "
-                    f"| {p['totals']['bytes'] / 1e6:.1f} | {'–' if unity is None else f'{unity / 1e6:.1f}'} "
-                    f"| {worst[1]['sqnr_db']:.1f} ({worst[0]}) | {'–' if top1 is None else f'{top1:.3f}'} "
-                    f"| {e2e.get('token_agreement', 'baseline')} | {e2e.get('sqnr_db', 'baseline')} "
-                    f"| {e2e.get('mcd_db', 'baseline')} | {'imports' if not refused else 'refuses ' + ', '.join(refused)} "
-                    f"| {p['verdict']} |")
+                    f"| {_mb(p['totals']['bytes'])} | {_mb(p['totals']['unity_weight_bytes'])} "
+                    f"| {worst[1]['sqnr_db']:.1f} ({worst[0]}) | {llm} | {st.get('flow_mel_sqnr_db', 'baseline')} "
+                    f"| {sm.get('log_mel_correlation', 'baseline')} | {e2e.get('token_agreement', 'baseline')} "
+                    f"| {e2e.get('sqnr_db', 'baseline')} | {e2e.get('mcd_db', 'baseline')} "
+                    f"| {'imports' if not refused else 'refuses ' + ', '.join(refused)} "
+                    f"| {p['verdict']}{' (' + ', '.join(failed) + ')' if failed else ''} |")
     return "\n".join(rows)
 
 
@@ -46,7 +58,11 @@ def main() -> int:
     ap.add_argument("--policies", default=None)
     ap.add_argument("--voice", type=Path)
     ap.add_argument("--text")
+    ap.add_argument("--sentis-real", action="store_true",
+                    help="keep MIRROR: add the real-Sentis column (every full-size golden on Sentis under Mono: slow)")
     args = ap.parse_args()
+    if not args.sentis_real:
+        os.environ.pop("MIRROR", None)
     ckpt = args.work / "checkpoint"
     if not (ckpt / "hift.pt").is_file():
         F.make_checkpoint(ckpt)
@@ -63,6 +79,7 @@ def main() -> int:
     if r["exit"] == 0:
         doc = json.loads((out / "report.json").read_text())
         print(f"recommendation: {doc['recommendation']}\n")
+        print(f"reference: {doc['reference']}\nreal Sentis: {doc['sentis_real']['note']}\n")
         print(table(doc))
         for ph in doc["phases"]:
             print(f"phase {ph['index']} {ph['title']}: {ph['verdict']} {ph['failed_gates']}")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 from packager import __version__, registry, targets
 from packager.checkpoint import DEFAULT_SEED, PRESETS
 from packager.errors import PackagerError
+from packager.precision import DEFAULT_POLICY
 
 DEFAULT_OUT = Path("build/cosyvoice3-bundle")
 SYNTH_LENGTHS = ("auto", "llm", "min_len")  # synth --length: auto, then packager.tts.LENGTHS (a test keeps them equal)
@@ -79,7 +80,7 @@ def _add_build(p: argparse.ArgumentParser) -> None:
                    help=f"ONNX opset of the exported graphs (default {targets.DEFAULT_OPSET}; "
                         f"{targets.OPSET_MIN}..{BUILD_OPSET_MAX})")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out (only after success)")
-    p.add_argument("--precision", default="recommended", metavar="POLICY",
+    p.add_argument("--precision", default=DEFAULT_POLICY, metavar="POLICY",
                    help="recommended (default: llm fp16, flow fp16, hift fp32, campplus fp16), fp32, fp16, or a JSON "
                         "file with a precision (fp32|fp16|uint8|int8) and optional keep_float32 list per component "
                         "(docs/precision.md)")

@@ -34,6 +34,7 @@ from packager.errors import PackagerError
 PRECISIONS = ("fp32", "fp16", "uint8", "int8")
 RECOMMENDABLE = ("fp32", "fp16", "uint8")  # int8 is not importable by Sentis: only on request
 NAMED_POLICIES = ("recommended", "fp32", "fp16")
+DEFAULT_POLICY = "recommended"  # what `build` uses without --precision (and the report's tie-break, report/measure.py)
 # The ModelQuantizer step the Unity side runs after import, per precision ("none" when the file is final).
 UNITY_QUANTIZATION = {"fp32": "none", "fp16": "float16", "uint8": "uint8", "int8": "none"}
 
@@ -100,7 +101,7 @@ def plan(value: str | Path | None, components: Sequence[str] | Mapping[str, str]
     mapping name -> recommended precision."""
     recommended = dict(components) if isinstance(components, Mapping) else recommended_precisions(components)
     names = list(recommended)
-    text = "recommended" if value is None else str(value)
+    text = DEFAULT_POLICY if value is None else str(value)
     if text in NAMED_POLICIES:
         return PrecisionPlan(text, {c: ComponentPolicy(_default(text, recommended[c])) for c in names}, recommended)
     path = Path(text)

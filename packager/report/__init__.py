@@ -1,9 +1,10 @@
 """``python -m packager report``: the precision question answered with numbers, pictures and sound.
 
 One bundle is built per policy (``packager.build``, the same code and checks as ``build``); each graph is measured
-against the FP32 bundle's goldens, each policy speaks the same text with the same voice and seed, and everything
-lands in a self-contained folder: ``report.json`` (schemas/report.schema.json), ``index.html`` rendered from it,
-PNG pictures and one WAV per policy. The bundles themselves are scratch and removed. Nothing is left at ``--out``
+against the FP32 bundle's goldens; each policy speaks the same text with the same voice and seed (information), and is
+fed FP32's input part by part: its LLM FP32's tokens (teacher forcing), its flow FP32's tokens, its vocoder FP32's mel
+(the gates). Everything lands in a self-contained folder: ``report.json`` (schemas/report.schema.json), ``index.html``
+rendered from it, PNG pictures and WAVs. The bundles themselves are scratch and removed. Nothing is left at ``--out``
 unless the whole report succeeded (docs/precision.md "Report").
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from packager.progress import step_of as _step
 from packager.report import measure as M
 
 FORMAT = "cosyvoice3-precision-report"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: teacher-forced LLM, flow and vocoder on FP32's input, runtime, command, metrics
 REPORT_FILE = "report.json"
 PAGE_FILE = "index.html"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "report.schema.json"
@@ -82,10 +83,12 @@ def run(args: argparse.Namespace) -> int:
                                                                    for f in registry.get(n).checkpoint_files],
                                          revision=args.revision, quiet=args.quiet)
         source_args = {"checkpoint": folder, "name": name}
+        source_cli = ["--checkpoint", str(args.checkpoint)] + (["--revision", args.revision] if args.revision else [])
     else:
         if args.revision is not None:
             raise PackagerError("only applies to a model id", key="--revision", expected="--checkpoint OWNER/NAME")
         source_args = {"preset": args.preset or "tiny", "seed": args.seed}
+        source_cli = ["--preset", source_args["preset"], "--seed", str(args.seed)]
     if voice is not None and "preset" in source_args:  # a checkpoint's identity needs its files hashed: after the build
         want = Source(**source_args).describe()["model_id"]
         if voice.model_id != want:
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress("quiet" if args.quiet else args.progress)
     try:
         doc = make_report(out, source_args, policies, voice, args.text, args.seed, args.target,
-                          args.threads or os.cpu_count() or 1, progress)
+                          args.threads or os.cpu_count() or 1, progress, source_cli)
     finally:
         progress.close()
     best = doc["recommendation"]["policy"]
@@ -107,18 +110,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def make_report(out: Path, source_args: dict[str, Any], policies: list[str], voice, text: str | None, seed: int,
-                target: str, threads: int, log) -> dict[str, Any]:
-    """Everything, in a temporary sibling of ``out`` that replaces it only at the end."""
+                target: str, threads: int, log, source_cli: list[str] | None = None) -> dict[str, Any]:
+    """Everything, in a temporary sibling of ``out`` that replaces it only at the end. ``source_cli``: the build
+    options that name the model as the user gave them (for the page's build command)."""
     with staging.staged_folder(out) as tmp:
-        doc = _measure_all(tmp, source_args, policies, voice, text, seed, target, threads, log)
+        doc = _measure_all(tmp, source_args, policies, voice, text, seed, target, threads, log, source_cli)
         _write_outputs(tmp, doc)
     return doc
 
 
-def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log) -> dict[str, Any]:
+def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log,
+                 source_cli: list[str] | None = None) -> dict[str, Any]:
     from packager import audio, registry
     from packager.build import BuildOptions, build
     from packager.precision import recommended_precisions
+    from packager.report import sentis_real
 
     t0 = time.perf_counter()
     names = registry.names()
@@ -126,22 +132,24 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
     work = tmp / ".bundles"
     work.mkdir()
     results: list[dict[str, Any]] = []
-    fp32_bundle = fp32_manifest = None
     fp32_cases: dict[str, list] = {}
     fp32_graphs: dict[str, dict] = {}
-    ref_utt = ref_mel = None
+    ref_utt = None
+    pieces: list[M.Piece] = []
+    reference_doc: dict[str, Any] = {}
     case = None
     source_doc = None
+    harness = sentis_real.Harness.find(target, work, log)
     for i, name in enumerate(policies):
         log(f"[report] policy {i + 1}/{len(policies)}: {name} ({M.DESCRIPTIONS[name]})")
         bundle = work / name
         tb = time.perf_counter()
+        plan = M.plan_for(name, recommended)
         build(BuildOptions(out=bundle, source=Source(**source_args), components=list(names), target=target,
-                           precision=M.plan_for(name, recommended), log=log))
+                           precision=plan, log=log))
         build_s = time.perf_counter() - tb
         manifest = B.open_manifest(bundle)
         if name == M.BASELINE:
-            fp32_bundle, fp32_manifest = bundle, manifest
             source_doc = {k: manifest["source"][k] for k in ("kind", "preset", "seed", "name", "model_id")
                           if k in manifest["source"]}
             if voice is not None:
@@ -162,34 +170,60 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
                     graphs.append(M.measure_graph(bundle, c["name"], g, fp32_cases[g["name"]], fp32_graphs[g["name"]],
                                                   threads))
                     st.advance()
-                comps.append({"name": c["name"], "precision": graphs[0]["precision"] if graphs else "fp32",
+                # the policy's precision for the component (a DSP-only graph of it may ship fp32 regardless;
+                # each graph's own precision is in its entry)
+                comps.append({"name": c["name"], "precision": plan.for_component(c["name"]).precision,
                               "graphs": graphs})
+        p = M.open_pipeline(bundle, manifest, threads)
         with _step(log, f"[report] {name}: speak"):
-            utt = M.synthesize(bundle, manifest, voice, (text or DEFAULT_TEXT) if voice is not None else None, case,
-                               seed, threads)
+            utt = M.synthesize(p, voice, (text or DEFAULT_TEXT) if voice is not None else None, case, seed)
         e2e = M.e2e_metrics(utt, ref_utt)
         mel = M.log_mel(utt.samples, utt.sample_rate)
+        run = None
         if name == M.BASELINE:
-            ref_utt, ref_mel = utt, mel
+            ref_utt = utt
+            with _step(log, f"[report] {name}: the LLM's choices at every step, the vocoder's sensitivity"):
+                pieces, sensitivity = M.reference(p, utt, seed)
+            reference_doc = {"pieces": len(pieces), "llm_steps": sum(pc.steps for pc in pieces),
+                             "tokens": int(utt.tokens.size), "vocoder_sensitivity": sensitivity}
+        else:
+            with _step(log, f"[report] {name}: fed FP32's tokens and mel"):
+                run = M.fed_fp32(p, pieces, utt.sample_rate)
+        del p
         wav = f"{name}.wav"
         audio.write_wav(tmp / wav, utt.samples, utt.sample_rate)
         e2e["wav"] = wav
         e2e["sample_rate"] = utt.sample_rate
-        e2e["png"] = _pictures(tmp, name, utt, mel, ref_mel if name != M.BASELINE else None)
-        entry = {"name": name, "description": M.DESCRIPTIONS[name],
+        e2e["png"] = _pictures(tmp, name, utt, mel, run, ref_utt.mel if run is not None else None)
+        entry = {"name": name, "description": M.DESCRIPTIONS[name], "runtime": M.runtime_of(name),
                  "precisions": {c["name"]: c["precision"] for c in comps},
+                 "command": build_command(name, plan, source_args, source_cli, target),
                  "build_seconds": M._r(build_s, 4), "components": comps, "e2e": e2e}
+        if run is not None:
+            st_wav = f"{name}.same-tokens.wav"
+            audio.write_wav(tmp / st_wav, run.same_token_audio, utt.sample_rate)
+            entry.update({"teacher_forced": run.teacher_forced, "same_tokens": {**run.same_tokens, "wav": st_wav},
+                          "same_mel": run.same_mel})
+        entry["sentis_real"] = harness.measure(name, bundle, manifest)
         entry["totals"] = M.totals(entry)
         entry["gates"] = M.policy_gates(entry, target, name == M.BASELINE)
         entry["verdict"] = "pass" if all(g["pass"] for g in entry["gates"]) else "fail"
         results.append(entry)
-        log(f"[report] {name}: {entry['verdict']}; " + ", ".join(
-            f"{k} {e2e[k]}" for k in ("token_agreement", "sqnr_db", "mcd_db") if k in e2e))
+        if run is not None:
+            tf, stt = run.teacher_forced, run.same_tokens
+            log(f"[report] {name}: {entry['verdict']}; teacher-forced top-1 {tf['top1']} (above margin "
+                f"{tf['top1_confident']}), KL {tf['kl_mean']}, flow mel SQNR {stt['flow_mel_sqnr_db']} dB, "
+                f"vocoder log-mel correlation {run.same_mel['log_mel_correlation']}")
+        else:
+            log(f"[report] {name}: {entry['verdict']}")
         shutil.rmtree(bundle)  # GBs at full size: only the measurements stay
     shutil.rmtree(work)
     from packager.report import render
 
-    render.chart_png(tmp / "bytes_vs_error.png", results, M.E2E_SQNR_MIN_DB)
+    render.chart_png(tmp / "bytes_vs_error.png", results, M.FLOW_MEL_SQNR_MIN_DB)
+    rec = M.recommend(results)
+    if rec["policy"] is not None:
+        rec["command"] = next(p["command"] for p in results if p["name"] == rec["policy"])
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "generator": {"name": GENERATOR_NAME, "version": __version__},
@@ -200,15 +234,43 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
                      "input": (f"voice {voice.name!r} saying the text" if voice is not None
                                else "the FP32 bundle's end-to-end golden case (frontend arrays)")},
         "gates": M.GATES,
+        "metrics": M.METRICS,
+        "reference": reference_doc,
+        "sentis_real": harness.summary(),
         "policies": results,
         "chart": "bytes_vs_error.png",
-        "recommendation": M.recommend(results),
+        "recommendation": rec,
         "phases": M.phases(results),
         "timing": {"seconds": M._r(time.perf_counter() - t0, 4), "peak_rss_bytes": _peak_rss_bytes()},
     }
 
 
-def _pictures(tmp: Path, name: str, utt, mel: np.ndarray, ref_mel: np.ndarray | None) -> dict[str, str]:
+def build_command(policy: str, plan, source_args: dict[str, Any], source_cli: list[str] | None,
+                  target: str) -> dict[str, Any]:
+    """The exact ``python -m packager build`` command that builds this policy's bundle (with the JSON precision file
+    it needs where the policy has no name of its own)."""
+    import shlex
+
+    from packager import precision as P
+
+    if source_cli is None:
+        source_cli = (["--preset", str(source_args["preset"]), "--seed", str(source_args["seed"])]
+                      if "preset" in source_args else ["--checkpoint", str(source_args["checkpoint"])])
+    if policy in P.NAMED_POLICIES:
+        arg, file = policy, None
+    else:
+        arg = f"{policy}.json"
+        file = {"name": arg, "content": {c: plan.for_component(c).precision for c in sorted(plan.recommended)}}
+    from packager.cli import DEFAULT_OUT
+
+    argv = ["python", "-m", "packager", "build", *source_cli, "--target", target, "--precision", arg,
+            "--out", str(DEFAULT_OUT)]
+    return {"argv": argv, "line": shlex.join(argv), "precision_file": file}
+
+
+def _pictures(tmp: Path, name: str, utt, mel: np.ndarray, run, ref_flow_mel: np.ndarray | None) -> dict[str, str]:
+    """Waveform and log-mel of the free-running synthesis; for a non-baseline policy, its flow's mel minus FP32's,
+    both fed FP32's tokens (what the precision changes in the mel the vocoder gets, with no token chaos)."""
     from packager import features
     from packager.report import render
 
@@ -217,9 +279,10 @@ def _pictures(tmp: Path, name: str, utt, mel: np.ndarray, ref_mel: np.ndarray | 
     render.waveform_png(tmp / files["waveform"], utt.samples, utt.sample_rate, f"{name}: waveform")
     lo, hi = float(np.percentile(mel, 1)), float(np.max(mel))
     render.mel_png(tmp / files["mel"], mel, hop_s, f"{name}: log-mel", lo, max(hi, lo + 1e-3))
-    if ref_mel is not None:
+    if run is not None and ref_flow_mel is not None:
         files["diff"] = f"{name}.diff.png"
-        render.diff_png(tmp / files["diff"], mel, ref_mel, hop_s, f"{name} minus fp32: log-mel")
+        render.diff_png(tmp / files["diff"], run.flow_mel, ref_flow_mel, hop_s,
+                        f"{name} minus fp32: the flow's mel, both fed FP32's tokens")
     return files
 
 

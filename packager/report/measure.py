@@ -1,5 +1,6 @@
 """What ``packager report`` measures: one bundle per precision policy, each graph against the FP32 bundle's goldens,
-one synthesis per policy against the FP32 one, the gates, the recommendation and the phased validation.
+each policy's LLM, flow and vocoder fed FP32's tokens and mel (teacher forcing), one free-running synthesis per policy
+against the FP32 one (information), the gates, the recommendation and the phased validation.
 
 Generic: no component is named here. Which metric gates an output comes from what its component declares in its
 tolerance (``top1`` for logits, ``cosine`` for embeddings, the rest by SQNR); which components get int8 in the
@@ -32,37 +33,112 @@ DESCRIPTIONS = {
                     "(not importable by Sentis: for onnxruntime hosts)",
 }
 
-# The gates (design/precision_tooling.md, stages 0, 2 and 3 of the validation plan; thresholds are its proposals).
-TOP1_MIN = 0.99
+# The gates and their thresholds: the one home of this report's thresholds (docs/precision.md "Report: gates and
+# why each threshold is what it is"). Anchors: design/precision_tooling.md, stages 2 and 3 of its validation plan.
+TOP1_MIN = 0.99  # stage 2: "LLM top-1 agreement >= 99 %" (also the per-graph top-1 gate on the golden cases)
 COSINE_MIN = 0.999
 COMPONENT_SQNR_MIN_DB = 30.0
-E2E_SQNR_MIN_DB = 30.0
+# Teacher forcing: every policy's LLM is fed FP32's greedy tokens, step by step, and its next-token distribution is
+# compared with FP32's at every step. A step counts for the top-1 gate only where FP32's top-1/top-2 margin (nats)
+# exceeds MARGIN_FACTOR x the LOGIT_ERROR_QUANTILE of |logit - FP32 logit| over every logit of every step: a flip
+# needs the two decisive logits to move apart by more than the margin, i.e. by more than twice an error reached by
+# only 0.1 % of all logits. (Not the maximum: with margin > 2 x max |error| a flip is impossible by the triangle
+# inequality, so that gate could never fail; the quantile keeps it able to catch errors concentrated on the
+# decisive logits.) Near-ties below that margin are reported, not counted.
+MARGIN_FACTOR = 2.0
+LOGIT_ERROR_QUANTILE = 0.999
+# stage 2's "bounded mean KL": by Pinsker, mean KL <= 2 e^2 nats bounds the mean total-variation distance between
+# the two next-token distributions by e (Jensen: mean TV <= sqrt(mean KL / 2)); TV is the share of sampled draws that
+# must differ under the best coupling, so e = 1 - TOP1_MIN says "at most 1 % of sampled tokens differ" as the top-1
+# gate says it for greedy ones.
+KL_MAX_NATS = round(2.0 * (1.0 - TOP1_MIN) ** 2, 12)  # 2e-4
+# The flow on FP32's tokens: upstream's own export check of the flow estimator is rtol=1e-2 (atol=1e-4,
+# cosyvoice/bin/export_onnx.py); an output within 1 % of every reference element has SQNR >= 20 log10(100) = 40 dB.
+FLOW_MEL_SQNR_MIN_DB = 40.0
+# The vocoder on FP32's mel: stage 3's spectral-similarity gate, 0.99 (kokoro-onnx PR #198 measured 0.999 for its
+# fp16 export and 0.916 for int8); here the correlation of the two log-mel spectrograms (a phase-blind comparison of
+# log-magnitude spectra, the family the design doc names).
+VOCODER_LOG_MEL_CORR_MIN = 0.99
+# Not gated, reported: waveform SQNR (the vocoder integrates F0 into a phase: it measures phase drift), free-running
+# token agreement (with flat logits one near-tie flips every later token), MCD (stage 3: no sourced inaudibility
+# threshold), log-mel distance, and the same-token audio through each policy's own flow and vocoder.
+VOCODER_SENSITIVITY_SQNR_DB = 60.0  # the FP32 vocoder on FP32's mel plus white noise at this SQNR: how much it
+#                                     amplifies a small change of its input (a property of the model, not of precision)
 GATES = [
     {"id": "sentis-import", "stage": "structure",
      "description": "every graph passes the Sentis pre-flight check for the build target"},
     {"id": "finite", "stage": "component", "description": "every float output is finite on every golden case"},
     {"id": "top1", "stage": "component", "threshold": TOP1_MIN,
-     "description": "outputs that declare top-1 (logits): top-1 agreement with FP32 at least the threshold"},
+     "description": "outputs that declare top-1 (logits): top-1 agreement with FP32 on the golden cases at least "
+                    "the threshold"},
     {"id": "cosine", "stage": "component", "threshold": COSINE_MIN,
      "description": "outputs that declare cosine (embeddings, the DiT velocity): cosine with FP32 at least the "
                     "threshold"},
     {"id": "sqnr", "stage": "component", "threshold": COMPONENT_SQNR_MIN_DB,
      "description": "every other float output: SQNR against FP32 at least the threshold (dB)"},
-    {"id": "e2e-tokens", "stage": "end to end",
-     "description": "greedy speech tokens identical to FP32's for the same text, voice and seed"},
-    {"id": "e2e-sqnr", "stage": "end to end", "threshold": E2E_SQNR_MIN_DB,
-     "description": "waveform SQNR against FP32 at least the threshold (dB), over the shared length"},
+    {"id": "llm-top1", "stage": "LLM, teacher forced", "threshold": TOP1_MIN,
+     "description": "fed FP32's tokens, the LLM picks FP32's next token at least this often, counting the steps "
+                    "where FP32's top-1/top-2 margin exceeds twice the 99.9th percentile of the logit error"},
+    {"id": "llm-kl", "stage": "LLM, teacher forced", "threshold": KL_MAX_NATS,
+     "description": "fed FP32's tokens, mean KL divergence of the next-token distribution from FP32's at most the "
+                    "threshold (nats; at most 1 % of sampled tokens differ)"},
+    {"id": "flow-mel", "stage": "flow, same tokens", "threshold": FLOW_MEL_SQNR_MIN_DB,
+     "description": "fed FP32's tokens, the flow's mel has an SQNR against FP32's mel at least the threshold (dB)"},
+    {"id": "vocoder", "stage": "vocoder, same mel", "threshold": VOCODER_LOG_MEL_CORR_MIN,
+     "description": "fed FP32's mel, the vocoder's audio has a log-mel spectrogram whose correlation with FP32's "
+                    "audio's is at least the threshold"},
+]
+# What each number means, in one plain sentence, and which way is better (report.json "metrics"; the page's key).
+METRICS = [
+    {"id": "unity_weight_bytes", "name": "weights in Unity", "better": "lower",
+     "meaning": "Memory the model's weights take in Unity after import (and after Unity's own quantization)."},
+    {"id": "bytes", "name": "on disk", "better": "lower", "meaning": "Size of the .onnx files the bundle ships."},
+    {"id": "llm_top1_confident", "name": "LLM top-1 (above margin)", "better": "higher",
+     "meaning": "Fed FP32's tokens, how often the LLM picks FP32's next token, counting the steps where FP32 is "
+                "clearly decided (its margin exceeds twice the 99.9th percentile of the logit error)."},
+    {"id": "llm_top1", "name": "LLM top-1 (all steps)", "better": "higher",
+     "meaning": "The same over every step, near-ties included; information, not a gate."},
+    {"id": "kl_mean", "name": "KL", "better": "lower",
+     "meaning": "Fed FP32's tokens, how far the LLM's next-token probabilities are from FP32's, in nats (0: the "
+                "same)."},
+    {"id": "margin", "name": "margin", "better": "information",
+     "meaning": "How far FP32's favourite next token is ahead of the runner-up (log-probability, nats); a near-tie "
+                "can flip on the smallest error without anyone hearing a difference."},
+    {"id": "flow_mel_sqnr_db", "name": "flow mel SQNR", "better": "higher",
+     "meaning": "Fed FP32's tokens, how close the flow's mel (what the vocoder turns into sound) is to FP32's, in "
+                "dB."},
+    {"id": "flow_mel_distance_db", "name": "mel distance", "better": "lower",
+     "meaning": "Mean level difference between two mel spectrograms per bin and frame, in dB."},
+    {"id": "mcd_db", "name": "MCD", "better": "lower",
+     "meaning": "Mel-cepstral distortion: how different two spectral envelopes (the timbre) are, in dB; "
+                "information, not a gate."},
+    {"id": "log_mel_correlation", "name": "vocoder log-mel correlation", "better": "higher",
+     "meaning": "Fed FP32's mel, how alike the vocoder's spectrogram and FP32's are (1: the same; blind to phase)."},
+    {"id": "sqnr_db", "name": "waveform SQNR", "better": "higher",
+     "meaning": "Sample-by-sample closeness of two waveforms in dB; the vocoder turns pitch into a running phase, so "
+                "tiny changes make it drift and this drops where nothing audible changed; information, not a gate."},
+    {"id": "token_agreement", "name": "free-running token agreement", "better": "higher",
+     "meaning": "Each policy decoding on its own: the share of positions holding FP32's token; after one near-tie "
+                "flips, every later token may differ; information, not a gate."},
+    {"id": "component", "name": "graph SQNR / cosine / top-1", "better": "higher",
+     "meaning": "Each graph run on its golden inputs, against FP32's outputs."},
+    {"id": "sentis_real", "name": "real Sentis", "better": "higher",
+     "meaning": "Each graph's golden cases run by Unity-compiled Sentis itself, against the policy's own goldens: "
+                "cases passed, and the worst absolute error (lower is better). It checks that Unity computes what "
+                "this report measured, not the precision loss."},
 ]
 PHASES = [
     {"title": "FP32 baseline", "policies": ["fp32"],
      "question": "Do the exported graphs reproduce the PyTorch reference, and does Sentis import them?"},
     {"title": "FP16 LLM and flow", "policies": ["recommended"],
-     "question": "Does halving the LLM and flow weights (HiFT kept FP32) keep tokens and audio?"},
+     "question": "Does halving the LLM and flow weights (HiFT kept FP32) keep the LLM's choices and the mel?"},
     {"title": "HiFT FP16 trial", "policies": ["fp16"],
      "question": "Can the vocoder, the most sensitive component, go FP16 too?"},
-    {"title": "Partial INT8", "policies": ["uint8", "int8-partial"],
-     "question": "What do 8-bit weights cost: Unity's uint8 quantization, and onnxruntime int8 where FP16 holds?"},
+    {"title": "8-bit weights", "policies": ["uint8"],
+     "question": "What does Unity's uint8 weight quantization (ModelQuantizer) cost?"},
 ]
+# Policies a Sentis host cannot use: measured and shown in a section of their own, never recommended, in no phase.
+ONNXRUNTIME_ONLY = ("int8-partial",)
 MCD_COEFFS = 24  # mel-cepstral coefficients c1..c24 (c0, the energy, left out as usual)
 SQNR_CAP_DB = 999.0
 
@@ -237,38 +313,280 @@ def token_agreement(tokens: np.ndarray, ref: np.ndarray) -> float:
     return float(np.sum(a[:n] == b[:n])) / longest
 
 
+def log_mel_distance_db(mel: np.ndarray, ref: np.ndarray) -> float:
+    """Mean |difference| of two natural-log mels [bins, frames] over their shared frames, in dB (20 log10 of the
+    magnitude ratio: ln values x 20 / ln 10)."""
+    n = min(mel.shape[-1], ref.shape[-1])
+    if n == 0:
+        return float("nan")
+    d = np.asarray(mel, np.float64)[..., :n] - np.asarray(ref, np.float64)[..., :n]
+    return float(np.mean(np.abs(d)) * 20.0 / np.log(10.0))
+
+
+def log_mel_correlation(mel: np.ndarray, ref: np.ndarray) -> float:
+    """Pearson correlation of two log-mel spectrograms over their shared frames: 1 for the same spectrum, blind to
+    phase (the vocoder gate's spectral similarity)."""
+    n = min(mel.shape[-1], ref.shape[-1])
+    if n == 0:
+        return float("nan")
+    a = np.asarray(mel, np.float64)[..., :n].reshape(-1)
+    b = np.asarray(ref, np.float64)[..., :n].reshape(-1)
+    if np.array_equal(a, b):
+        return 1.0
+    a, b = a - a.mean(), b - b.mean()
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+# --- the LLM, teacher forced ---------------------------------------------------------------------------------------
+MARGIN_BINS = (0.0, 0.01, 0.1, 1.0, 10.0)  # FP32's top-1/top-2 margin (nats): the histogram's lower edges
+
+
+def _masked_log_softmax(logits: np.ndarray, min_len: int, masked: Sequence[int]) -> np.ndarray:
+    """[steps, V] log-probabilities as the host loop sees them: ids ``masked`` are -inf for steps < ``min_len``
+    (renormalized: the distribution a sampler draws from)."""
+    x = np.asarray(logits, np.float64).copy()
+    if min_len > 0 and len(masked):
+        x[:min_len, list(masked)] = -np.inf
+    m = np.max(x, axis=-1, keepdims=True)
+    return x - m - np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+
+
+def teacher_forced_metrics(pieces: Sequence[tuple[np.ndarray, np.ndarray, int, Sequence[int]]]) -> dict[str, Any]:
+    """Next-token distributions of a policy's LLM fed FP32's tokens against FP32's own, step by step.
+
+    ``pieces``: per text piece (FP32 logits [steps, V], the policy's logits [steps, V], min_len, ids masked before
+    min_len). top-1 agreement over every step; over the steps whose FP32 margin (top-1 minus top-2 log-probability)
+    exceeds MARGIN_FACTOR x the LOGIT_ERROR_QUANTILE of |logit error| over every logit of every step; mean and max
+    KL(FP32 || policy) in nats; the margin histogram with the flips in each bin."""
+    agree, margins, kls, errs = [], [], [], []
+    for ref, got, min_len, masked in pieces:
+        ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+        if ref.shape != got.shape or ref.ndim != 2:
+            raise PackagerError(f"teacher-forced logits of shape {list(got.shape)} against FP32's {list(ref.shape)}",
+                                key="llm")
+        if ref.shape[0] == 0:
+            continue
+        lr, lg = _masked_log_softmax(ref, min_len, masked), _masked_log_softmax(got, min_len, masked)
+        agree.append(np.argmax(lr, axis=-1) == np.argmax(lg, axis=-1))
+        top2 = np.sort(lr, axis=-1)[:, -2:]
+        margins.append(top2[:, 1] - top2[:, 0])
+        pr = np.exp(lr)
+        with np.errstate(invalid="ignore"):
+            terms = np.where(pr > 0, pr * (lr - lg), 0.0)
+        kls.append(np.sum(terms, axis=-1))
+        errs.append(np.abs(got - ref).reshape(-1))
+    if not agree:
+        raise PackagerError("no LLM step to compare (FP32 decoded no step)", key="llm")
+    agree_a, margin_a, kl_a, err_a = (np.concatenate(x) for x in (agree, margins, kls, errs))
+    finite = bool(np.isfinite(err_a).all() and np.isfinite(kl_a).all())
+    err_f = np.where(np.isfinite(err_a), err_a, np.inf)
+    q = float(np.quantile(err_f, LOGIT_ERROR_QUANTILE)) if finite else math.inf
+    threshold = MARGIN_FACTOR * q
+    confident = margin_a > threshold
+    flips = ~agree_a
+    hist = []
+    for i, lo in enumerate(MARGIN_BINS):
+        hi = MARGIN_BINS[i + 1] if i + 1 < len(MARGIN_BINS) else None
+        sel = (margin_a >= lo) & (margin_a < hi if hi is not None else True)
+        hist.append({"lo": lo, "hi": hi, "steps": int(np.sum(sel)), "flips": int(np.sum(flips & sel)),
+                     "counted": int(np.sum(sel & confident))})
+    n_conf = int(np.sum(confident))
+    return {"steps": int(agree_a.size), "finite": finite,
+            "top1": _r(float(np.mean(agree_a)), 6),
+            "top1_confident": _r(float(np.mean(agree_a[confident])), 6) if n_conf else None,
+            "confident_steps": n_conf, "margin_threshold": _r(threshold), "logit_error_quantile": _r(q),
+            "logit_error_max": _r(float(np.max(err_f))) if err_f.size else 0.0,
+            "kl_mean": _r(float(np.mean(kl_a))) if finite else None,
+            "kl_max": _r(float(np.max(kl_a))) if finite else None,
+            "flips": int(np.sum(flips)), "flips_counted": int(np.sum(flips & confident)),
+            "margin_histogram": hist}
+
+
+def decode_logits(p, case: Mapping[str, np.ndarray], forced: "Piece | None" = None
+                  ) -> tuple[np.ndarray, list[int], int, list[int]]:
+    """The LLM's logits at every decode step of one text piece, as ``llm_generate.generate`` runs it (greedy,
+    upstream's quirks: only SOS masked before min_len). ``forced``: feed FP32's tokens instead of the argmax, for
+    exactly FP32's number of steps (teacher forcing). Returns (logits [steps, V] float32, tokens (stop excluded),
+    min_len, masked ids)."""
+    from packager.host import llm_generate as G
+
+    c = p.constants["llm"]
+    text = np.asarray(case["text"]).reshape(-1)
+    S, (lo, hi) = int(c["speech_token_size"]), c["stop_range"]
+    min_len, max_len = int(c["min_len_ratio"] * text.size), int(c["max_len_ratio"] * text.size)
+    masked = [S]
+    embeds = G.build_prompt(p.runners, c, text, np.asarray(case["prompt_text"]).reshape(-1),
+                            np.asarray(case["llm_prompt_speech_token"]).reshape(-1))
+    shape = [0 if d == "len" else d for d in c["kv_cache"]["shape"]]
+    past_k, past_v = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    logits: list[np.ndarray] = []
+    tokens: list[int] = []
+    steps = forced.steps if forced is not None else max_len
+    for i in range(steps):
+        out = p.runners["llm_step"]({"inputs_embeds": embeds, "past_key": past_k, "past_value": past_v})
+        past_k, past_v = out["present_key"], out["present_value"]
+        logits.append(np.asarray(out["logits"], np.float32).reshape(-1))
+        if forced is not None:
+            if i >= len(forced.tokens):
+                break  # FP32's stop step: compared, nothing fed after it
+            token = int(forced.tokens[i])
+        else:
+            logp = G.log_softmax(logits[-1])
+            if i < min_len:
+                logp[masked] = -np.inf
+            token = int(np.argmax(logp))
+            if lo <= token < hi:
+                break
+        tokens.append(token)
+        embeds = p.runners["llm_speech_embed"]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
+    return np.stack(logits) if logits else np.zeros((0, 0), np.float32), tokens, min_len, masked
+
+
+# --- synthesis, and what each policy is fed --------------------------------------------------------------------------
 @dataclass
 class Utterance:
+    """One greedy, free-running synthesis, with what each text piece gave."""
+
     samples: np.ndarray
     sample_rate: int
-    tokens: np.ndarray
+    tokens: np.ndarray  # the flow's tokens (after the silent filter), pieces concatenated
     seconds: float  # synthesis wall time
     mel: np.ndarray  # the flow's output mel [80, T], text pieces concatenated
+    cases: list[dict[str, np.ndarray]]  # per piece, upstream frontend names
+    piece_tokens: list[np.ndarray]  # per piece [1, n]
+    piece_mels: list[np.ndarray]  # per piece [1, 80, T]
 
 
-def synthesize(bundle: Path, manifest: Mapping[str, Any], voice, text: str | None, case: Mapping | None, seed: int,
-               threads: int) -> Utterance:
-    """One greedy synthesis over the bundle: ``text`` in ``voice`` (the text pipeline), or a frontend ``case``."""
+@dataclass
+class Piece:
+    """One text piece of the FP32 run: what every other policy is fed, and FP32's answers."""
+
+    case: dict[str, np.ndarray]
+    tokens: list[int]  # FP32's greedy tokens, stop token excluded
+    steps: int  # decode steps: one more than the tokens when a stop token ended the piece
+    min_len: int
+    masked: list[int]
+    logits: np.ndarray  # FP32's [steps, V]
+    flow_tokens: np.ndarray  # [1, n], after the silent filter: what the flow gets
+    mel: np.ndarray  # FP32's flow mel [1, 80, T]
+    wave: np.ndarray  # FP32's vocoder on that mel [n]
+
+
+def open_pipeline(bundle: Path, manifest: Mapping[str, Any], threads: int):
+    from packager import synth
+
+    return synth.Pipeline.open(bundle, threads=threads, manifest=dict(manifest), one_component_at_a_time=True)
+
+
+def synthesize(p, voice, text: str | None, case: Mapping | None, seed: int) -> Utterance:
+    """One greedy synthesis over the pipeline ``p``: ``text`` in ``voice`` (the text pipeline), or a frontend
+    ``case``."""
     from packager import synth
 
     t0 = time.perf_counter()
-    p = synth.Pipeline.open(bundle, threads=threads, manifest=dict(manifest), one_component_at_a_time=True)
     sr = int(p.constants["hift"]["sample_rate"])
     if voice is not None:
         from packager import tts
 
-        sp = tts.speak(p, voice, text, sampling="greedy", seed=seed, manifest=manifest)
-        samples, tokens = sp.speech, np.concatenate([np.asarray(t).reshape(-1) for t in sp.speech_tokens])
-        mel = np.concatenate([np.asarray(m)[0] for m in sp.mels], axis=1)
+        pieces = tts.text_pieces(p.tokenizer(), text)
+        cases = [c for _, c in tts.frontend_cases(p.tokenizer(), voice, text, pieces=pieces)]
+        sp = tts.speak(p, voice, text, sampling="greedy", seed=seed, pieces=pieces)
+        piece_tokens, piece_mels, samples = list(sp.speech_tokens), list(sp.mels), sp.speech
     else:
+        cases = [synth.validate_case(dict(case))]
         out = synth.synthesize(p, dict(case), sampling="greedy", seed=seed)
-        samples, tokens = np.asarray(out["speech"]).reshape(-1), np.asarray(out["speech_tokens"]).reshape(-1)
-        mel = np.asarray(out["mel"])[0]
-    return Utterance(np.asarray(samples, np.float32).reshape(-1), sr, tokens.astype(np.int64),
-                     time.perf_counter() - t0, np.asarray(mel, np.float32))
+        piece_tokens, piece_mels, samples = [out["speech_tokens"]], [out["mel"]], out["speech"]
+    tokens = np.concatenate([np.asarray(t).reshape(-1) for t in piece_tokens]).astype(np.int64)
+    mel = np.concatenate([np.asarray(m)[0] for m in piece_mels], axis=1)
+    return Utterance(np.asarray(samples, np.float32).reshape(-1), sr, tokens, time.perf_counter() - t0,
+                     np.asarray(mel, np.float32), cases, [np.asarray(t, np.int32) for t in piece_tokens],
+                     [np.asarray(m, np.float32) for m in piece_mels])
+
+
+def reference(p, utt: Utterance, seed: int) -> tuple[list[Piece], dict[str, Any]]:
+    """FP32's pieces (its logits at every decode step, its tokens, mel and audio) and how much the FP32 vocoder
+    amplifies a small change of its input (its mel plus white noise at VOCODER_SENSITIVITY_SQNR_DB)."""
+    from packager import synth
+    from packager.host.llm_generate import silent_filter
+
+    pieces = []
+    for k, case in enumerate(utt.cases):
+        logits, tokens, min_len, masked = decode_logits(p, case)
+        flow_tokens = np.asarray(silent_filter(tokens, p.constants["llm"]), np.int32).reshape(1, -1)
+        if not np.array_equal(flow_tokens, utt.piece_tokens[k]):  # the same loop, the same graphs: must agree
+            raise PackagerError(f"text piece {k + 1}: the FP32 decode for teacher forcing gave other tokens than the "
+                                "FP32 synthesis (onnxruntime not deterministic?)", key="llm")
+        steps = logits.shape[0]
+        pieces.append(Piece(dict(case), tokens, steps, min_len, masked, logits, flow_tokens, utt.piece_mels[k], None))
+    offset = 0
+    for pc in pieces:  # the synthesis's audio, split per piece (non-streaming: the vocoder on each piece's mel)
+        n = pc.mel.shape[2] * int(p.constants["hift"]["samples_per_frame"])
+        pc.wave = utt.samples[offset:offset + n]
+        offset += n
+    rng = np.random.default_rng(seed)
+    noisy = []
+    for pc in pieces:
+        m = pc.mel.astype(np.float64)
+        noise = rng.standard_normal(m.shape)
+        noise *= math.sqrt(float(np.sum(m ** 2)) / max(float(np.sum(noise ** 2)), 1e-30)) * \
+            10.0 ** (-VOCODER_SENSITIVITY_SQNR_DB / 20.0)
+        noisy.append(np.asarray(synth._hift(p, (m + noise).astype(np.float32))).reshape(-1))
+    wave = np.concatenate(noisy)
+    sensitivity = {"mel_sqnr_db": VOCODER_SENSITIVITY_SQNR_DB,
+                   **_audio_vs(wave, utt.samples, utt.sample_rate)}
+    return pieces, sensitivity
+
+
+def _audio_vs(wave: np.ndarray, ref: np.ndarray, sample_rate: int) -> dict[str, Any]:
+    """Audio against FP32's, same length expected: log-mel correlation, log-mel distance, MCD, waveform SQNR."""
+    finite = bool(np.isfinite(wave).all())
+    w = wave if finite else np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
+    lm, lr = log_mel(w, sample_rate), log_mel(ref, sample_rate)
+    return {"finite": finite, "log_mel_correlation": _r(log_mel_correlation(lm, lr), 6),
+            "log_mel_distance_db": _r(log_mel_distance_db(lm, lr), 4),
+            "mcd_db": _r(mel_cepstral_distortion(lm, lr), 4), "sqnr_db": _r(waveform_sqnr(w, ref), 4)}
+
+
+@dataclass
+class PolicyRun:
+    """What a policy did with FP32's inputs: the metrics, and the audio of its own flow and vocoder on FP32's
+    tokens (its WAV beside the free-running one) and its flow mel (for the difference picture)."""
+
+    teacher_forced: dict[str, Any]
+    same_tokens: dict[str, Any]
+    same_mel: dict[str, Any]
+    same_token_audio: np.ndarray
+    flow_mel: np.ndarray  # [80, T], pieces concatenated
+
+
+def fed_fp32(p, pieces: Sequence[Piece], sample_rate: int) -> PolicyRun:
+    """The policy's LLM fed FP32's tokens (teacher forcing), its flow fed FP32's tokens, its vocoder fed its own
+    flow's mel and FP32's mel. Component by component, so each policy opens each component once more."""
+    from packager import synth
+
+    tf = [(pc.logits, decode_logits(p, pc.case, pc)[0], pc.min_len, pc.masked) for pc in pieces]
+    mels = [np.asarray(synth._flow(p, pc.flow_tokens, synth.validate_case(pc.case), streaming=False, finalize=True),
+                       np.float32) for pc in pieces]
+    chain = np.concatenate([np.asarray(synth._hift(p, m)).reshape(-1) for m in mels]).astype(np.float32)
+    vocoder = np.concatenate([np.asarray(synth._hift(p, pc.mel)).reshape(-1) for pc in pieces]).astype(np.float32)
+    ref_wave = np.concatenate([pc.wave for pc in pieces])
+    got = np.concatenate([m[0] for m in mels], axis=1)
+    ref_mel = np.concatenate([pc.mel[0] for pc in pieces], axis=1)
+    mel_finite = bool(np.isfinite(got).all())
+    g = got if mel_finite else np.nan_to_num(got, nan=0.0, posinf=0.0, neginf=0.0)
+    same_tokens = {"mel_finite": mel_finite,
+                   "flow_mel_sqnr_db": _r(waveform_sqnr(g.reshape(-1), ref_mel.reshape(-1)), 4),
+                   "flow_mel_distance_db": _r(log_mel_distance_db(g, ref_mel), 4),
+                   "flow_mel_mcd_db": _r(mel_cepstral_distortion(g.astype(np.float64), ref_mel.astype(np.float64)), 4),
+                   **_audio_vs(chain, ref_wave, sample_rate)}
+    return PolicyRun(teacher_forced_metrics(tf), same_tokens, _audio_vs(vocoder, ref_wave, sample_rate), chain, got)
 
 
 def e2e_metrics(u: Utterance, ref: Utterance | None) -> dict[str, Any]:
+    """The free-running synthesis (information: with flat logits one near-tie changes every later token)."""
     d: dict[str, Any] = {"samples": int(u.samples.size), "seconds_of_audio": _r(u.samples.size / u.sample_rate, 4),
                          "synth_seconds": _r(u.seconds, 4), "tokens": int(u.tokens.size),
                          "finite": bool(np.isfinite(u.samples).all()),
@@ -276,7 +594,7 @@ def e2e_metrics(u: Utterance, ref: Utterance | None) -> dict[str, Any]:
     if ref is not None:
         d["token_agreement"] = _r(token_agreement(u.tokens, ref.tokens), 4)
         d["sqnr_db"] = _r(waveform_sqnr(u.samples, ref.samples), 4)
-        if u.mel.shape == ref.mel.shape:  # same tokens: the flow's mel, before the vocoder (report only, no gate)
+        if u.mel.shape == ref.mel.shape:  # same token count: the flow's mel, before the vocoder
             d["flow_mel_sqnr_db"] = _r(waveform_sqnr(u.mel.reshape(-1), ref.mel.reshape(-1)), 4)
         d["mcd_db"] = _r(mel_cepstral_distortion(log_mel(u.samples, u.sample_rate),
                                                  log_mel(ref.samples, ref.sample_rate)), 4)
@@ -284,7 +602,12 @@ def e2e_metrics(u: Utterance, ref: Utterance | None) -> dict[str, Any]:
 
 
 # --- verdicts ------------------------------------------------------------------------------------------------------
+def runtime_of(policy: str) -> str:
+    return "onnxruntime" if policy in ONNXRUNTIME_ONLY else "sentis"
+
+
 def policy_gates(policy: Mapping[str, Any], target: str, is_baseline: bool) -> list[dict[str, Any]]:
+    """Every gate of GATES, in its order: pass and a detail saying the value that decided it."""
     graphs = [g for c in policy["components"] for g in c["graphs"]]
     not_importable = [g["name"] for g in graphs if not g["sentis"][target]["importable"]]
     out = [{"gate": "sentis-import", "pass": not not_importable,
@@ -298,16 +621,36 @@ def policy_gates(policy: Mapping[str, Any], target: str, is_baseline: bool) -> l
         out.append({"gate": kind, "pass": not failed,
                     "detail": (f"{len(checked)} outputs" if not failed else "fails: " + "; ".join(failed))
                     if checked else "no output of this kind"})
-    e2e = policy.get("e2e") or {}
     if is_baseline:
-        out += [{"gate": "e2e-tokens", "pass": True, "detail": "the baseline"},
-                {"gate": "e2e-sqnr", "pass": e2e.get("finite", True), "detail": "the baseline"}]
+        ok = bool((policy.get("e2e") or {}).get("finite", True))
+        return out + [{"gate": g, "pass": ok, "detail": "the baseline" if ok else "the baseline's audio is not finite"}
+                      for g in ("llm-top1", "llm-kl", "flow-mel", "vocoder")]
+    return out + e2e_gates(policy["teacher_forced"], policy["same_tokens"], policy["same_mel"])
+
+
+def e2e_gates(tf: Mapping[str, Any], st: Mapping[str, Any], sm: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The LLM (teacher forced), flow (FP32's tokens) and vocoder (FP32's mel) gates from their measurements."""
+    out = []
+    conf, n = tf.get("top1_confident"), tf["confident_steps"]
+    if not tf["finite"]:
+        out.append({"gate": "llm-top1", "pass": False, "detail": "logits not finite"})
+    elif conf is None:  # the logit error exceeds every margin: nothing shows the LLM keeps FP32's choices
+        out.append({"gate": "llm-top1", "pass": False,
+                    "detail": f"no step of {tf['steps']} has a margin above {tf['margin_threshold']} nats"})
     else:
-        agree = e2e.get("token_agreement")
-        out.append({"gate": "e2e-tokens", "pass": agree == 1.0, "detail": f"agreement {agree}"})
-        sq = e2e.get("sqnr_db")
-        out.append({"gate": "e2e-sqnr", "pass": bool(e2e.get("finite")) and sq is not None and sq >= E2E_SQNR_MIN_DB,
-                    "detail": f"SQNR {sq} dB"})
+        out.append({"gate": "llm-top1", "pass": conf >= TOP1_MIN,
+                    "detail": f"top-1 {conf} on {n} of {tf['steps']} steps (margin above {tf['margin_threshold']} "
+                              f"nats); {tf['top1']} on all steps"})
+    kl = tf.get("kl_mean")
+    out.append({"gate": "llm-kl", "pass": kl is not None and kl <= KL_MAX_NATS,
+                "detail": f"mean KL {kl} nats (max {tf.get('kl_max')})" if kl is not None else "logits not finite"})
+    sq = st.get("flow_mel_sqnr_db")
+    out.append({"gate": "flow-mel", "pass": bool(st["mel_finite"]) and sq is not None and sq >= FLOW_MEL_SQNR_MIN_DB,
+                "detail": f"mel SQNR {sq} dB" if st["mel_finite"] else "mel not finite"})
+    corr = sm.get("log_mel_correlation")
+    out.append({"gate": "vocoder", "pass": bool(sm["finite"]) and corr is not None and
+                corr >= VOCODER_LOG_MEL_CORR_MIN,
+                "detail": f"log-mel correlation {corr}" if sm["finite"] else "audio not finite"})
     return out
 
 
@@ -319,16 +662,36 @@ def totals(policy: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def recommend(policies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    passing = [p for p in policies if p["verdict"] == "pass" and p["totals"]["unity_weight_bytes"] is not None]
+    """The passing Sentis policy with the fewest bytes of weights in Unity memory (onnxruntime-only policies are
+    never recommended: a Unity host cannot load them). Among policies that tie there, the build's default
+    (precision.DEFAULT_POLICY) when it is one of them, so the report and `build` agree unless the numbers say
+    otherwise; then the smallest on disk."""
+    from packager.precision import DEFAULT_POLICY
+    from packager.report.render import size
+
+    passing = [p for p in policies if p["verdict"] == "pass" and runtime_of(p["name"]) == "sentis"
+               and p["totals"]["unity_weight_bytes"] is not None]
     if not passing:
-        return {"policy": None, "reason": "no policy meets every gate"}
-    best = min(passing, key=lambda p: (p["totals"]["unity_weight_bytes"], p["totals"]["bytes"]))
-    return {"policy": best["name"],
-            "reason": (f"the smallest in Unity memory ({best['totals']['unity_weight_bytes']} bytes of weights) of "
-                       f"the {len(passing)} policies that meet every gate" if len(passing) > 1 else
-                       f"the only policy that meets every gate ({best['totals']['unity_weight_bytes']} bytes of "
-                       "weights in Unity memory)"),
-            "passing": [p["name"] for p in passing]}
+        return {"policy": None, "reason": "no Sentis policy meets every gate", "passing": []}
+    best = min(passing, key=lambda p: (p["totals"]["unity_weight_bytes"], p["name"] != DEFAULT_POLICY,
+                                       p["totals"]["bytes"]))
+    weights = size(best["totals"]["unity_weight_bytes"])
+    tied = [p for p in passing if p is not best
+            and p["totals"]["unity_weight_bytes"] == best["totals"]["unity_weight_bytes"]]
+    if len(passing) == 1:
+        reason = f"the only policy that meets every gate ({weights} of weights in Unity memory)"
+    else:
+        reason = (f"the smallest in Unity memory ({weights} of weights) of the {len(passing)} policies that meet "
+                  "every gate")
+        if tied and best["name"] == DEFAULT_POLICY:
+            reason += (", as small there as " + ", ".join(p["name"] for p in tied) + ", and the build's default ("
+                       + size(best["totals"]["bytes"]) + " on disk against " + ", ".join(size(p["totals"]["bytes"])
+                                                                                for p in tied) + ")")
+        elif tied:
+            reason += (", as small there as " + ", ".join(p["name"] for p in tied) + " and the smallest on disk ("
+                       + size(best["totals"]["bytes"]) + " against " + ", ".join(size(p["totals"]["bytes"])
+                                                                           for p in tied) + ")")
+    return {"policy": best["name"], "reason": reason, "passing": [p["name"] for p in passing]}
 
 
 def phases(policies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
