@@ -104,13 +104,20 @@ def _single_threaded_torch() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Make SIGTERM (kill) unwind like Ctrl-C so the temporary folder is removed."""
+    """Make SIGTERM (kill) unwind like Ctrl-C so the temporary folder is removed. A KeyboardInterrupt raised while
+    Python runs a finalizer (e.g. during gc.collect) is printed and swallowed, so the signal is also remembered and
+    raised again when the work ends: an interrupted build never reaches the final rename."""
+    received: list[int] = []
+
     def handler(signum, frame):  # noqa: ARG001
+        received.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler) if hasattr(signal, "SIGTERM") else None
     try:
         yield
+        if received:
+            raise KeyboardInterrupt(f"signal {received[0]}")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -277,3 +277,18 @@ def test_synth_length_choices_are_the_runtime_s() -> None:
     """cli.py declares synth's --length choices without importing tts (numpy): they must stay tts.LENGTHS."""
     from packager import tts
     assert cli.SYNTH_LENGTHS == ("auto", *tts.LENGTHS)
+
+
+def test_a_swallowed_sigterm_still_stops_the_build() -> None:
+    """SIGTERM raises KeyboardInterrupt; if that is swallowed (raised inside a finalizer during gc), leaving the
+    build's context raises it again, so the staged folder is never swapped into place."""
+    import os
+
+    from packager import build as build_module
+    with pytest.raises(KeyboardInterrupt, match="signal"):
+        with build_module._sigterm_as_interrupt():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass  # what a finalizer does with it
