@@ -52,6 +52,21 @@ def table(doc: dict) -> str:
     return "\n".join(rows)
 
 
+def search_table(doc: dict) -> str:
+    """The per-component search: every component x precision weighed, its gates, and what was chosen."""
+    found = doc.get("search")
+    if not found:
+        return "search: not run"
+    rows = [f"search: {found['precisions']} ({found['reason']}; as one bundle: {found.get('verdict', '-')})", "",
+            "| component | precision | Unity weights MB | on disk MB | its gates | measured in | chosen |",
+            "|---|---|---:|---:|---|---|---|"]
+    for r in found["components"]:
+        rows.append(f"| {r['component']} | {r['precision']} | {_mb(r['unity_weight_bytes'])} | {_mb(r['bytes'])} "
+                    f"| {'pass' if r['pass'] else 'fail: ' + '; '.join(r['failed'])} | {', '.join(r['measured_in'])} "
+                    f"| {'**chosen**' if r['chosen'] else ''} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/cosyvoice3-full"))
@@ -83,6 +98,7 @@ def main() -> int:
         print(table(doc))
         for ph in doc["phases"]:
             print(f"phase {ph['index']} {ph['title']}: {ph['verdict']} {ph['failed_gates']}")
+        print("\n" + search_table(doc))
     return r["exit"]
 
 

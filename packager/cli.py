@@ -311,6 +311,9 @@ def _add_report(p: argparse.ArgumentParser) -> None:
                    help="comma-separated, from: %(default)s (fp32, the baseline, is always included)")
     p.add_argument("--target", default=targets.DEFAULT_TARGET, choices=list(targets.RELEASES),
                    help="the Unity runtime gated on")
+    p.add_argument("--no-search", action="store_true",
+                   help="skip the per-component search (each component at the cheapest measured precision that "
+                        "passes its own gates, built and measured once more when no policy above has that mix)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     p.add_argument("--force", action="store_true", help="replace an existing --out folder (only after success)")
     _shown(p, "progress")

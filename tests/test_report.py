@@ -3,6 +3,7 @@ teacher-forced LLM gates, the flow and vocoder judged on FP32's input, the verdi
 reads (issue #31)."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -107,8 +108,20 @@ def _json_numbers(doc) -> set[str]:
 def test_report_json_matches_its_schema_and_covers_every_policy(report_dir: Path) -> None:
     doc = json.loads((report_dir / "report.json").read_text())
     assert schema_errors(doc, RP.SCHEMA_PATH) == []
-    assert [p["name"] for p in doc["policies"]] == list(M.POLICIES)
+    found = doc["search"]
+    built = found["precisions"] is not None and found["same_as"] is None
+    assert [p["name"] for p in doc["policies"]] == list(M.POLICIES) + [M.SEARCHED] * built
     by = {p["name"]: p for p in doc["policies"]}
+    # the search, recomputed from the fixed policies' numbers; what it chose was built (or named) and measured
+    fixed = [p for p in doc["policies"] if p["name"] != M.SEARCHED]
+    assert {k: v for k, v in found.items() if k != "verdict"} == M.search(fixed, doc["target"], by["recommended"]
+                                                                         ["precisions"])
+    assert found["precisions"] is not None  # fp32 passes every gate of its own, at worst
+    named = by[M.SEARCHED] if built else by[found["same_as"]]
+    assert named["precisions"] == found["precisions"] and found["verdict"] == named["verdict"]
+    for r in found["components"]:
+        assert r["pass"] == all(M.component_verdicts(by[n], doc["target"])[r["component"]]["pass"]
+                                for n in r["measured_in"])
     # the precisions each policy built
     assert set(by["fp32"]["precisions"].values()) == {"fp32"}
     assert set(by["uint8"]["precisions"].values()) == {"uint8"}
@@ -184,7 +197,7 @@ def test_report_json_matches_its_schema_and_covers_every_policy(report_dir: Path
     assert by["uint8"]["same_mel"]["log_mel_correlation"] < M.VOCODER_LOG_MEL_CORR_MIN
     assert by["uint8"]["verdict"] == "fail"
     assert [ph["title"] for ph in doc["phases"]] == ["FP32 baseline", "FP16 LLM and flow", "HiFT FP16 trial",
-                                                     "8-bit weights"]
+                                                     "8-bit weights", "Per-component search"]
     assert not [ph for ph in doc["phases"] if "int8-partial" in ph["policies"]]  # its own section, no phase
     assert doc["phases"][0]["verdict"] == "pass" and doc["phases"][3]["verdict"] == "fail"
 
@@ -210,6 +223,12 @@ def test_the_page_says_what_to_do_and_what_each_number_means(report_dir: Path) -
     assert "<code>int8-partial</code>" not in sentis_part.split("Policies Unity can load")[1]
     for name in ("fp32", "recommended", "fp16", "uint8"):
         assert f"<code>{name}</code>" in sentis_part and f"<code>{name}</code>" not in ort_part
+    # the search: every component x precision it weighed, what it chose, and the combination as one bundle
+    search_part = sentis_part.split("The search: each component at its cheapest passing precision")[1].split(
+        "<h3>Gates</h3>")[0]
+    assert search_part.count("<tr>") == 1 + len(doc["search"]["components"])
+    assert search_part.count("<b>chosen</b>") == len(doc["search"]["precisions"])
+    assert html.escape(json.dumps(doc["search"]["precisions"])) in search_part
     # the real-Sentis column, or the note why it is not there
     sr = doc["sentis_real"]
     assert sr["note"] in text
@@ -228,10 +247,11 @@ def test_every_file_the_page_references_exists_and_every_number_is_in_the_json(r
     assert len(shown) > 200
     missing = sorted({n for n in shown if n not in known})
     assert not missing, missing[:20]
+    n = len(doc["policies"])  # the 5 fixed ones, and the search's combination where it is new
     pngs = [r for r in page.refs if r.endswith(".png")]
-    assert len(pngs) == 1 + 5 * 2 + 4  # the chart; waveform and mel per policy; a difference per non-fp32 policy
+    assert len(pngs) == 1 + n * 2 + n - 1  # the chart; waveform and mel per policy; a difference per non-fp32 one
     wavs = [r for r in page.refs if r.endswith(".wav")]
-    assert len(wavs) == 5 + 4  # free running per policy; its own flow and vocoder on FP32's tokens per non-fp32 one
+    assert len(wavs) == n + n - 1  # free running per policy; its own flow and vocoder on FP32's tokens per non-fp32
     for png in pngs:
         assert (report_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -442,7 +462,8 @@ def test_the_recommendation_follows_the_verdicts_and_the_bytes() -> None:
     rec = M.recommend(only)
     assert rec["policy"] == "fp32" and rec["reason"].startswith("the only policy") and "3.0 MB" in rec["reason"]
     assert M.recommend([_policy("fp32", 3, 3, ("finite",))])["policy"] is None
-    assert [ph["title"] for ph in M.phases(pols)][-1] == "8-bit weights"
+    assert [(ph["title"], ph["verdict"]) for ph in M.phases(pols)][-2:] == [("8-bit weights", "pass"),
+                                                                           ("Per-component search", "not run")]
     assert all("int8-partial" not in ph["policies"] for ph in M.PHASES)
 
 
@@ -470,3 +491,56 @@ def test_the_build_command_of_each_policy(tmp_path: Path) -> None:
     plan = P.plan(str(pf), rec)
     assert {n: plan.for_component(n).precision for n in rec} == c["precision_file"]["content"]
 
+
+
+COMPONENT_BYTES = {"fp32": 4000, "fp16": 2000, "uint8": 1000}
+
+
+def _measured(name: str, precisions: dict[str, str], failing: tuple[str, ...] = ()) -> dict:
+    """A measured policy as the report holds it: one graph per component; ``failing``: gate ids (an end-to-end gate)
+    or component names (that component's graph misses its SQNR gate)."""
+    comps = []
+    for comp, prec in precisions.items():
+        err = {"output": "y", "gate": "sqnr", "finite": True, "max_abs": 0.1, "relative": 0.01, "cosine": 0.99,
+               "sqnr_db": 10.0 if comp in failing else 60.0}
+        comps.append({"name": comp, "precision": prec, "graphs": [{
+            "name": f"{comp}_graph", "precision": prec, "bytes": COMPONENT_BYTES[prec] + 7,
+            "unity_weight_bytes": COMPONENT_BYTES[prec], "sentis": {"ie-2.4": {"importable": True}},
+            "errors": [err]}]})
+    gates = [{"gate": g["id"], "pass": g["id"] not in failing, "detail": f"{g['id']} measured"} for g in M.GATES]
+    return {"name": name, "runtime": M.runtime_of(name), "precisions": dict(precisions), "components": comps,
+            "gates": gates, "verdict": "fail" if failing else "pass"}
+
+
+def test_the_search_takes_each_component_at_its_cheapest_passing_precision() -> None:
+    rec = {"campplus": "fp16", "llm": "fp16", "flow": "fp16", "hift": "fp32"}
+    every = lambda p: {c: p for c in rec}  # noqa: E731
+    pols = [_measured("fp32", every("fp32")), _measured("recommended", rec),
+            _measured("fp16", every("fp16"), ("vocoder",)),
+            _measured("uint8", every("uint8"), ("llm-kl", "flow-mel", "campplus"))]
+    found = M.search(pols, "ie-2.4", rec)
+    # hift passes at uint8 (its vocoder gate held there) though fp16 failed it; the others fail uint8
+    assert found["precisions"] == {"campplus": "fp16", "llm": "fp16", "flow": "fp16", "hift": "uint8"}
+    assert found["same_as"] is None and "no fixed policy" in found["reason"]
+    rows = {(r["component"], r["precision"]): r for r in found["components"]}
+    assert rows[("hift", "fp16")]["pass"] is False and rows[("hift", "fp16")]["failed"] == ["vocoder: vocoder measured"]
+    assert rows[("campplus", "uint8")]["failed"] == ["campplus_graph.y: SQNR 10 dB"]
+    assert rows[("llm", "fp16")]["measured_in"] == ["recommended", "fp16"] and rows[("llm", "fp16")]["chosen"]
+    assert [r["component"] for r in found["components"] if r["chosen"]] == list(rec)
+    # the plan builds exactly that, and the build command writes it as a JSON policy `build --precision` reads
+    plan = M.searched_plan(found["precisions"], rec)
+    assert {c: plan.for_component(c).precision for c in rec} == found["precisions"]
+    cmd = RP.build_command(M.SEARCHED, plan, {"preset": "tiny", "seed": 7}, None, "ie-2.4")
+    assert cmd["precision_file"] == {"name": "searched.json", "content": dict(sorted(found["precisions"].items()))}
+    # HiFT fails uint8 too: the search lands on the build's default, which is then what it names
+    pols[3] = _measured("uint8", every("uint8"), ("llm-kl", "flow-mel", "campplus", "vocoder"))
+    found = M.search(pols, "ie-2.4", rec)
+    assert found["precisions"] == rec and found["same_as"] == "recommended"
+    assert M.phases(pols, {**found, "verdict": "pass"})[-1]["policies"] == ["recommended"]
+    # one policy failing a precision is enough: a component's precision passes only where it passed every time
+    pols.append(_measured("recommended", {**rec, "hift": "fp16"}))
+    assert M.search(pols, "ie-2.4", rec)["precisions"]["hift"] == "fp32"
+    # a component no measured precision passes (fp32 itself failing a graph gate): no result, and it says which
+    bad = [_measured("fp32", every("fp32"), ("llm",))]
+    assert M.search(bad, "ie-2.4", rec) == {**M.search(bad, "ie-2.4", rec), "precisions": None}
+    assert "llm" in M.search(bad, "ie-2.4", rec)["reason"]

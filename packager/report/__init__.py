@@ -29,7 +29,7 @@ from packager.progress import step_of as _step
 from packager.report import measure as M
 
 FORMAT = "cosyvoice3-precision-report"
-FORMAT_VERSION = 2  # 2: teacher-forced LLM, flow and vocoder on FP32's input, runtime, command, metrics
+FORMAT_VERSION = 3  # 3: the per-component search (2: teacher-forced LLM, flow and vocoder on FP32's input)
 REPORT_FILE = "report.json"
 PAGE_FILE = "index.html"
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "report.schema.json"
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress("quiet" if args.quiet else args.progress)
     try:
         doc = make_report(out, source_args, policies, voice, args.text, args.seed, args.target,
-                          args.threads or os.cpu_count() or 1, progress, source_cli)
+                          args.threads or os.cpu_count() or 1, progress, source_cli, search=not args.no_search)
     finally:
         progress.close()
     best = doc["recommendation"]["policy"]
@@ -110,17 +110,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def make_report(out: Path, source_args: dict[str, Any], policies: list[str], voice, text: str | None, seed: int,
-                target: str, threads: int, log, source_cli: list[str] | None = None) -> dict[str, Any]:
+                target: str, threads: int, log, source_cli: list[str] | None = None,
+                search: bool = True) -> dict[str, Any]:
     """Everything, in a temporary sibling of ``out`` that replaces it only at the end. ``source_cli``: the build
     options that name the model as the user gave them (for the page's build command)."""
     with staging.staged_folder(out) as tmp:
-        doc = _measure_all(tmp, source_args, policies, voice, text, seed, target, threads, log, source_cli)
+        doc = _measure_all(tmp, source_args, policies, voice, text, seed, target, threads, log, source_cli, search)
         _write_outputs(tmp, doc)
     return doc
 
 
 def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log,
-                 source_cli: list[str] | None = None) -> dict[str, Any]:
+                 source_cli: list[str] | None = None, search: bool = True) -> dict[str, Any]:
     from packager import audio, registry
     from packager.build import BuildOptions, build
     from packager.precision import recommended_precisions
@@ -140,11 +141,12 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
     case = None
     source_doc = None
     harness = sentis_real.Harness.find(target, work, log)
-    for i, name in enumerate(policies):
-        log(f"[report] policy {i + 1}/{len(policies)}: {name} ({M.DESCRIPTIONS[name]})")
+
+    def measure(name: str, plan, title: str) -> None:
+        nonlocal ref_utt, pieces, reference_doc, case, source_doc
+        log(f"[report] {title}: {name} ({M.DESCRIPTIONS[name]})")
         bundle = work / name
         tb = time.perf_counter()
-        plan = M.plan_for(name, recommended)
         build(BuildOptions(out=bundle, source=Source(**source_args), components=list(names), target=target,
                            precision=plan, log=log))
         build_s = time.perf_counter() - tb
@@ -217,6 +219,18 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
         else:
             log(f"[report] {name}: {entry['verdict']}")
         shutil.rmtree(bundle)  # GBs at full size: only the measurements stay
+
+    for i, name in enumerate(policies):
+        measure(name, M.plan_for(name, recommended), f"policy {i + 1}/{len(policies)}")
+    found = M.search(results, target, recommended) if search else None
+    if found is not None:
+        if found["precisions"] is not None and found["same_as"] is None:
+            measure(M.SEARCHED, M.searched_plan(found["precisions"], recommended), "the search's combination")
+            found["verdict"] = results[-1]["verdict"]
+        elif found["same_as"] is not None:
+            found["verdict"] = next(p["verdict"] for p in results if p["name"] == found["same_as"])
+        log("[report] search: " + (", ".join(f"{c} {p}" for c, p in found["precisions"].items())
+                                    if found["precisions"] else "nothing") + f" ({found['reason']})")
     shutil.rmtree(work)
     from packager.report import render
 
@@ -239,8 +253,9 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
         "sentis_real": harness.summary(),
         "policies": results,
         "chart": "bytes_vs_error.png",
+        "search": found,
         "recommendation": rec,
-        "phases": M.phases(results),
+        "phases": M.phases(results, found),
         "timing": {"seconds": M._r(time.perf_counter() - t0, 4), "peak_rss_bytes": _peak_rss_bytes()},
     }
 

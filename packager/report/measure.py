@@ -24,6 +24,7 @@ from packager.tolerance import metric
 
 POLICIES = ("fp32", "recommended", "fp16", "uint8", "int8-partial")
 BASELINE = "fp32"
+SEARCHED = "searched"  # not chosen with --policies: built when the per-component search finds a new combination
 DESCRIPTIONS = {
     "fp32": "every graph as exported (the baseline)",
     "recommended": "each component's declared precision (the build's default)",
@@ -31,6 +32,8 @@ DESCRIPTIONS = {
     "uint8": "the fp32 files, weights quantized to uint8 by Unity after import (ModelQuantizer)",
     "int8-partial": "onnxruntime int8 weights where a component is recommended fp16, fp32 elsewhere "
                     "(not importable by Sentis: for onnxruntime hosts)",
+    SEARCHED: "per component, the measured precision with the fewest bytes in Unity memory that passes that "
+              "component's gates (the search), built and measured again as one bundle",
 }
 
 # The gates and their thresholds: the one home of this report's thresholds (docs/precision.md "Report: gates and
@@ -76,15 +79,15 @@ GATES = [
                     "threshold"},
     {"id": "sqnr", "stage": "component", "threshold": COMPONENT_SQNR_MIN_DB,
      "description": "every other float output: SQNR against FP32 at least the threshold (dB)"},
-    {"id": "llm-top1", "stage": "LLM, teacher forced", "threshold": TOP1_MIN,
+    {"id": "llm-top1", "stage": "LLM, teacher forced", "component": "llm", "threshold": TOP1_MIN,
      "description": "fed FP32's tokens, the LLM picks FP32's next token at least this often, counting the steps "
                     "where FP32's top-1/top-2 margin exceeds twice the 99.9th percentile of the logit error"},
-    {"id": "llm-kl", "stage": "LLM, teacher forced", "threshold": KL_MAX_NATS,
+    {"id": "llm-kl", "stage": "LLM, teacher forced", "component": "llm", "threshold": KL_MAX_NATS,
      "description": "fed FP32's tokens, mean KL divergence of the next-token distribution from FP32's at most the "
                     "threshold (nats; at most 1 % of sampled tokens differ)"},
-    {"id": "flow-mel", "stage": "flow, same tokens", "threshold": FLOW_MEL_SQNR_MIN_DB,
+    {"id": "flow-mel", "stage": "flow, same tokens", "component": "flow", "threshold": FLOW_MEL_SQNR_MIN_DB,
      "description": "fed FP32's tokens, the flow's mel has an SQNR against FP32's mel at least the threshold (dB)"},
-    {"id": "vocoder", "stage": "vocoder, same mel", "threshold": VOCODER_LOG_MEL_CORR_MIN,
+    {"id": "vocoder", "stage": "vocoder, same mel", "component": "hift", "threshold": VOCODER_LOG_MEL_CORR_MIN,
      "description": "fed FP32's mel, the vocoder's audio has a log-mel spectrogram whose correlation with FP32's "
                     "audio's is at least the threshold"},
 ]
@@ -136,6 +139,8 @@ PHASES = [
      "question": "Can the vocoder, the most sensitive component, go FP16 too?"},
     {"title": "8-bit weights", "policies": ["uint8"],
      "question": "What does Unity's uint8 weight quantization (ModelQuantizer) cost?"},
+    {"title": "Per-component search", "policies": [SEARCHED],
+     "question": "Each component at the cheapest precision that passes its own gates: does the combination pass?"},
 ]
 # Policies a Sentis host cannot use: measured and shown in a section of their own, never recommended, in no phase.
 ONNXRUNTIME_ONLY = ("int8-partial",)
@@ -694,10 +699,77 @@ def recommend(policies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"policy": best["name"], "reason": reason, "passing": [p["name"] for p in passing]}
 
 
-def phases(policies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+# --- the search ----------------------------------------------------------------------------------------------------
+# Every gate judges one component on FP32's input (its graphs on FP32's golden inputs; the LLM fed FP32's tokens, the
+# flow FP32's tokens, the vocoder FP32's mel), so a component's verdict under one precision does not depend on the
+# others' precisions and the measured policies already hold every component's verdict at every precision they used.
+GATE_COMPONENT = {g["id"]: g["component"] for g in GATES if "component" in g}
+
+
+def component_verdicts(policy: Mapping[str, Any], target: str) -> dict[str, dict[str, Any]]:
+    """Per component of a measured policy: its precision, bytes, and the gates it passes (each graph's own gates and
+    the end-to-end gate of that component) with what failed."""
+    e2e = {g["gate"]: g for g in policy["gates"] if g["gate"] in GATE_COMPONENT}
+    out = {}
+    for c in policy["components"]:
+        failed = []
+        for g in c["graphs"]:
+            if not g["sentis"][target]["importable"]:
+                failed.append(f"{g['name']}: sentis-import")
+            failed += [f"{g['name']}.{msg}" for e in g["errors"] for ok, msg in [output_gate(e)] if not ok]
+        failed += [f"{gid}: {r['detail']}" for gid, r in e2e.items() if GATE_COMPONENT[gid] == c["name"]
+                   and not r["pass"]]
+        unity = [g["unity_weight_bytes"] for g in c["graphs"]]
+        out[c["name"]] = {"precision": c["precision"], "pass": not failed, "failed": failed,
+                          "unity_weight_bytes": None if any(u is None for u in unity) else sum(unity),
+                          "bytes": sum(g["bytes"] for g in c["graphs"])}
+    return out
+
+
+def search(policies: Sequence[Mapping[str, Any]], target: str, recommended: Mapping[str, str]) -> dict[str, Any]:
+    """Per component, the precision with the fewest bytes of weights in Unity memory that passes that component's
+    gates, among those the Sentis policies measured (the component's declared precision on a tie, then the smaller
+    on disk). ``same_as``: a measured policy with exactly these precisions (then nothing new needs building)."""
+    sentis = [p for p in policies if runtime_of(p["name"]) == "sentis" and p["name"] != SEARCHED]
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for p in sentis:
+        for comp, v in component_verdicts(p, target).items():
+            seen = table.setdefault(comp, {}).setdefault(v["precision"], {**v, "measured_in": []})
+            seen["measured_in"].append(p["name"])
+            if not v["pass"]:  # a precision passes only where every policy that used it passed
+                seen.update(**{k: v[k] for k in ("pass", "failed")})
+    chosen: dict[str, str] = {}
+    for comp, by in table.items():
+        ok = [(prec, v) for prec, v in by.items() if v["pass"] and v["unity_weight_bytes"] is not None]
+        if not ok:
+            return {"precisions": None, "same_as": None, "components": _search_rows(table, chosen),
+                    "reason": f"no measured precision of {comp} passes its gates"}
+        chosen[comp] = min(ok, key=lambda pv: (pv[1]["unity_weight_bytes"], pv[0] != recommended.get(comp),
+                                               pv[1]["bytes"]))[0]
+    same = next((p["name"] for p in sentis if p["precisions"] == chosen), None)
+    return {"precisions": chosen, "same_as": same, "components": _search_rows(table, chosen),
+            "reason": (f"the same precisions as {same}" if same else "a combination no fixed policy has")}
+
+
+def _search_rows(table: Mapping[str, Mapping[str, Mapping[str, Any]]], chosen: Mapping[str, str]) -> list[dict]:
+    return [{"component": comp, "precision": prec, "pass": v["pass"], "failed": v["failed"],
+             "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"], "measured_in": v["measured_in"],
+             "chosen": chosen.get(comp) == prec}
+            for comp, by in table.items()
+            for prec, v in sorted(by.items(), key=lambda kv: P.PRECISIONS.index(kv[0]))]
+
+
+def searched_plan(precisions: Mapping[str, str], recommended: Mapping[str, str]) -> P.PrecisionPlan:
+    return P.PrecisionPlan(SEARCHED, {c: P.ComponentPolicy(precisions[c]) for c in recommended}, dict(recommended))
+
+
+def phases(policies: Sequence[Mapping[str, Any]], found: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """PHASES with their verdicts (``found``: the search; where it chose a measured policy, its phase is that one's)."""
     by = {p["name"]: p for p in policies}
     out = []
     for i, ph in enumerate(PHASES, 1):
+        if SEARCHED in ph["policies"] and SEARCHED not in by and found and found.get("same_as"):
+            ph = {**ph, "policies": [found["same_as"]]}
         ran = [n for n in ph["policies"] if n in by]
         verdicts = {n: by[n]["verdict"] for n in ran}
         verdict = "not run" if not ran else "pass" if all(v == "pass" for v in verdicts.values()) else "fail"

@@ -188,6 +188,38 @@ def _summary_table(pols: Sequence[Mapping[str, Any]], sentis: bool) -> list[str]
     return out
 
 
+def _search_section(found: Mapping[str, Any] | None) -> list[str]:
+    if not found:
+        return ["<p class=note>Not run (--no-search).</p>"]
+    out = ["<p>Every gate judges one component on FP32's input, so a component's verdict at a precision does not "
+           "depend on the others': the policies above already measured each component at each precision they use. "
+           "Per component, the precision with the fewest bytes in Unity memory that passes that component's own "
+           "gates is chosen; the combination is then built and measured as one bundle "
+           + ("(<code>searched</code> above)" if found.get("precisions") and not found.get("same_as") else "")
+           + ".</p>",
+           "<table><tr><th class=l>component</th><th class=l>precision</th><th>weights in Unity</th><th>on disk</th>"
+           "<th class=l>its gates</th><th class=l>measured in</th><th class=l>chosen</th></tr>"]
+    for r in found["components"]:
+        why = "" if r["pass"] else "<br><span class=note>" + html.escape("; ".join(r["failed"])) + "</span>"
+        out.append(f"<tr><td class=l>{_e(r['component'])}</td><td class=l>{_e(r['precision'])}</td>"
+                   f"<td>{_s(r['unity_weight_bytes'])}</td><td>{_s(r['bytes'])}</td>"
+                   f"<td class=l>{_pf(r['pass'])}{why}</td><td class=l>{_e(', '.join(r['measured_in']))}</td>"
+                   f"<td class=l>{'<b>chosen</b>' if r['chosen'] else ''}</td></tr>")
+    out.append("</table>")
+    if found.get("precisions"):
+        verdict = _verdict(found["verdict"]) if found.get("verdict") else ""
+        out.append(f"<p>Result: <code>{html.escape(json.dumps(found['precisions']))}</code>: {_e(found['reason'])}"
+                   + (f"; as one bundle: {verdict}" if verdict else "") + ".</p>")
+    else:
+        out.append(f"<p>No result: {_e(found['reason'])}.</p>")
+    out.append("<p class=note>Why per component and not per layer: Unity's ModelQuantizer quantizes every weight of a "
+               "model it is given, with no exclusion list, so the unit of precision in Unity is a graph. A weight of "
+               "a quantized layer (MatMul, Conv, Gather) kept float32 inside an fp16 graph makes Unity keep that "
+               "whole graph float32 in memory (<code>unity_quantization: none</code>): it saves download bytes, "
+               "never Unity memory.</p>")
+    return out
+
+
 def _gates_table(doc: Mapping[str, Any], pols: Sequence[Mapping[str, Any]]) -> list[str]:
     out = ["<table><tr><th class=l>gate</th><th class=l>stage</th><th>threshold</th><th class=l>rule</th>"
            + "".join(f"<th>{_e(p['name'])}</th>" for p in pols) + "</tr>"]
@@ -370,6 +402,8 @@ def page(doc: Mapping[str, Any]) -> str:
     out.append("<h2>Policies Unity can load (Sentis)</h2>")
     out += _summary_table(unity, bool(sentis.get("available")))
     out.append(f"<p class=note>Real Sentis: {_e(sentis.get('note', 'not recorded'))}.</p>")
+    out.append("<h3>The search: each component at its cheapest passing precision</h3>")
+    out += _search_section(doc.get("search"))
     out.append("<h3>Gates</h3>")
     out += _gates_table(doc, unity)
     out.append("<h3>The LLM, fed FP32's tokens</h3>")
