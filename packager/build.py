@@ -201,7 +201,7 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
     """Check -> convert -> goldens -> write, once: the bundle's graph file is written exactly once, as it ships."""
     g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
     label = f"[{comp}] {g.name}"
-    requested = opts.precision.for_component(comp)
+    requested = opts.precision.for_component(comp).for_graph(g.name)
     policy = convert_stage.graph_policy(requested, g.dsp_graph)  # a DSP graph is fp32 under every policy
     t1 = time.perf_counter()
     if policy.precision == "fp32":
@@ -398,6 +398,8 @@ def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]
     opts.source.release_weights()  # the component's model holds its own copy of the weights now
     _release_memory()
     opts.log(f"[{name}] loaded ({time.perf_counter() - t0:.1f} s)")
+    precision_policy.check_graph_names(opts.precision.for_component(name), name, [g.name for g in built.graphs],
+                                       opts.precision.name)
     scratch = tmp / SCRATCH_DIR
     scratch.mkdir(exist_ok=True)
     exported = [_export_graph(scratch, name, g, opts) for g in built.graphs]

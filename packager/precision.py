@@ -13,9 +13,12 @@ A policy names, for every component, one precision and optional extra keep-float
 
 ``--precision`` takes ``recommended`` (the default), ``fp32``, ``fp16`` or the path of a JSON file::
 
-    {"<component>": "fp16", "<another component>": {"precision": "fp16", "keep_float32": ["<node name>"]}}
+    {"<component>": "fp16", "<another component>": {"precision": "fp16", "keep_float32": ["<node name>"],
+                                                    "graphs": {"<one of its graphs>": "uint8"}}}
 
 (docs/precision.md has a real one). Components the file does not name get their ``recommended`` precision.
+``graphs`` gives single graphs of a component another precision (in Unity the unit of precision is a graph:
+ModelQuantizer has no per-layer choice).
 ``keep_float32`` entries are node names, initializer names or tensor names of the exported graph (``packager
 inspect`` / Netron show them).
 
@@ -52,15 +55,22 @@ KEEP_FLOAT32_OPS: tuple[str, ...] = (
 class ComponentPolicy:
     precision: str = "fp32"
     keep_float32: tuple[str, ...] = ()
+    graphs: tuple[tuple[str, str], ...] = ()  # (graph name, precision): graphs that differ from ``precision``
 
     @property
     def unity_quantization(self) -> str:
         return UNITY_QUANTIZATION[self.precision]
 
+    def for_graph(self, graph: str) -> "ComponentPolicy":
+        """The policy one graph of the component is built with."""
+        return ComponentPolicy(dict(self.graphs).get(graph, self.precision), self.keep_float32)
+
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"precision": self.precision}
         if self.keep_float32:
             d["keep_float32"] = list(self.keep_float32)
+        if self.graphs:
+            d["graphs"] = dict(self.graphs)
         return d
 
 
@@ -138,10 +148,10 @@ def _entry(path: Path, comp: str, entry: Any) -> ComponentPolicy:
     if not isinstance(entry, dict):
         raise PackagerError("must be a precision name or an object", file=str(path), key=comp,
                             expected='"fp16" or {"precision": "fp16", "keep_float32": [...]}', found=repr(entry))
-    extra = sorted(set(entry) - {"precision", "keep_float32"})
+    extra = sorted(set(entry) - {"precision", "keep_float32", "graphs"})
     if extra:
         raise PackagerError("unknown field", file=str(path), key=f"{comp}.{extra[0]}",
-                            expected="precision, keep_float32")
+                            expected="precision, keep_float32, graphs")
     precision = entry.get("precision")
     if precision not in PRECISIONS:
         raise PackagerError("unknown precision", file=str(path), key=f"{comp}.precision",
@@ -150,4 +160,20 @@ def _entry(path: Path, comp: str, entry: Any) -> ComponentPolicy:
     if not isinstance(keep, list) or not all(isinstance(k, str) and k for k in keep):
         raise PackagerError("must be a list of node, initializer or tensor names", file=str(path),
                             key=f"{comp}.keep_float32", found=repr(keep))
-    return ComponentPolicy(precision, tuple(keep))
+    graphs = entry.get("graphs", {})
+    if not isinstance(graphs, dict) or not all(isinstance(k, str) and k for k in graphs):
+        raise PackagerError("must be an object of graph name -> precision", file=str(path), key=f"{comp}.graphs",
+                            expected='{"<graph>": "uint8"}', found=repr(graphs))
+    for graph, prec in graphs.items():
+        if prec not in PRECISIONS:
+            raise PackagerError("unknown precision", file=str(path), key=f"{comp}.graphs.{graph}",
+                                expected=", ".join(PRECISIONS), found=repr(prec))
+    return ComponentPolicy(precision, tuple(keep), tuple(sorted(graphs.items())))
+
+
+def check_graph_names(policy: ComponentPolicy, component: str, graphs: Sequence[str], where: str) -> None:
+    """A policy's ``graphs`` may only name graphs the component has (a typo must not pass silently)."""
+    unknown = [g for g, _ in policy.graphs if g not in graphs]
+    if unknown:
+        raise PackagerError("names a graph this component does not have", file=where,
+                            key=f"{component}.graphs.{unknown[0]}", expected=", ".join(graphs))

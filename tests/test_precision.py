@@ -79,11 +79,26 @@ def test_json_policy_with_keep_list_and_defaults(tmp_path):
     assert plan.for_component("flow").to_json() == {"precision": "fp16", "keep_float32": ["/dit/Softmax"]}
 
 
+def test_a_graph_of_a_component_at_its_own_precision(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"llm": {"precision": "fp16", "graphs": {"llm_text_embed": "uint8"}}}))
+    llm = P.plan(str(path), COMPONENTS).for_component("llm")
+    assert llm.for_graph("llm_text_embed") == P.ComponentPolicy("uint8")
+    assert llm.for_graph("llm_step") == P.ComponentPolicy("fp16")
+    assert llm.to_json() == {"precision": "fp16", "graphs": {"llm_text_embed": "uint8"}}
+    P.check_graph_names(llm, "llm", ["llm_text_embed", "llm_step"], "p.json")
+    with pytest.raises(PackagerError, match="llm.graphs.llm_text_embed") as e:
+        P.check_graph_names(llm, "llm", ["llm_step"], "p.json")
+    assert "p.json" in str(e.value) and "llm_step" in str(e.value)
+
+
 @pytest.mark.parametrize("content, message", [
     ({"vocoder": "fp16"}, "not being built"),
     ({"llm": "bf16"}, "unknown precision"),
     ({"llm": {"precision": "fp16", "keep": []}}, "unknown field"),
     ({"llm": {"precision": "fp16", "keep_float32": "x"}}, "list of node"),
+    ({"llm": {"precision": "fp16", "graphs": ["llm_text_embed"]}}, "graph name -> precision"),
+    ({"llm": {"precision": "fp16", "graphs": {"llm_text_embed": "int4"}}}, "llm.graphs.llm_text_embed"),
     (["fp16"], "JSON object"),
 ])
 def test_bad_json_policies_name_the_key(tmp_path, content, message):
@@ -129,3 +144,28 @@ def test_policy_bundles_verify_and_pass_preflight(tmp_path, policy):
     for target in ("ie-2.4", "sentis-2.1"):
         code, out_text, _ = run_cli("check", out, "--target", target)
         assert code == 0 and ": 0 errors, " in out_text, out_text
+
+
+def test_a_json_policy_gives_single_graphs_their_own_precision(tmp_path):
+    """The LLM's embedding tables are graphs of their own: uint8 there, fp16 for the step (issue #31 item 4)."""
+    from tests.conftest import run_cli
+
+    policy = tmp_path / "mix.json"
+    policy.write_text(json.dumps({"llm": {"precision": "fp16", "graphs": {"llm_text_embed": "uint8"}}}))
+    out = tmp_path / "mix"
+    code, _, err = run_cli("build", "--components", "llm", "--out", out, "--precision", policy, "--quiet")
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["precision_policy"]["components"]["llm"] == {"precision": "fp16",
+                                                                 "graphs": {"llm_text_embed": "uint8"}}
+    got = {g["name"]: (g["precision"], g["unity_quantization"]) for g in manifest["components"][0]["graphs"]}
+    assert got == {"llm_text_embed": ("uint8", "uint8"), "llm_speech_embed": ("fp16", "float16"),
+                   "llm_step": ("fp16", "float16")}
+    code, text, _ = run_cli("verify", out)
+    assert code == 0, text
+    # a graph the component does not have: one message naming the file, key and the graphs there are; nothing written
+    policy.write_text(json.dumps({"llm": {"precision": "fp16", "graphs": {"llm_text_embeds": "uint8"}}}))
+    code, _, err = run_cli("build", "--components", "llm", "--out", tmp_path / "bad", "--precision", policy)
+    assert code == 2 and "mix.json: llm.graphs.llm_text_embeds: names a graph this component does not have" in err
+    assert "llm_text_embed, llm_speech_embed, llm_step" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()

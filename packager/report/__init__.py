@@ -226,11 +226,29 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
     if found is not None:
         if found["precisions"] is not None and found["same_as"] is None:
             measure(M.SEARCHED, M.searched_plan(found["precisions"], recommended), "the search's combination")
-            found["verdict"] = results[-1]["verdict"]
-        elif found["same_as"] is not None:
+            verdicts = M.component_verdicts(results[-1], target)
+            retry = M.without_graphs(found, [c for c, v in verdicts.items() if not v["pass"]])
+            if retry is not None:  # a graph below its component's precision broke that component's gates
+                found["tried"] = [{"precisions": found["precisions"], "verdict": results[-1]["verdict"],
+                                   "failed": [f for v in verdicts.values() for f in v["failed"]]}]
+                log(f"[report] search: {', '.join(found['tried'][0]['failed'])}: again without those graphs' "
+                    "own precisions")
+                results.pop()
+                for f in tmp.glob(f"{M.SEARCHED}.*"):  # its WAVs and pictures: the page shows the retry's
+                    f.unlink()
+                found["precisions"] = retry
+                found["components"] = M.mark_chosen(found["components"], retry)
+                found["same_as"] = next((p["name"] for p in results if p["precisions"] == retry), None)
+                found["reason"] = (f"the same precisions as {found['same_as']}" if found["same_as"] else
+                                   "a combination no fixed policy has") + ", after the per-graph choices failed"
+                if found["same_as"] is None:
+                    measure(M.SEARCHED, M.searched_plan(retry, recommended), "the search's combination, again")
+            if found["same_as"] is None:
+                found["verdict"] = results[-1]["verdict"]
+        if found["same_as"] is not None:
             found["verdict"] = next(p["verdict"] for p in results if p["name"] == found["same_as"])
-        log("[report] search: " + (", ".join(f"{c} {p}" for c, p in found["precisions"].items())
-                                    if found["precisions"] else "nothing") + f" ({found['reason']})")
+        log("[report] search: " + (json.dumps(found["precisions"]) if found["precisions"] else "nothing")
+            + f" ({found['reason']})")
     shutil.rmtree(work)
     from packager.report import render
 
@@ -275,7 +293,8 @@ def build_command(policy: str, plan, source_args: dict[str, Any], source_cli: li
         arg, file = policy, None
     else:
         arg = f"{policy}.json"
-        file = {"name": arg, "content": {c: plan.for_component(c).precision for c in sorted(plan.recommended)}}
+        file = {"name": arg, "content": {c: (pol.to_json() if pol.graphs else pol.precision)
+                                          for c in sorted(plan.recommended) for pol in [plan.for_component(c)]}}
     from packager.cli import DEFAULT_OUT
 
     argv = ["python", "-m", "packager", "build", *source_cli, "--target", target, "--precision", arg,

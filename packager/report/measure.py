@@ -32,8 +32,8 @@ DESCRIPTIONS = {
     "uint8": "the fp32 files, weights quantized to uint8 by Unity after import (ModelQuantizer)",
     "int8-partial": "onnxruntime int8 weights where a component is recommended fp16, fp32 elsewhere "
                     "(not importable by Sentis: for onnxruntime hosts)",
-    SEARCHED: "per component, the measured precision with the fewest bytes in Unity memory that passes that "
-              "component's gates (the search), built and measured again as one bundle",
+    SEARCHED: "the search: per component, then per graph, the measured precision with the fewest bytes in Unity "
+              "memory that passes its gates, built and measured as one bundle",
 }
 
 # The gates and their thresholds: the one home of this report's thresholds (docs/precision.md "Report: gates and
@@ -703,7 +703,14 @@ def recommend(policies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # Every gate judges one component on FP32's input (its graphs on FP32's golden inputs; the LLM fed FP32's tokens, the
 # flow FP32's tokens, the vocoder FP32's mel), so a component's verdict under one precision does not depend on the
 # others' precisions and the measured policies already hold every component's verdict at every precision they used.
+# Within a component the graphs are judged together by its end-to-end gate, so a graph taken below its component's
+# precision (its own gates passed there) is a guess the searched bundle has to confirm.
 GATE_COMPONENT = {g["id"]: g["component"] for g in GATES if "component" in g}
+
+
+def _graph_failures(g: Mapping[str, Any], target: str) -> list[str]:
+    failed = [] if g["sentis"][target]["importable"] else [f"{g['name']}: sentis-import"]
+    return failed + [f"{g['name']}.{msg}" for e in g["errors"] for ok, msg in [output_gate(e)] if not ok]
 
 
 def component_verdicts(policy: Mapping[str, Any], target: str) -> dict[str, dict[str, Any]]:
@@ -712,11 +719,7 @@ def component_verdicts(policy: Mapping[str, Any], target: str) -> dict[str, dict
     e2e = {g["gate"]: g for g in policy["gates"] if g["gate"] in GATE_COMPONENT}
     out = {}
     for c in policy["components"]:
-        failed = []
-        for g in c["graphs"]:
-            if not g["sentis"][target]["importable"]:
-                failed.append(f"{g['name']}: sentis-import")
-            failed += [f"{g['name']}.{msg}" for e in g["errors"] for ok, msg in [output_gate(e)] if not ok]
+        failed = [f for g in c["graphs"] for f in _graph_failures(g, target)]
         failed += [f"{gid}: {r['detail']}" for gid, r in e2e.items() if GATE_COMPONENT[gid] == c["name"]
                    and not r["pass"]]
         unity = [g["unity_weight_bytes"] for g in c["graphs"]]
@@ -726,41 +729,119 @@ def component_verdicts(policy: Mapping[str, Any], target: str) -> dict[str, dict
     return out
 
 
+def _weighed(policies: Sequence[Mapping[str, Any]], target: str):
+    """(component, precision) and (component, graph, precision) -> bytes, pass, what failed, measured in: a
+    precision passes only where every policy that used it passed."""
+    comps: dict[str, dict[str, dict[str, Any]]] = {}
+    graphs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for p in policies:
+        for comp, v in component_verdicts(p, target).items():
+            seen = comps.setdefault(comp, {}).setdefault(v["precision"], {**v, "measured_in": []})
+            seen["measured_in"].append(p["name"])
+            if not v["pass"]:
+                seen.update({k: v[k] for k in ("pass", "failed")})
+        for c in p["components"]:
+            for g in c["graphs"]:
+                failed = _graph_failures(g, target)
+                seen = graphs.setdefault((c["name"], g["name"]), {}).setdefault(c["precision"], {
+                    "pass": True, "failed": [], "unity_weight_bytes": g["unity_weight_bytes"], "bytes": g["bytes"],
+                    "measured_in": []})
+                seen["measured_in"].append(p["name"])
+                if failed:
+                    seen.update({"pass": False, "failed": failed})
+    return comps, graphs
+
+
 def search(policies: Sequence[Mapping[str, Any]], target: str, recommended: Mapping[str, str]) -> dict[str, Any]:
     """Per component, the precision with the fewest bytes of weights in Unity memory that passes that component's
     gates, among those the Sentis policies measured (the component's declared precision on a tie, then the smaller
-    on disk). ``same_as``: a measured policy with exactly these precisions (then nothing new needs building)."""
+    on disk); then per graph of it, a precision with fewer bytes in Unity where that graph passed its own gates.
+    ``precisions``: the JSON policy (component -> precision, or {"precision", "graphs"}); ``same_as``: a measured
+    policy with exactly these precisions (then nothing new needs building)."""
     sentis = [p for p in policies if runtime_of(p["name"]) == "sentis" and p["name"] != SEARCHED]
-    table: dict[str, dict[str, dict[str, Any]]] = {}
-    for p in sentis:
-        for comp, v in component_verdicts(p, target).items():
-            seen = table.setdefault(comp, {}).setdefault(v["precision"], {**v, "measured_in": []})
-            seen["measured_in"].append(p["name"])
-            if not v["pass"]:  # a precision passes only where every policy that used it passed
-                seen.update(**{k: v[k] for k in ("pass", "failed")})
-    chosen: dict[str, str] = {}
-    for comp, by in table.items():
+    comps, graphs = _weighed(sentis, target)
+    chosen: dict[str, Any] = {}
+    for comp, by in comps.items():
         ok = [(prec, v) for prec, v in by.items() if v["pass"] and v["unity_weight_bytes"] is not None]
         if not ok:
-            return {"precisions": None, "same_as": None, "components": _search_rows(table, chosen),
+            return {"precisions": None, "same_as": None, "components": _rows(comps, graphs, {}),
                     "reason": f"no measured precision of {comp} passes its gates"}
-        chosen[comp] = min(ok, key=lambda pv: (pv[1]["unity_weight_bytes"], pv[0] != recommended.get(comp),
-                                               pv[1]["bytes"]))[0]
+        prec = min(ok, key=lambda pv: (pv[1]["unity_weight_bytes"], pv[0] != recommended.get(comp),
+                                       pv[1]["bytes"]))[0]
+        own = {}
+        for (c, graph), gby in graphs.items():
+            if c != comp or prec not in gby or gby[prec]["unity_weight_bytes"] is None:
+                continue
+            cheaper = [(q, v) for q, v in gby.items() if q != prec and v["pass"] and v["unity_weight_bytes"] is not None
+                       and v["unity_weight_bytes"] < gby[prec]["unity_weight_bytes"]]
+            if cheaper:
+                own[graph] = min(cheaper, key=lambda qv: (qv[1]["unity_weight_bytes"], qv[1]["bytes"]))[0]
+        # every graph of it at one other precision is that precision for the whole component, measured and not
+        # chosen: keep the graphs that save the most, as long as one graph stays at the component's precision
+        varying = [g for (c, g), gby in graphs.items() if c == comp and _varies(gby)]
+        while own and all(g in own for g in varying):
+            del own[min(own, key=lambda g: graphs[(comp, g)][prec]["unity_weight_bytes"]
+                        - graphs[(comp, g)][own[g]]["unity_weight_bytes"])]
+        chosen[comp] = {"precision": prec, "graphs": dict(sorted(own.items()))} if own else prec
     same = next((p["name"] for p in sentis if p["precisions"] == chosen), None)
-    return {"precisions": chosen, "same_as": same, "components": _search_rows(table, chosen),
+    return {"precisions": chosen, "same_as": same, "components": _rows(comps, graphs, chosen),
             "reason": (f"the same precisions as {same}" if same else "a combination no fixed policy has")}
 
 
-def _search_rows(table: Mapping[str, Mapping[str, Mapping[str, Any]]], chosen: Mapping[str, str]) -> list[dict]:
-    return [{"component": comp, "precision": prec, "pass": v["pass"], "failed": v["failed"],
-             "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"], "measured_in": v["measured_in"],
-             "chosen": chosen.get(comp) == prec}
-            for comp, by in table.items()
-            for prec, v in sorted(by.items(), key=lambda kv: P.PRECISIONS.index(kv[0]))]
+def without_graphs(found: Mapping[str, Any], components: Sequence[str]) -> dict[str, Any] | None:
+    """The search's precisions with the per-graph choices of ``components`` dropped (their end-to-end gate failed
+    with them); None when there were none to drop."""
+    prec = dict(found["precisions"])
+    dropped = [c for c in components if isinstance(prec.get(c), dict)]
+    if not dropped:
+        return None
+    for c in dropped:
+        prec[c] = prec[c]["precision"]
+    return prec
 
 
-def searched_plan(precisions: Mapping[str, str], recommended: Mapping[str, str]) -> P.PrecisionPlan:
-    return P.PrecisionPlan(SEARCHED, {c: P.ComponentPolicy(precisions[c]) for c in recommended}, dict(recommended))
+def mark_chosen(rows: Sequence[Mapping[str, Any]], precisions: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The search's rows with ``chosen`` set from ``precisions`` (after a retry changed them)."""
+    out = []
+    for r in rows:
+        v = precisions.get(r["component"])
+        prec, own = (v["precision"], v["graphs"]) if isinstance(v, dict) else (v, {})
+        out.append({**r, "chosen": (own.get(r["graph"], prec) if r["graph"] else prec) == r["precision"]})
+    return out
+
+
+def _rows(comps, graphs, chosen: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def level(comp: str) -> tuple[str | None, Mapping[str, str]]:
+        c = chosen.get(comp)
+        return (c["precision"], c["graphs"]) if isinstance(c, dict) else (c, {})
+
+    out = []
+    for comp, by in comps.items():
+        prec, own = level(comp)
+        for q, v in sorted(by.items(), key=lambda kv: P.PRECISIONS.index(kv[0])):
+            out.append({"component": comp, "graph": None, "precision": q, "pass": v["pass"], "failed": v["failed"],
+                        "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"],
+                        "measured_in": v["measured_in"], "chosen": prec == q})
+        for (c, graph), gby in graphs.items():
+            if c != comp or not _varies(gby):
+                continue  # a graph whose bytes no precision changes (a DSP graph) has nothing to choose
+            for q, v in sorted(gby.items(), key=lambda kv: P.PRECISIONS.index(kv[0])):
+                out.append({"component": comp, "graph": graph, "precision": q, "pass": v["pass"],
+                            "failed": v["failed"], "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"],
+                            "measured_in": v["measured_in"], "chosen": own.get(graph, prec) == q})
+    return out
+
+
+def _varies(by_precision: Mapping[str, Mapping[str, Any]]) -> bool:
+    return len({v["unity_weight_bytes"] for v in by_precision.values()}) > 1
+
+
+def searched_plan(precisions: Mapping[str, Any], recommended: Mapping[str, str]) -> P.PrecisionPlan:
+    def policy(v: Any) -> P.ComponentPolicy:
+        if isinstance(v, dict):
+            return P.ComponentPolicy(v["precision"], (), tuple(sorted(v["graphs"].items())))
+        return P.ComponentPolicy(v)
+    return P.PrecisionPlan(SEARCHED, {c: policy(precisions[c]) for c in recommended}, dict(recommended))
 
 
 def phases(policies: Sequence[Mapping[str, Any]], found: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

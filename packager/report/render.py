@@ -194,29 +194,40 @@ def _search_section(found: Mapping[str, Any] | None) -> list[str]:
     out = ["<p>Every gate judges one component on FP32's input, so a component's verdict at a precision does not "
            "depend on the others': the policies above already measured each component at each precision they use. "
            "Per component, the precision with the fewest bytes in Unity memory that passes that component's own "
-           "gates is chosen; the combination is then built and measured as one bundle "
-           + ("(<code>searched</code> above)" if found.get("precisions") and not found.get("same_as") else "")
-           + ".</p>",
-           "<table><tr><th class=l>component</th><th class=l>precision</th><th>weights in Unity</th><th>on disk</th>"
-           "<th class=l>its gates</th><th class=l>measured in</th><th class=l>chosen</th></tr>"]
+           "gates is chosen; then, per graph of it, a precision with fewer bytes in Unity where that graph passed "
+           "its own gates (the component's end-to-end gate judges its graphs together, so that part is a guess); "
+           "the combination is then measured as one bundle"
+           + (" (<code>searched</code> above)" if found.get("precisions") and not found.get("same_as") else
+              f" (here the mix of <code>{_e(found['same_as'])}</code>, measured above)" if found.get("same_as")
+              else "") + ".</p>",
+           "<table><tr><th class=l>component</th><th class=l>graph</th><th class=l>precision</th>"
+           "<th>weights in Unity</th><th>on disk</th><th class=l>its gates</th><th class=l>measured in</th>"
+           "<th class=l>chosen</th></tr>"]
     for r in found["components"]:
         why = "" if r["pass"] else "<br><span class=note>" + html.escape("; ".join(r["failed"])) + "</span>"
-        out.append(f"<tr><td class=l>{_e(r['component'])}</td><td class=l>{_e(r['precision'])}</td>"
+        out.append(f"<tr><td class=l>{_e(r['component'])}</td>"
+                   f"<td class=l>{_e(r['graph']) if r['graph'] else 'all its graphs'}</td>"
+                   f"<td class=l>{_e(r['precision'])}</td>"
                    f"<td>{_s(r['unity_weight_bytes'])}</td><td>{_s(r['bytes'])}</td>"
                    f"<td class=l>{_pf(r['pass'])}{why}</td><td class=l>{_e(', '.join(r['measured_in']))}</td>"
                    f"<td class=l>{'<b>chosen</b>' if r['chosen'] else ''}</td></tr>")
     out.append("</table>")
+    for t in found.get("tried", []):
+        out.append(f"<p>First tried: <code>{html.escape(json.dumps(t['precisions']))}</code>: "
+                   f"{_verdict(t['verdict'])} ({_e('; '.join(t['failed']))}); measured again without the per-graph "
+                   "choices of the components that failed.</p>")
     if found.get("precisions"):
         verdict = _verdict(found["verdict"]) if found.get("verdict") else ""
         out.append(f"<p>Result: <code>{html.escape(json.dumps(found['precisions']))}</code>: {_e(found['reason'])}"
                    + (f"; as one bundle: {verdict}" if verdict else "") + ".</p>")
     else:
         out.append(f"<p>No result: {_e(found['reason'])}.</p>")
-    out.append("<p class=note>Why per component and not per layer: Unity's ModelQuantizer quantizes every weight of a "
+    out.append("<p class=note>Why per graph and not per layer: Unity's ModelQuantizer quantizes every weight of a "
                "model it is given, with no exclusion list, so the unit of precision in Unity is a graph. A weight of "
                "a quantized layer (MatMul, Conv, Gather) kept float32 inside an fp16 graph makes Unity keep that "
                "whole graph float32 in memory (<code>unity_quantization: none</code>): it saves download bytes, "
-               "never Unity memory.</p>")
+               "never Unity memory. The layer groups that live in graphs of their own (the LLM's embedding tables, "
+               "the flow's frontend) are searched one by one.</p>")
     return out
 
 
