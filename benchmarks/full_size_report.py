@@ -57,11 +57,14 @@ def search_table(doc: dict) -> str:
     found = doc.get("search")
     if not found:
         return "search: not run"
-    rows = [f"search: {found['precisions']} ({found['reason']}; as one bundle: {found.get('verdict', '-')})", "",
-            "| component | precision | Unity weights MB | on disk MB | its gates | measured in | chosen |",
-            "|---|---|---:|---:|---|---|---|"]
+    tried = "".join(f"first tried {t['precisions']}: {t['verdict']} ({'; '.join(t['failed'])})\n"
+                    for t in found.get("tried", []))
+    rows = [f"{tried}search: {found['precisions']} ({found['reason']}; as one bundle: {found.get('verdict', '-')})", "",
+            "| component | graph | precision | Unity weights MB | on disk MB | its gates | measured in | chosen |",
+            "|---|---|---|---:|---:|---|---|---|"]
     for r in found["components"]:
-        rows.append(f"| {r['component']} | {r['precision']} | {_mb(r['unity_weight_bytes'])} | {_mb(r['bytes'])} "
+        rows.append(f"| {r['component']} | {r.get('graph') or 'all'} | {r['precision']} "
+                    f"| {_mb(r['unity_weight_bytes'])} | {_mb(r['bytes'])} "
                     f"| {'pass' if r['pass'] else 'fail: ' + '; '.join(r['failed'])} | {', '.join(r['measured_in'])} "
                     f"| {'**chosen**' if r['chosen'] else ''} |")
     return "\n".join(rows)

@@ -471,7 +471,10 @@ def test_the_recommendation_follows_the_verdicts_and_the_bytes() -> None:
     rec = M.recommend(pols)
     assert rec["policy"] == "fp16" and "2.2 MB" in rec["reason"]
     pols[3] = _policy("uint8", 800_000, 3_600_000)  # uint8 passing: the fewest bytes in Unity wins
-    assert M.recommend(pols)["policy"] == "uint8"
+    rec = M.recommend(pols)
+    assert rec["policy"] == "uint8"  # and it says what the build's default would cost beside it
+    assert rec["reason"].endswith("the build's default (recommended) meets every gate too and takes 1.5 MB more in "
+                                  "Unity memory")
     only = [_policy("fp32", 3_000_000, 3_600_000), _policy("fp16", 2_200_000, 2_700_000, ("llm-kl",)),
             _policy("int8-partial", None, 1_000_000)]  # an onnxruntime-only policy is never recommended
     rec = M.recommend(only)
@@ -550,8 +553,10 @@ def test_the_search_takes_each_component_at_its_cheapest_passing_precision() -> 
     assert rows[("llm", None, "fp16")]["chosen"]
     assert rows[("llm", "llm_embed", "uint8")]["chosen"] and rows[("llm", "llm_step", "fp16")]["chosen"]
     assert rows[("llm", "llm_step", "uint8")]["failed"] == ["llm_step.y: SQNR 10 dB"]
-    assert rows[("flow", "flow_graph", "uint8")]["pass"]  # passed its own gates, but it is the whole flow: not taken
-    assert not rows[("flow", "flow_graph", "uint8")]["chosen"]
+    # flow's one graph passed its own gates at uint8, but that is the whole flow, which failed: not taken, and a
+    # component of one graph has no graph rows (its component rows say it all)
+    assert found["precisions"]["flow"] == "fp16"
+    assert {r["graph"] for r in found["components"] if r["component"] != "llm"} == {None}
     assert [r["component"] for r in found["components"] if r["chosen"] and r["graph"] is None] == list(rec)
     # the plan builds exactly that, and the build command writes it as a JSON policy `build --precision` reads
     plan = M.searched_plan(found["precisions"], rec)

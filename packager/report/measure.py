@@ -683,6 +683,7 @@ def recommend(policies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     weights = size(best["totals"]["unity_weight_bytes"])
     tied = [p for p in passing if p is not best
             and p["totals"]["unity_weight_bytes"] == best["totals"]["unity_weight_bytes"]]
+    default = next((p for p in passing if p["name"] == DEFAULT_POLICY), None)
     if len(passing) == 1:
         reason = f"the only policy that meets every gate ({weights} of weights in Unity memory)"
     else:
@@ -696,6 +697,10 @@ def recommend(policies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             reason += (", as small there as " + ", ".join(p["name"] for p in tied) + " and the smallest on disk ("
                        + size(best["totals"]["bytes"]) + " against " + ", ".join(size(p["totals"]["bytes"])
                                                                            for p in tied) + ")")
+    if default is not None and best is not default:  # say how it relates to what `build` does without --precision
+        saved = default["totals"]["unity_weight_bytes"] - best["totals"]["unity_weight_bytes"]
+        reason += (f"; the build's default ({DEFAULT_POLICY}) meets every gate too and takes {size(saved)} more "
+                   "in Unity memory")
     return {"policy": best["name"], "reason": reason, "passing": [p["name"] for p in passing]}
 
 
@@ -822,9 +827,10 @@ def _rows(comps, graphs, chosen: Mapping[str, Any]) -> list[dict[str, Any]]:
             out.append({"component": comp, "graph": None, "precision": q, "pass": v["pass"], "failed": v["failed"],
                         "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"],
                         "measured_in": v["measured_in"], "chosen": prec == q})
-        for (c, graph), gby in graphs.items():
-            if c != comp or not _varies(gby):
-                continue  # a graph whose bytes no precision changes (a DSP graph) has nothing to choose
+        varying = [(graph, gby) for (c, graph), gby in graphs.items() if c == comp and _varies(gby)]
+        if len(varying) < 2:  # one graph to choose for (a DSP graph's bytes never change): the component's rows say it
+            continue
+        for graph, gby in varying:
             for q, v in sorted(gby.items(), key=lambda kv: P.PRECISIONS.index(kv[0])):
                 out.append({"component": comp, "graph": graph, "precision": q, "pass": v["pass"],
                             "failed": v["failed"], "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"],
