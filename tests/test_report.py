@@ -584,3 +584,13 @@ def test_the_search_takes_each_component_at_its_cheapest_passing_precision() -> 
     bad = [_measured("fp32", every("fp32"), ("flow",))]
     assert M.search(bad, "ie-2.4", rec)["precisions"] is None
     assert "flow" in M.search(bad, "ie-2.4", rec)["reason"]
+
+
+def test_without_the_search_the_page_says_so(report_dir: Path) -> None:
+    """--no-search: report.json holds search null (schema-valid) and the page says the search did not run."""
+    doc = json.loads((report_dir / "report.json").read_text())
+    doc["search"] = None
+    assert schema_errors(doc, RP.SCHEMA_PATH) == []
+    assert "Not run (--no-search)." in RD.page(doc)
+    code, _, err = run_cli("report", "--no-search", "--policies", "nope", "--out", report_dir.parent / "x")
+    assert code == 2 and "--policies" in err  # the option parses; bad input still refused with exit 2
