@@ -184,6 +184,18 @@ namespace CosyVoice3.Tests
     /// </summary>
     public class RealBundleTests
     {
+        static int Bits(float x) { return BitConverter.ToInt32(BitConverter.GetBytes(x), 0); }
+
+        static void AssertSameArray(NpyArray want, NpyArray got, string what)
+        {
+            Assert.AreEqual(NpyArray.ShapeToString(want.Shape), NpyArray.ShapeToString(got.Shape), what + " shape");
+            if (want.Floats != null)
+                for (int i = 0; i < want.Floats.Length; i++)
+                    Assert.AreEqual(Bits(want.Floats[i]), Bits(got.Floats[i]), what + " differs at " + i);
+            if (want.Ints != null)
+                for (int i = 0; i < want.Ints.Length; i++) Assert.AreEqual(want.Ints[i], got.Ints[i], what + " at " + i);
+        }
+
         [Test]
         public void InstalledBundleLoadsLikeTheEditModeTests()
         {
@@ -210,6 +222,24 @@ namespace CosyVoice3.Tests
                             Assert.IsTrue(Tolerance.Compare(f.Name, arr, arr, g.ToleranceFor(f.Name)).Passed, f.File + " vs itself");
                         }
                         var steps = g.ChainTo(gc);
+                        // RunChain with a stand-in graph that answers each step with that step's stored outputs: every
+                        // carried input it is fed is the previous step's golden output, and it returns the target's.
+                        int at = 0;
+                        var got = b.RunChain(g, gc, inputs =>
+                        {
+                            var step = steps[at++];
+                            if (step.Chain != null)
+                                foreach (var kv in step.Chain.Carry)
+                                {
+                                    var from = steps[at - 2].Outputs.Find(x => x.Name == kv.Value);
+                                    AssertSameArray(b.LoadArray(from), inputs[kv.Key], step.Name + " carried " + kv.Key);
+                                }
+                            var outs = new Dictionary<string, NpyArray>();
+                            foreach (var f in step.Outputs) outs[f.Name] = b.LoadArray(f);
+                            return outs;
+                        });
+                        Assert.AreEqual(steps.Count, at, gc.Name + ": RunChain ran every step of the chain once");
+                        foreach (var f in gc.Outputs) AssertSameArray(b.LoadArray(f), got[f.Name], gc.Name + " " + f.Name);
                         if (gc.Chain == null) continue;
                         // A carried output of the previous case must fit the input it replaces (same dtype and rank).
                         var prev = steps[steps.Count - 2];

@@ -1,6 +1,7 @@
 // An installed bundle on disk: its manifest plus checked access to its files.
 // Every file is resolved inside the bundle root (BundleFiles.Resolve) and its size + sha256 are checked against
 // the manifest before its bytes are used; arrays are also checked against the manifest's dtype and shape.
+using System;
 using System.Collections.Generic;
 using System.IO;
 
@@ -65,6 +66,28 @@ namespace CosyVoice3.Bundles
                 verified.Add(full);
             }
             return full;
+        }
+
+        /// <summary>
+        /// Golden case <paramref name="target"/> of <paramref name="graph"/> run the way a host loop reaches it: from
+        /// its chain's first case, each step fed its stored inputs with the carried ones (KV cache, Euler state)
+        /// replaced by the previous step's outputs. <paramref name="run"/> runs the graph once. Without
+        /// <paramref name="carry"/>, only the target on its stored inputs. Returns the target step's outputs.
+        /// </summary>
+        public Dictionary<string, NpyArray> RunChain(GraphEntry graph, GoldenCase target,
+                                                     Func<Dictionary<string, NpyArray>, Dictionary<string, NpyArray>> run,
+                                                     bool carry = true)
+        {
+            Dictionary<string, NpyArray> previous = null;
+            foreach (var step in carry ? graph.ChainTo(target) : new List<GoldenCase> { target })
+            {
+                var inputs = new Dictionary<string, NpyArray>();
+                foreach (var f in step.Inputs) inputs[f.Name] = LoadArray(f);
+                if (previous != null && step.Chain != null)
+                    foreach (var kv in step.Chain.Carry) inputs[kv.Key] = previous[kv.Value];
+                previous = run(inputs);
+            }
+            return previous;
         }
 
         /// <summary>Read, hash-check and parse one .npy; its dtype and shape must be what the manifest says.</summary>

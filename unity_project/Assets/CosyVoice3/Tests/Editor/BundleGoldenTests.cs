@@ -95,18 +95,10 @@ namespace CosyVoice3.Bundles.Tests
             {
                 session.CheckInputs(graph.Inputs, where);
                 var outputNames = graph.Outputs.ConvertAll(o => o.Name);
-                Dictionary<string, NpyArray> previous = null;
-                // A chained case is run the way the host loop runs it: from the chain's first case, each step fed the
-                // previous step's *Sentis* outputs for the carried inputs (KV cache, Euler state); only the target step
-                // is compared here (earlier steps are their own test cases).
-                foreach (var step in graph.ChainTo(target))
-                {
-                    var inputs = new Dictionary<string, NpyArray>();
-                    foreach (var f in step.Inputs) inputs[f.Name] = bundle.LoadArray(f);
-                    if (previous != null && step.Chain != null)
-                        foreach (var kv in step.Chain.Carry) inputs[kv.Key] = previous[kv.Value];
-                    previous = session.Run(inputs, outputNames);
-                }
+                // A chained case is run the way the host loop runs it, each step fed the previous step's *Sentis*
+                // outputs for the carried inputs; only the target step is compared here (earlier steps are their own
+                // test cases).
+                var previous = bundle.RunChain(graph, target, inputs => session.Run(inputs, outputNames));
                 foreach (var f in target.Outputs)
                 {
                     var verdict = Tolerance.Compare(f.Name, previous[f.Name], bundle.LoadArray(f), graph.ToleranceFor(f.Name));
