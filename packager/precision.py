@@ -73,6 +73,10 @@ class ComponentPolicy:
             d["graphs"] = dict(self.graphs)
         return d
 
+    def to_entry(self) -> str | dict[str, Any]:
+        """This policy as a JSON policy file writes it: the precision alone when nothing else is set."""
+        return self.to_json() if self.keep_float32 or self.graphs else self.precision
+
 
 @dataclass(frozen=True)
 class PrecisionPlan:
@@ -138,11 +142,12 @@ def _from_json(path: Path, recommended: Mapping[str, str]) -> dict[str, Componen
                             expected=", ".join(components))
     out = {c: ComponentPolicy(recommended[c]) for c in components}
     for comp, entry in data.items():
-        out[comp] = _entry(path, comp, entry)
+        out[comp] = component_policy(path, comp, entry)
     return out
 
 
-def _entry(path: Path, comp: str, entry: Any) -> ComponentPolicy:
+def component_policy(path: Path, comp: str, entry: Any) -> ComponentPolicy:
+    """One component's entry of a JSON policy (``path``: the file, for messages) -> its ComponentPolicy."""
     if isinstance(entry, str):
         entry = {"precision": entry}
     if not isinstance(entry, dict):

@@ -236,11 +236,7 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
                 results.pop()
                 for f in tmp.glob(f"{M.SEARCHED}.*"):  # its WAVs and pictures: the page shows the retry's
                     f.unlink()
-                found["precisions"] = retry
-                found["components"] = M.mark_chosen(found["components"], retry)
-                found["same_as"] = next((p["name"] for p in results if p["precisions"] == retry), None)
-                found["reason"] = (f"the same precisions as {found['same_as']}" if found["same_as"] else
-                                   "a combination no fixed policy has") + ", after the per-graph choices failed"
+                found.update(M.settled(results, found["components"], retry, ", after the per-graph choices failed"))
                 if found["same_as"] is None:
                     measure(M.SEARCHED, M.searched_plan(retry, recommended), "the search's combination, again")
             if found["same_as"] is None:
@@ -293,8 +289,7 @@ def build_command(policy: str, plan, source_args: dict[str, Any], source_cli: li
         arg, file = policy, None
     else:
         arg = f"{policy}.json"
-        file = {"name": arg, "content": {c: (pol.to_json() if pol.graphs else pol.precision)
-                                          for c in sorted(plan.recommended) for pol in [plan.for_component(c)]}}
+        file = {"name": arg, "content": {c: plan.for_component(c).to_entry() for c in sorted(plan.recommended)}}
     from packager.cli import DEFAULT_OUT
 
     argv = ["python", "-m", "packager", "build", *source_cli, "--target", target, "--precision", arg,

@@ -769,7 +769,7 @@ def search(policies: Sequence[Mapping[str, Any]], target: str, recommended: Mapp
     for comp, by in comps.items():
         ok = [(prec, v) for prec, v in by.items() if v["pass"] and v["unity_weight_bytes"] is not None]
         if not ok:
-            return {"precisions": None, "same_as": None, "components": _rows(comps, graphs, {}),
+            return {"precisions": None, "same_as": None, "components": mark_chosen(_rows(comps, graphs), {}),
                     "reason": f"no measured precision of {comp} passes its gates"}
         prec = min(ok, key=lambda pv: (pv[1]["unity_weight_bytes"], pv[0] != recommended.get(comp),
                                        pv[1]["bytes"]))[0]
@@ -787,10 +787,18 @@ def search(policies: Sequence[Mapping[str, Any]], target: str, recommended: Mapp
         while own and all(g in own for g in varying):
             del own[min(own, key=lambda g: graphs[(comp, g)][prec]["unity_weight_bytes"]
                         - graphs[(comp, g)][own[g]]["unity_weight_bytes"])]
-        chosen[comp] = {"precision": prec, "graphs": dict(sorted(own.items()))} if own else prec
-    same = next((p["name"] for p in sentis if p["precisions"] == chosen), None)
-    return {"precisions": chosen, "same_as": same, "components": _rows(comps, graphs, chosen),
-            "reason": (f"the same precisions as {same}" if same else "a combination no fixed policy has")}
+        chosen[comp] = P.ComponentPolicy(prec, (), tuple(sorted(own.items()))).to_entry()
+    return settled(sentis, _rows(comps, graphs), chosen)
+
+
+def settled(policies: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], precisions: Mapping[str, Any],
+            note: str = "") -> dict[str, Any]:
+    """The search's result for ``precisions``: the measured Sentis policy with exactly these precisions, if any
+    (then nothing new needs building), its reason (``note`` appended), and the rows marked with what is chosen."""
+    same = next((p["name"] for p in policies if runtime_of(p["name"]) == "sentis" and p["name"] != SEARCHED
+                 and p["precisions"] == precisions), None)
+    return {"precisions": dict(precisions), "same_as": same, "components": mark_chosen(rows, precisions),
+            "reason": (f"the same precisions as {same}" if same else "a combination no fixed policy has") + note}
 
 
 def without_graphs(found: Mapping[str, Any], components: Sequence[str]) -> dict[str, Any] | None:
@@ -807,34 +815,31 @@ def without_graphs(found: Mapping[str, Any], components: Sequence[str]) -> dict[
 
 def mark_chosen(rows: Sequence[Mapping[str, Any]], precisions: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The search's rows with ``chosen`` set from ``precisions`` (after a retry changed them)."""
+    policies = {c: P.component_policy(Path(f"{SEARCHED}.json"), c, v) for c, v in precisions.items()}
     out = []
     for r in rows:
-        v = precisions.get(r["component"])
-        prec, own = (v["precision"], v["graphs"]) if isinstance(v, dict) else (v, {})
-        out.append({**r, "chosen": (own.get(r["graph"], prec) if r["graph"] else prec) == r["precision"]})
+        pol = policies.get(r["component"])
+        at = None if pol is None else pol.for_graph(r["graph"]).precision if r["graph"] else pol.precision
+        out.append({**r, "chosen": at == r["precision"]})
     return out
 
 
-def _rows(comps, graphs, chosen: Mapping[str, Any]) -> list[dict[str, Any]]:
-    def level(comp: str) -> tuple[str | None, Mapping[str, str]]:
-        c = chosen.get(comp)
-        return (c["precision"], c["graphs"]) if isinstance(c, dict) else (c, {})
+def _rows(comps, graphs) -> list[dict[str, Any]]:
+    """Every component x precision weighed, then, for a component with more than one graph whose bytes a precision
+    changes, every graph x precision (``chosen``: mark_chosen)."""
+    def row(comp: str, graph: str | None, q: str, v: Mapping[str, Any]) -> dict[str, Any]:
+        return {"component": comp, "graph": graph, "precision": q,
+                **{k: v[k] for k in ("pass", "failed", "unity_weight_bytes", "bytes", "measured_in")}}
+
+    def ordered(by: Mapping[str, Any]):
+        return sorted(by.items(), key=lambda kv: P.PRECISIONS.index(kv[0]))
 
     out = []
     for comp, by in comps.items():
-        prec, own = level(comp)
-        for q, v in sorted(by.items(), key=lambda kv: P.PRECISIONS.index(kv[0])):
-            out.append({"component": comp, "graph": None, "precision": q, "pass": v["pass"], "failed": v["failed"],
-                        "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"],
-                        "measured_in": v["measured_in"], "chosen": prec == q})
+        out += [row(comp, None, q, v) for q, v in ordered(by)]
         varying = [(graph, gby) for (c, graph), gby in graphs.items() if c == comp and _varies(gby)]
-        if len(varying) < 2:  # one graph to choose for (a DSP graph's bytes never change): the component's rows say it
-            continue
-        for graph, gby in varying:
-            for q, v in sorted(gby.items(), key=lambda kv: P.PRECISIONS.index(kv[0])):
-                out.append({"component": comp, "graph": graph, "precision": q, "pass": v["pass"],
-                            "failed": v["failed"], "unity_weight_bytes": v["unity_weight_bytes"], "bytes": v["bytes"],
-                            "measured_in": v["measured_in"], "chosen": own.get(graph, prec) == q})
+        if len(varying) > 1:  # with one graph to choose for (a DSP graph's bytes never change), the rows above say it
+            out += [row(comp, graph, q, v) for graph, gby in varying for q, v in ordered(gby)]
     return out
 
 
@@ -843,11 +848,9 @@ def _varies(by_precision: Mapping[str, Mapping[str, Any]]) -> bool:
 
 
 def searched_plan(precisions: Mapping[str, Any], recommended: Mapping[str, str]) -> P.PrecisionPlan:
-    def policy(v: Any) -> P.ComponentPolicy:
-        if isinstance(v, dict):
-            return P.ComponentPolicy(v["precision"], (), tuple(sorted(v["graphs"].items())))
-        return P.ComponentPolicy(v)
-    return P.PrecisionPlan(SEARCHED, {c: policy(precisions[c]) for c in recommended}, dict(recommended))
+    """The build plan of the search's JSON policy (read as `build --precision searched.json` reads it)."""
+    return P.PrecisionPlan(SEARCHED, {c: P.component_policy(Path(f"{SEARCHED}.json"), c, precisions[c])
+                                      for c in recommended}, dict(recommended))
 
 
 def phases(policies: Sequence[Mapping[str, Any]], found: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
