@@ -176,7 +176,7 @@ def _hift(p: Pipeline, mel: np.ndarray) -> np.ndarray:
     noise_cfg = c["noise"]
     noise = noise_for_frames(p.data[noise_cfg["table"]], p.data[noise_cfg["state"]], mel.shape[2],
                              int(c["samples_per_frame"]))
-    return p.runners["hift"]({"mel": np.ascontiguousarray(mel, np.float32), noise_cfg["input"]: noise})["waveform"]
+    return p.runners[c["graphs"]["vocoder"]]({"mel": np.ascontiguousarray(mel, np.float32), noise_cfg["input"]: noise})["waveform"]
 
 
 def _flow(p: Pipeline, tokens: np.ndarray, case: Mapping[str, np.ndarray], streaming: bool, finalize: bool):

@@ -103,8 +103,9 @@ def make_voice(bundle: Path, wav: Path, transcript: str, checkpoint: Path | None
         mel16 = features.whisper_log_mel(ref.wave16k)
         feat = features.matcha_mel(ref.wave24k).T[None].astype(np.float32)  # [1, F, 80]
         t2 = time.perf_counter()
-        fb = runners["campplus_fbank"]({"waveform": ref.wave16k.reshape(1, -1).astype(np.float32)})["features"]
-        embedding = runners["campplus"]({"input": fb})["output"].astype(np.float32).reshape(1, -1)
+        graphs = constants["campplus"]["graphs"]
+        fb = runners[graphs["fbank"]]({"waveform": ref.wave16k.reshape(1, -1).astype(np.float32)})["features"]
+        embedding = runners[graphs["embedding"]]({"input": fb})["output"].astype(np.float32).reshape(1, -1)
         log(f"speaker embedding: {embedding.shape[1]} values from {fb.shape[1]} fbank frames "
             f"({time.perf_counter() - t2:.1f} s)")
         st, st_info = opening.result(), recording.result()

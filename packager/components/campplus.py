@@ -86,6 +86,10 @@ def check_campplus_io(model: onnx.ModelProto, path: str) -> None:
                               expected="[batch, 192]", found=str(dims(o)))
 
 
+# Each graph's role in the host loop -> its name in the bundle (manifest constants.graphs)
+GRAPHS = {"fbank": "campplus_fbank", "embedding": "campplus"}
+
+
 class CampPlus(Component):
     name = "campplus"
     checkpoint_files = (ONNX_FILE,)
@@ -110,7 +114,7 @@ class CampPlus(Component):
                 with torch.no_grad():
                     return model(torch.from_numpy(x)).numpy()
 
-            graph = GraphDef(name="campplus", inputs=[], outputs=[], cases=lambda: [], tolerances={},
+            graph = GraphDef(name=GRAPHS["embedding"], inputs=[], outputs=[], cases=lambda: [], tolerances={},
                              module=model, example_inputs=(torch.from_numpy(feats[0]),),
                              rewrite=sentis_rewrite)
         else:
@@ -127,7 +131,7 @@ class CampPlus(Component):
             def embed(x: np.ndarray) -> np.ndarray:
                 return reference.run(None, {"input": x})[0]
 
-            graph = GraphDef(name="campplus", inputs=[], outputs=[], cases=lambda: [], tolerances={},
+            graph = GraphDef(name=GRAPHS["embedding"], inputs=[], outputs=[], cases=lambda: [], tolerances={},
                              onnx_model=shipped,
                              rewrite=sentis_rewrite)
 
@@ -152,7 +156,7 @@ class CampPlus(Component):
             return cases
 
         frontend = GraphDef(
-            name="campplus_fbank",
+            name=GRAPHS["fbank"],
             inputs=[TensorSpec("waveform", "float32", (1, "samples"), "16 kHz mono audio in [-1, 1]; >= 400 samples")],
             outputs=[TensorSpec("features", "float32", (1, "frames", FEAT_DIM),
                                 "fbank minus its mean over time; frames = 1 + (samples - 400) // 160"),
@@ -164,14 +168,14 @@ class CampPlus(Component):
             description="Kaldi fbank (16 kHz, 80 bins, 25/10 ms, Povey, pre-emphasis 0.97, dither 0) + mean removal",
         )
         constants = {
+            "graphs": dict(GRAPHS),
             "sample_rate": fb.SAMPLE_RATE,
             "fbank": {"num_mel_bins": fb.N_MELS, "frame_length_samples": fb.FRAME_LENGTH,
                       "frame_shift_samples": fb.FRAME_SHIFT, "n_fft": fb.N_FFT, "window": "povey",
                       "preemphasis": fb.PREEMPH, "dither": 0.0, "low_freq": fb.LOW_FREQ, "high_freq": fb.HIGH_FREQ,
-                      "log_floor": fb.LOG_FLOOR, "snip_edges": True, "mean_subtraction": "over time, in the graph"},
+                      "log_floor": fb.LOG_FLOOR, "snip_edges": True},
             "min_frames": MIN_FRAMES,
             "embedding_dim": EMBED_DIM,
             "embedding_normalised": False,
-            "pipeline": "campplus_fbank.features -> campplus.input; campplus.output is the llm/flow embedding",
         }
         return ComponentBuild(graphs=[frontend, graph], constants=constants)

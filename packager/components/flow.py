@@ -168,6 +168,11 @@ ESTIMATOR_OUT = [f32("estimator_out", (2, MEL_BINS, "n_frames"), "velocity per r
 # ---------------------------------------------------------------- the component
 
 
+# Each graph's role in the host loop -> its name in the bundle (manifest constants.graphs; runtimes look graphs up
+# by role).
+GRAPHS = {"frontend": "flow_frontend", "estimator": "flow_estimator"}
+
+
 class Flow(Component):
     name = "flow"
     checkpoint_files = (CONFIG_FILE, FLOW_FILE)
@@ -180,19 +185,19 @@ class Flow(Component):
         noise = noise_table()
         constants = self.constants(model.cfg)
         front, dit = FrontendGraph(model), EstimatorGraph(model)
-        runners = {"flow_frontend": torch_runner(front, FRONTEND_IN, FRONTEND_OUT),
-                   "flow_estimator": torch_runner(dit, ESTIMATOR_IN, ESTIMATOR_OUT)}
+        runners = {GRAPHS["frontend"]: torch_runner(front, FRONTEND_IN, FRONTEND_OUT),
+                   GRAPHS["estimator"]: torch_runner(dit, ESTIMATOR_IN, ESTIMATOR_OUT)}
         cases = GoldenCases(model.cfg, source.seed, runners, constants, noise)
         n_ex = 6
         est_example = (torch.zeros(2, MEL_BINS, 4 * n_ex), torch.ones(2, 1, 4 * n_ex),
                        torch.zeros(2, MEL_BINS, 4 * n_ex), torch.full((2,), 0.5),
                        torch.zeros(2, MEL_BINS), torch.zeros(2, MEL_BINS, 4 * n_ex), torch.full((1,), 8.0))
         graphs = [
-            GraphDef("flow_frontend", FRONTEND_IN, FRONTEND_OUT, cases.frontend, FRONTEND_TOL, module=front,
+            GraphDef(GRAPHS["frontend"], FRONTEND_IN, FRONTEND_OUT, cases.frontend, FRONTEND_TOL, module=front,
                      example_inputs=(torch.zeros(1, n_ex, dtype=torch.int32), torch.ones(1, SPK_DIM)),
                      description="speech tokens -> mu (PreLookahead, finalize=True, repeated R times); "
                                  "speaker embedding -> spks"),
-            GraphDef("flow_estimator", ESTIMATOR_IN, ESTIMATOR_OUT, cases.estimator, ESTIMATOR_TOL, module=dit,
+            GraphDef(GRAPHS["estimator"], ESTIMATOR_IN, ESTIMATOR_OUT, cases.estimator, ESTIMATOR_TOL, module=dit,
                      example_inputs=est_example,
                      description="DiT velocity field (batch 2 = CFG); attention chunk chunk_frames: "
                                  f"{model.cfg.static_chunk_size} = streaming, >= n_frames = full attention"),
@@ -207,39 +212,23 @@ class Flow(Component):
         # upstream: 1 - cos(linspace(0, 1, n+1) * 0.5 * pi), float32 torch ops; shipped bit-exact
         t_span = 1 - torch.cos(torch.linspace(0, 1, steps + 1) * 0.5 * torch.pi)
         return {
-            "graphs": {"frontend": "flow_frontend", "estimator": "flow_estimator"},
+            "graphs": dict(GRAPHS),
             "mel_bins": MEL_BINS, "spk_embed_dim": SPK_DIM, "vocab_size": cfg.vocab_size,
             "token_mel_ratio": cfg.token_mel_ratio, "pre_lookahead_len": cfg.pre_lookahead_len,
             "chunk_size_tokens": cfg.chunk_size,
             "chunk_input": "chunk_frames",
             "chunk_frames_streaming": cfg.static_chunk_size,
-            "chunk_frames_non_streaming": "n_frames",
-            "chunk_rule": "estimator input chunk_frames = float32 [c]; allowed(i, j) = mask[j] and "
-                          "j < (floor(i / c) + 1) * c. Streaming: c = chunk_frames_streaming; non-streaming: "
-                          "c = n_frames of the call (any c >= n_frames gives the same full attention)",
             "n_timesteps": steps, "t_scheduler": cfg.t_scheduler, "cfg_rate": cfg.cfg_rate,
             "t_span": [float(v) for v in t_span.numpy()],
-            "time_update": "t = t_span[0]; dt = t_span[1] - t_span[0]; per step i = 1..n: x += dt * v; t += dt; "
-                           "if i < n: dt = t_span[i + 1] - t  (float32 arithmetic, t accumulated)",
-            "cfg_combine": "v = (1 + cfg_rate) * estimator_out[0] - cfg_rate * estimator_out[1]",
-            "cfg_rows": {"x": "x, x", "mask": "ones, ones", "t": "t, t", "mu": "mu, 0", "spks": "spks, 0",
-                         "cond": "cond, 0", "chunk_frames": "c (one value for both rows)"},
-            "cond": "zeros [1, 80, T] with the prompt mel (prompt_feat [1, P*R, 80] transposed) in frames 0..P*R-1",
-            "noise": "flow_noise", "noise_slice": "x0 = flow_noise[:, :, :T], T = mu frames",
-            "output_slice": "mel = x[:, :, P*R:]",
-            "finalize_false": "mu = mu[:, :, :(N - pre_lookahead_len) * token_mel_ratio] (right-context tokens)",
-            "stream": {**STREAM_SCHEDULE, "rule": STREAM_RULE},
+            "noise": "flow_noise",
+            "stream": dict(STREAM_SCHEDULE),
         }
 
 
 # Upstream CosyVoice3Model's streaming token2wav schedule (cosyvoice/cli/model.py, not in the yaml): token hops
 # 25 -> 50 -> 100 (shared/design/cosyvoice3.md "Stream"). Read by packager/synth.py and the C# Synthesizer.
 STREAM_SCHEDULE = {"token_hop": 25, "token_max_hop": 100, "scale": 2}
-STREAM_RULE = ("first hop = token_hop + (-P mod token_hop) (P prompt tokens: prompt + hop is a multiple of token_hop); "
-               "offset = 0; while tokens - offset >= hop + pre_lookahead_len: run the flow (streaming, "
-               "finalize=false) on tokens[:offset + hop + pre_lookahead_len], keep its mel from frame "
-               "offset * token_mel_ratio, offset += hop, hop = min(token_max_hop, hop * scale); at the end run it "
-               "on all tokens with finalize=true")
+
 
 
 # Tolerances, from measured ORT-vs-torch max |diff| on the goldens (tests/components/test_flow.py prints them):

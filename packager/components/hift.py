@@ -133,6 +133,10 @@ def golden_mels(seed: int, in_channels: int) -> list[torch.Tensor]:
 
 # ---- the component -----------------------------------------------------------------------------------------------
 
+# The graph's role in the host loop -> its name in the bundle (manifest constants.graphs)
+GRAPHS = {"vocoder": "hift"}
+
+
 class HiFT(Component):
     name = "hift"
     checkpoint_files = (CONFIG_FILE, HIFT_FILE)
@@ -178,7 +182,7 @@ class HiFT(Component):
         inputs, outputs = graph_specs(cfg)
         ex = mels[0]
         example = (ex, torch.from_numpy(noise_for_frames(table, state, ex.shape[-1], cfg.samples_per_frame)))
-        graph = GraphDef(name="hift", inputs=inputs, outputs=outputs, cases=cases,
+        graph = GraphDef(name=GRAPHS["vocoder"], inputs=inputs, outputs=outputs, cases=cases,
                          tolerances={"waveform": WAVEFORM_TOLERANCE}, module=HiFTGraph(model).eval(),
                          example_inputs=example, keep_float32=KEEP_FLOAT32, dsp_constants=DSP_CONSTANTS,
                          description=self.description)
@@ -194,6 +198,7 @@ class HiFT(Component):
     def constants(cfg: HiFTConfig, stream: NoiseStream, cap: int) -> dict[str, Any]:
         spf, trim = cfg.samples_per_frame, cfg.stream_trim_frames
         return {
+            "graphs": dict(GRAPHS),
             "sample_rate": cfg.sampling_rate,
             "samples_per_frame": spf,
             "mel_bins": cfg.in_channels,
@@ -202,18 +207,8 @@ class HiFT(Component):
                 "input": NOISE_INPUT, "table": NOISE_TABLE, "state": NOISE_STATE,
                 "channels": stream.channels, "cap_samples": cap, "cap_seconds": cap / cfg.sampling_rate,
                 "upstream_table_samples": stream.upstream_samples,
-                "slice": f"{NOISE_INPUT} = rows [0, {spf}*num_frames) of the noise stream, from row 0 on every call",
-                "extend": "rows >= cap_samples: continue MT19937 from the state (key words + position); each value "
-                          "is (u & 0xFFFFFF) / 2^24 of one 32-bit draw u, row-major [row, channel]",
             },
             "finalize": {
                 "stream_trim_frames": trim,
-                "true": f"last call of an utterance: emit all {spf}*num_frames samples",
-                "false": f"more mel will follow: run on the whole accumulated mel and emit only the first "
-                         f"{spf}*(num_frames - {trim}) samples ({F0_LOOKAHEAD} f0 look-ahead + "
-                         f"{cfg.conv_pre_look_right} conv_pre look-right + 1 iSTFT frame), as upstream's "
-                         f"finalize=False does",
             },
-            "omitted_randomness": "SineGen2 rand_ini (no effect on any output) and SourceModuleHnNSF uv noise "
-                                  "(discarded by inference)",
         }

@@ -79,29 +79,29 @@ def load_model(source: Source) -> tuple[CosyVoice3LM, dict[str, float]]:
     return load_llm(cfg, source.state_dict(LLM_FILE), str(source.path(LLM_FILE))), sampling
 
 
+# Each graph's role in the host loop -> its name in the bundle (manifest constants.graphs)
+GRAPHS = {"text_embed": "llm_text_embed", "speech_embed": "llm_speech_embed", "step": "llm_step"}
+
+
 def constants(cfg: LLMConfig, sampling: dict[str, float],
               text_tokenizer: dict[str, Any] = NO_TOKENIZER) -> dict[str, Any]:
     """Everything the host loop needs (manifest ``constants`` of the component; docs/llm.md)."""
     S = cfg.speech_token_size
     return {
+        "graphs": dict(GRAPHS),
         "speech_token_size": S, "speech_vocab_size": cfg.speech_vocab, "text_vocab_size": cfg.text_vocab,
         "hidden_size": cfg.hidden, "num_layers": cfg.layers, "num_kv_heads": cfg.kv_heads,
         "head_dim": cfg.head_dim,
         "special_ids": {"sos": S, "eos": S + 1, "task_id": S + 2, "fill": S + 3},
         "stop_range": [S, S + 200],
-        "prompt_layout": ["speech_embed(sos)", "text_embed(prompt_text ++ text)", "speech_embed(task_id)",
-                          "speech_embed(prompt_speech_tokens)"],
         "min_len_ratio": MIN_LEN_RATIO, "max_len_ratio": MAX_LEN_RATIO,
-        "min_len_masked_ids": {"upstream": [S], "corrected": [S, S + 200],
-                               "note": "upstream masks only id S (SOS) before min_len (quirk L3); corrected masks "
-                                       "the whole stop range [S, S+200)"},
-        "sampling": {"method": "ras", **sampling, "default_mode": "greedy",
-                     "rng": "numpy.random.Generator(PCG64(seed)); one random() double per draw; inverse-CDF pick"},
+        # upstream masks only id S (SOS) before min_len (quirk L3); corrected masks the whole stop range [S, S+200)
+        "min_len_masked_ids": {"upstream": [S], "corrected": [S, S + 200]},
+        "sampling": {"method": "ras", **sampling, "default_mode": "greedy"},
         "silent_tokens": SILENT_TOKENS, "max_silent_run": MAX_SILENT_RUN,
         "kv_cache": {"layout": "growing", "shape": [cfg.layers, 1, cfg.kv_heads, "len", cfg.head_dim],
                      "initial_len": 0, "max_len": cfg.max_positions,
-                     "carry": {"past_key": "present_key", "past_value": "present_value"},
-                     "keys": "after RoPE"},
+                     "carry": {"past_key": "present_key", "past_value": "present_value"}},
         "rope_theta": cfg.rope_theta, "rms_norm_eps": cfg.rms_eps,
         "text_tokenizer": dict(text_tokenizer),  # docs/tokenizer.md
     }
@@ -193,9 +193,9 @@ def torch_runners(model: CosyVoice3LM) -> dict[str, Any]:
 
     te, se, st = run(model.embed_text, ["text_ids"]), run(model.embed_speech, ["speech_ids"]), \
         run(Step(model).forward, ["inputs_embeds", "past_key", "past_value"])
-    return {"llm_text_embed": lambda i: {"text_embeds": te(i)[0]},
-            "llm_speech_embed": lambda i: {"speech_embeds": se(i)[0]},
-            "llm_step": lambda i: dict(zip(["logits", "hidden", "present_key", "present_value"], st(i)))}
+    return {GRAPHS["text_embed"]: lambda i: {"text_embeds": te(i)[0]},
+            GRAPHS["speech_embed"]: lambda i: {"speech_embeds": se(i)[0]},
+            GRAPHS["step"]: lambda i: dict(zip(["logits", "hidden", "present_key", "present_value"], st(i)))}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -218,14 +218,14 @@ def step_cases(model: CosyVoice3LM, n_decode: int = 3) -> list[GoldenCase]:
     cases, prev = [], None
     for i in range(n_decode + 1):
         inputs = {"inputs_embeds": embeds, "past_key": past_k, "past_value": past_v}
-        outs = run["llm_step"](inputs)
+        outs = run[GRAPHS["step"]](inputs)
         name = "prefill" if i == 0 else f"decode{i}"
         chain = None if prev is None else {"after": prev, "carry": {"past_key": "present_key",
                                                                     "past_value": "present_value"}}
         cases.append(GoldenCase(name, inputs, outs, chain=chain,
                                 description="prompt prefill" if i == 0 else f"decode step {i} (greedy token)"))
         token = int(np.argmax(outs["logits"][0, :cfg.speech_token_size]))
-        embeds = run["llm_speech_embed"]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
+        embeds = run[GRAPHS["speech_embed"]]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
         past_k, past_v, prev = outs["present_key"], outs["present_value"], name
     return cases
 
@@ -262,19 +262,19 @@ def graph_defs(model: CosyVoice3LM) -> list[GraphDef]:
     example_step = (torch.zeros(1, 3, cfg.hidden), torch.zeros(cfg.layers, 1, cfg.kv_heads, 2, cfg.head_dim),
                     torch.zeros(cfg.layers, 1, cfg.kv_heads, 2, cfg.head_dim))
     return [
-        GraphDef(name="llm_text_embed",
+        GraphDef(name=GRAPHS["text_embed"],
                  inputs=[TensorSpec("text_ids", "int32", (1, "text_len"), "Qwen2 text token ids")],
                  outputs=[TensorSpec("text_embeds", "float32", (1, "text_len", cfg.hidden))],
                  cases=lambda: embed_case(model, "text"), tolerances={"text_embeds": EXACT_TOL},
                  module=TextEmbed(model), example_inputs=(text_ids,),
                  description="Qwen2 embed_tokens lookup for prompt_text ++ text"),
-        GraphDef(name="llm_speech_embed",
+        GraphDef(name=GRAPHS["speech_embed"],
                  inputs=[TensorSpec("speech_ids", "int32", (1, "ids_len"), "speech tokens or special ids < S+200")],
                  outputs=[TensorSpec("speech_embeds", "float32", (1, "ids_len", cfg.hidden))],
                  cases=lambda: embed_case(model, "speech"), tolerances={"speech_embeds": EXACT_TOL},
                  module=SpeechEmbed(model), example_inputs=(text_ids,),
                  description="speech_embedding lookup (SOS, TASK_ID, prompt speech tokens, decoded tokens)"),
-        GraphDef(name="llm_step", inputs=ins, outputs=outs, cases=lambda: step_cases(model),
+        GraphDef(name=GRAPHS["step"], inputs=ins, outputs=outs, cases=lambda: step_cases(model),
                  tolerances={"logits": LOGITS_TOL, "hidden": STATE_TOL, "present_key": STATE_TOL,
                              "present_value": STATE_TOL},
                  module=Step(model), example_inputs=example_step, timeout_ms=120_000,

@@ -66,8 +66,9 @@ def build_prompt(runners: Mapping[str, Runner], constants: Mapping[str, Any], te
         raise InputError("prompt_text ++ text is empty", key="text", expected="at least one text token")
     # one speech-embed call for SOS, TASK_ID and the prompt tokens, then split
     sp_ids = np.concatenate([np.array([[ids["sos"], ids["task_id"]]], np.int32), speech], axis=1)
-    sp = runners["llm_speech_embed"]({"speech_ids": sp_ids})["speech_embeds"]  # [1, 2+p, D]
-    te = runners["llm_text_embed"]({"text_ids": text_ids})["text_embeds"]  # [1, t, D]
+    graphs = constants["graphs"]
+    sp = runners[graphs["speech_embed"]]({"speech_ids": sp_ids})["speech_embeds"]  # [1, 2+p, D]
+    te = runners[graphs["text_embed"]]({"text_ids": text_ids})["text_embeds"]  # [1, t, D]
     return np.concatenate([sp[:, :1], te, sp[:, 1:2], sp[:, 2:]], axis=1).astype(np.float32)
 
 
@@ -179,10 +180,11 @@ def generate(runners: Mapping[str, Runner], constants: Mapping[str, Any], text: 
         raise InputError("prompt + max_len exceeds the cache capacity", key="text",
                          expected=f"<= {cache['max_len']} positions", found=str(embeds.shape[1] + max_len))
 
+    graphs = constants["graphs"]
     tokens: list[int] = []
     stop = -1
     for i in range(max_len):
-        out = runners["llm_step"]({"inputs_embeds": embeds, "past_key": past_k, "past_value": past_v})
+        out = runners[graphs["step"]]({"inputs_embeds": embeds, "past_key": past_k, "past_value": past_v})
         past_k, past_v = out["present_key"], out["present_value"]
         logp = log_softmax(out["logits"][0])
         if i < min_len:
@@ -194,5 +196,5 @@ def generate(runners: Mapping[str, Runner], constants: Mapping[str, Any], text: 
         tokens.append(token)
         if on_token is not None:
             on_token(token)
-        embeds = runners["llm_speech_embed"]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
+        embeds = runners[graphs["speech_embed"]]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
     return Generation(tokens, stop, min_len, max_len, silent_filter(tokens, constants))

@@ -431,7 +431,7 @@ def decode_logits(p, case: Mapping[str, np.ndarray], forced: "Piece | None" = No
     tokens: list[int] = []
     steps = forced.steps if forced is not None else max_len
     for i in range(steps):
-        out = p.runners["llm_step"]({"inputs_embeds": embeds, "past_key": past_k, "past_value": past_v})
+        out = p.runners[p.constants["llm"]["graphs"]["step"]]({"inputs_embeds": embeds, "past_key": past_k, "past_value": past_v})
         past_k, past_v = out["present_key"], out["present_value"]
         logits.append(np.asarray(out["logits"], np.float32).reshape(-1))
         if forced is not None:
@@ -446,7 +446,7 @@ def decode_logits(p, case: Mapping[str, np.ndarray], forced: "Piece | None" = No
             if lo <= token < hi:
                 break
         tokens.append(token)
-        embeds = p.runners["llm_speech_embed"]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
+        embeds = p.runners[p.constants["llm"]["graphs"]["speech_embed"]]({"speech_ids": np.array([[token]], np.int32)})["speech_embeds"]
     return np.stack(logits) if logits else np.zeros((0, 0), np.float32), tokens, min_len, masked
 
 
