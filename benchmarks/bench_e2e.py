@@ -5,7 +5,7 @@
 Same shapes as upstream's end-to-end estimate: a 100-position LLM prompt (1 SOS + 48 text ids + 1 TASK_ID + 50 prompt
 speech tokens), exactly ``--tokens`` greedy speech tokens (the stop range is masked until then), the flow on those
 tokens after a 50-token prompt (10 Euler steps, CFG batch 2), HiFT on the resulting mel. Everything runs through the
-bundle's graphs on onnxruntime and our host loops (``packager.synth``), i.e. what a runtime does. Prints one row per
+bundle's graphs on onnxruntime and our host loops (``packager.runtime.pipeline``), i.e. what a runtime does. Prints one row per
 stage and the real-time factor next to upstream's (LLM 39.69 s, flow 35.98 s, HiFT 2.18 s, RTF 7.79 for 10 s).
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from packager.host import euler_cfg, llm_generate  # noqa: E402
-from packager.synth import Pipeline, _hift  # noqa: E402
+from packager.runtime import euler_cfg, llm_generate  # noqa: E402
+from packager.runtime.pipeline import Pipeline, _hift  # noqa: E402
 
 UPSTREAM = {"llm": 39.69, "flow": 35.98, "hift": 2.18}  # seconds for 250 tokens / 10 s of speech, 2 threads
 

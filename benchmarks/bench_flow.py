@@ -24,13 +24,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from packager.components.flow import (ESTIMATOR_IN, ESTIMATOR_OUT, TINY, EstimatorGraph,  # noqa: E402
+from packager.components.flow.component import (ESTIMATOR_IN, ESTIMATOR_OUT, TINY, EstimatorGraph,  # noqa: E402
                                       config_from_yaml, noise_table, randomize)
-from packager.components.flow_model import FlowModel  # noqa: E402
-from packager.component import GraphDef, TensorSpec  # noqa: E402
-from packager.config import load_hyperpyyaml  # noqa: E402
-from packager.onnx_utils import run_onnx, session  # noqa: E402
-from packager.stages.export import export_graph  # noqa: E402
+from packager.components.flow.model import FlowModel  # noqa: E402
+from packager.build.component import GraphDef, TensorSpec  # noqa: E402
+from packager.build.config import load_hyperpyyaml  # noqa: E402
+from packager.onnx.session import run_onnx, session  # noqa: E402
+from packager.build.stages.export import export_graph  # noqa: E402
 
 FULL_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "data" / "upstream_ref" / "full_size_config.yaml"
 

@@ -26,10 +26,10 @@ def _setup(seconds: float, threads: int):
     import numpy as np
     import torch
 
-    from packager.component import GraphDef
-    from packager.components.hift import HiFTGraph, calibrate_preset, graph_specs, random_upstream_state_dict
-    from packager.components.hift_model import HiFTConfig, HiFTGenerator, load_upstream_state_dict
-    from packager.components.hift_noise_table import NoiseStream, regenerate_sine_noise
+    from packager.build.component import GraphDef
+    from packager.components.hift.component import HiFTGraph, calibrate_preset, graph_specs, random_upstream_state_dict
+    from packager.components.hift.model import HiFTConfig, HiFTGenerator, load_upstream_state_dict
+    from packager.components.hift.noise_table import NoiseStream, regenerate_sine_noise
 
     torch.set_num_threads(threads)
     cfg = HiFTConfig()  # the defaults are the official hyperparameters (upstream_ref full_size_config.yaml)
@@ -52,7 +52,7 @@ def phase(name: str, seconds: float, threads: int, workdir: Path) -> dict:
     np, torch, model, graph, mel, noise = _setup(seconds, threads)
     res: dict = {}
     if name == "export":
-        from packager.stages.export import export_graph
+        from packager.build.stages.export import export_graph
 
         t0 = time.perf_counter()
         onnx_model = export_graph(graph)
@@ -69,8 +69,8 @@ def phase(name: str, seconds: float, threads: int, workdir: Path) -> dict:
             res["time_s"] = time.perf_counter() - t0
         np.save(workdir / "torch.npy", wav.numpy())
     elif name == "ort":
-        from packager.onnx_utils import run_onnx, session
-        from packager.tolerance import metric
+        from packager.onnx.session import run_onnx, session
+        from packager.contract.tolerance import metric
 
         sess = session(str(workdir / "hift.onnx"), threads=threads)
         run_onnx(sess, {"mel": mel[:, :, :10].numpy(), "sine_noise": noise[:, :4800].numpy()})  # warm-up

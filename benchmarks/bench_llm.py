@@ -37,9 +37,9 @@ def full_size_model():
     """Random full-size CosyVoice3LM built via read_config on a checkpoint-shaped temp folder."""
     import torch
 
-    from packager.checkpoint import Source
-    from packager.components.llm import read_config
-    from packager.components.llm_model import load_llm, random_state_dict
+    from packager.build.checkpoint import Source
+    from packager.components.llm.component import read_config
+    from packager.components.llm.model import load_llm, random_state_dict
 
     tmp = Path(tempfile.mkdtemp())
     (tmp / "CosyVoice-BlankEN").mkdir()
@@ -59,8 +59,8 @@ def phase_export(out: Path, static: bool, lmax: int) -> dict:
     import onnx
     import torch
 
-    from packager.components.llm import graph_defs, static_step_graph
-    from packager.stages.export import export_graph
+    from packager.components.llm.component import graph_defs, static_step_graph
+    from packager.build.stages.export import export_graph
 
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ def phase_decode(out: Path, cache_lens: list[int], reps: int) -> dict:
     """Both cache layouts loaded side by side and timed alternately (fair under a noisy shared machine)."""
     import onnx
 
-    from packager.onnx_utils import session
+    from packager.onnx.session import session
 
     rows: dict = {"bandwidth": bandwidth()}
     rng = np.random.default_rng(0)
@@ -166,8 +166,8 @@ def phase_parity(out: Path) -> dict:
     """ORT (saved full-size llm_step.onnx) vs our torch model on the golden cases: the tolerance margin at full size."""
     import torch
 
-    from packager.components.llm import step_cases
-    from packager.onnx_utils import run_onnx, session
+    from packager.components.llm.component import step_cases
+    from packager.onnx.session import run_onnx, session
 
     torch.set_num_threads(1)
     model = full_size_model()  # same seed as the export phase -> same weights as the saved graph

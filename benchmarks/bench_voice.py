@@ -37,7 +37,7 @@ REFERENCE = ("The morning train was late again, so Maria walked along the platfo
 
 def blanken_like(folder: Path) -> None:
     """vocab.json + merges.txt + tokenizer_config.json shaped like CosyVoice-BlankEN (151,643 BPE entries)."""
-    from packager.tiny_tokenizer import write_tiny_tokenizer
+    from packager.components.llm.tiny_tokenizer import write_tiny_tokenizer
 
     write_tiny_tokenizer(folder)
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
@@ -111,8 +111,9 @@ def main() -> int:
     rows.append(("  its stages", out.strip().replace("\n", "; ")))
     timed(voice_cmd + ["--wav", str(ref4), "--transcript", REFERENCE[:60], "--out", str(args.work / "ref4.voice")])
 
-    from packager import tts, voicepack
-    from packager.synth import Pipeline
+    from packager.runtime import tts
+    from packager.frontend import voicepack
+    from packager.runtime.pipeline import Pipeline
 
     t = time.perf_counter()
     pipe = Pipeline.open(bundle, threads=args.threads)

@@ -58,9 +58,11 @@ runpy.run_module("packager", run_name="__main__", alter_sys=True)
 def make_checkpoint(d: Path, seed: int = 1986) -> None:
     import torch
 
-    from packager.checkpoint import Source
-    from packager.components import flow, hift, hift_model, llm, llm_model
-    from packager.components.flow_model import FlowModel
+    from packager.build.checkpoint import Source
+    from packager.components.flow import component as flow
+    from packager.components.hift import component as hift, model as hift_model
+    from packager.components.llm import component as llm, model as llm_model
+    from packager.components.flow.model import FlowModel
 
     torch.set_num_threads(1)
     (d / "CosyVoice-BlankEN").mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,8 @@ def write_full_size(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
     Same seed -> same bytes. Peak memory about two copies of the weights (~2 GB)."""
     import torch
 
-    from packager.components import speech_tokenizer_model as stm
-    from packager.speech_tokenizer import SPEECH_TOKENIZER_FILE
+    from packager.frontend import speech_tokenizer_model as stm
+    from packager.frontend.speech_tokenizer import SPEECH_TOKENIZER_FILE
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -50,7 +50,7 @@ def write_full_size(out_dir: Path, seed: int = DEFAULT_SEED) -> Path:
 def bench(path: Path, threads: int, frames: int = 1000, repeats: int = 3) -> dict[str, float]:
     import numpy as np
 
-    from packager.speech_tokenizer import SpeechTokenizer
+    from packager.frontend.speech_tokenizer import SpeechTokenizer
 
     t0 = time.perf_counter()
     tok = SpeechTokenizer.from_file(path, threads=threads)

@@ -18,11 +18,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from packager import precision as P, registry  # noqa: E402
-from packager.checkpoint import Source  # noqa: E402
-from packager.onnx_utils import run_onnx  # noqa: E402
-from packager.stages import convert as C  # noqa: E402
-from packager.stages.export import export_graph  # noqa: E402
+from packager.build import precision as P
+from packager.build import registry  # noqa: E402
+from packager.build.checkpoint import Source  # noqa: E402
+from packager.onnx.session import run_onnx  # noqa: E402
+from packager.build.stages import convert as C  # noqa: E402
+from packager.build.stages.export import export_graph  # noqa: E402
 
 TINY_A = Path(__file__).resolve().parents[1] / "tests" / "data" / "upstream_ref" / "tiny_a"  # in-repo copy
 

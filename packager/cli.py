@@ -5,7 +5,7 @@ onnxruntime or numpy, so ``--help`` answers at once (tests/test_cli.py checks th
 bench_cli_help.py`` the time). Each verb's module is imported when that verb runs.
 
 User mistakes raise ``PackagerError``: one message on stderr, exit code 2, no traceback. A verb whose optional
-dependency is not installed says which extra to install (``packager.extras``).
+dependency is not installed says which extra to install (``packager.ui.extras``).
 """
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from packager import __version__, registry, targets
-from packager.checkpoint import DEFAULT_SEED, PRESETS
-from packager.errors import PackagerError
-from packager.precision import DEFAULT_POLICY
+from packager import __version__
+from packager.build import registry
+from packager.contract import targets
+from packager.build.checkpoint import DEFAULT_SEED, PRESETS
+from packager.contract.errors import PackagerError
+from packager.build.precision import DEFAULT_POLICY
 
 DEFAULT_OUT = Path("build/cosyvoice3-bundle")
-SYNTH_LENGTHS = ("auto", "llm", "min_len")  # synth --length: auto, then packager.tts.LENGTHS (a test keeps them equal)
+SYNTH_LENGTHS = ("auto", "llm", "min_len")  # synth --length: auto, then packager.runtime.tts.LENGTHS (a test keeps them equal)
 BUILD_OPSET_MAX = 17  # the highest opset `build --opset` exports at (Sentis imports up to targets.OPSET_MAX)
 CHECKPOINT_HELP = ("an upstream Fun-CosyVoice3-0.5B checkpoint folder (cosyvoice3.yaml, llm.pt, flow.pt, hift.pt, "
                    "campplus.onnx, CosyVoice-BlankEN/), or a Hugging Face model id such as "
@@ -32,7 +34,7 @@ CHECKPOINT_HELP = ("an upstream Fun-CosyVoice3-0.5B checkpoint folder (cosyvoice
 REVISION_HELP = "with a model id: the branch, tag or commit to use (default: main)"
 TARGET_HELP = ("Unity runtime: " + ", ".join(f"{n} = {p} {v}" for n, (p, v) in targets.RELEASES.items())
                + f" (default {targets.DEFAULT_TARGET})")
-# keep in step with packager.report.measure.POLICIES (tests/test_cli.py compares them)
+# keep in step with packager.verbs.report.measure.POLICIES (tests/test_cli.py compares them)
 REPORT_POLICIES = ("fp32", "recommended", "fp16", "uint8", "int8-partial")
 
 
@@ -88,7 +90,7 @@ def _add_build(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from packager.checkpoint import Source, checkpoint_folder
+    from packager.build.checkpoint import Source, checkpoint_folder
 
     if not targets.OPSET_MIN <= args.opset <= BUILD_OPSET_MAX:
         raise PackagerError("unsupported opset", key="--opset", expected=f"{targets.OPSET_MIN}..{BUILD_OPSET_MAX} "
@@ -105,8 +107,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     else:
         _no_revision(args)
         source = Source(preset=args.preset or "tiny", seed=args.seed)
-    from packager.build import BuildOptions, build
-    from packager.progress import Progress
+    from packager.build.pipeline import BuildOptions, build
+    from packager.ui.progress import Progress
 
     progress = Progress("quiet" if args.quiet else args.progress)
     try:
@@ -136,7 +138,7 @@ def _add_verify(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from packager.verify import verify
+    from packager.verbs.verify import verify
 
     rows = verify(args.bundle)
     print(_table(["check", "subject", "result", "detail"],
@@ -167,7 +169,7 @@ def _cost(g: dict[str, Any]) -> str:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from packager.bundle import open_manifest
+    from packager.contract.manifest import open_manifest
 
     m = open_manifest(args.bundle)
     src = m.get("source", {})
@@ -206,11 +208,11 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from packager.bundle import check_graph_files, open_manifest
-    from packager.onnx_utils import run_onnx
-    from packager.sentis_numerics import target_model
-    from packager.stages.check import validate_inputs
-    from packager.stages.golden import read_npz
+    from packager.contract.manifest import check_graph_files, open_manifest
+    from packager.onnx.session import run_onnx
+    from packager.sentis.numerics import target_model
+    from packager.build.stages.check import validate_inputs
+    from packager.build.stages.golden import read_npz
 
     m = open_manifest(args.bundle)
     graphs = {g["name"]: g for c in m["components"] for g in c["graphs"]}
@@ -266,7 +268,7 @@ def _span(text: str) -> tuple[float, float]:
 
 
 def _add_voice(p: argparse.ArgumentParser) -> None:
-    from packager.checkpoint import SPEECH_TOKENIZER_FILE
+    from packager.build.checkpoint import SPEECH_TOKENIZER_FILE
 
     p.description = ("Make a voice pack from a few seconds of a voice and its transcript: speech tokens, prompt mel, "
                      "speaker embedding and prompt text, computed once so that a player never runs the speech "
@@ -374,13 +376,13 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable 
     "verify": ("check a bundle: schema, checksums, paths, goldens reproduced", _add_verify, _cmd_verify),
     "inspect": ("list a bundle's graphs, I/O, sizes and precision", _add_inspect, _cmd_inspect),
     "run": ("run one graph of a bundle with onnxruntime on inputs from an .npz", _add_run, _cmd_run),
-    "check": ("Sentis pre-flight check of a model or bundle", _add_check, "packager.preflight:run"),
-    "unity-install": ("install a bundle into a Unity project", _add_unity_install, "packager.unity:run"),
+    "check": ("Sentis pre-flight check of a model or bundle", _add_check, "packager.sentis.preflight:run"),
+    "unity-install": ("install a bundle into a Unity project", _add_unity_install, "packager.verbs.unity_install:run"),
     "synth": ("speech from text and a voice pack (or upstream frontend arrays) over a bundle", _add_synth,
-              "packager.synth_cli:run"),
-    "voice": ("make a voice pack from a reference recording and its transcript", _add_voice, "packager.voice:run"),
+              "packager.verbs.synth:run"),
+    "voice": ("make a voice pack from a reference recording and its transcript", _add_voice, "packager.verbs.voice:run"),
     "report": ("compare precision policies with FP32: numbers, pictures and sound, as a static page", _add_report,
-               "packager.report:run"),
+               "packager.verbs.report:run"),
 }
 
 
@@ -420,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:
-        from packager.extras import missing_module
+        from packager.ui.extras import missing_module
 
         err = missing_module(exc, args.command)
         if err is None:

@@ -1,5 +1,5 @@
 """Vectors for the C# host loops (tests/test_csharp_host.py; csharp/tests/HostTests.cs): Python runs its own host
-loops (packager/host/*.py, packager/synth.py) and records what the C# mirror must reproduce.
+loops (packager/runtime/*.py, packager/runtime/pipeline.py) and records what the C# mirror must reproduce.
 
 ``write_host_vectors(out, bundle)`` writes, under ``out``, and returns ``index.json``'s content:
 
@@ -27,9 +27,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from packager.host import euler_cfg, llm_generate
-from packager.host.hift_noise import continue_noise, noise_for_frames
-from packager.synth import Pipeline, example_case, synthesize
+from packager.runtime import euler_cfg, llm_generate
+from packager.runtime.hift_noise import continue_noise, noise_for_frames
+from packager.runtime.pipeline import Pipeline, example_case, synthesize
 
 F32 = np.float32
 

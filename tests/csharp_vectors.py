@@ -5,9 +5,9 @@
 (csharp/tests/VectorTests.cs) assert their own verdict equals the recorded one and also write theirs to a results
 file, which tests/test_csharp.py compares field by field.
 
-Python verdicts come from ``packager.bundle``, the one home of the bundle format's rules: ``parse_json`` +
+Python verdicts come from ``packager.contract.manifest``, the one home of the bundle format's rules: ``parse_json`` +
 ``manifest_problems`` (strict JSON, schemas/manifest.schema.json, cross-references: manifests), ``read_npy`` (the
-NPY rules), ``check_file`` (size and sha256); ``packager.tolerance.compare`` (tolerances) and ``re.fullmatch`` of
+NPY rules), ``check_file`` (size and sha256); ``packager.contract.tolerance.compare`` (tolerances) and ``re.fullmatch`` of
 the schema's relpath pattern (paths).
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from packager import GENERATOR_NAME, __version__
-from packager import bundle as B
-from packager.errors import PackagerError
-from packager.sentis_rules import DEFAULT_TARGET, TARGETS
-from packager.tolerance import compare
+from packager.contract import manifest as B
+from packager.contract.errors import PackagerError
+from packager.sentis.rules import DEFAULT_TARGET, TARGETS
+from packager.contract.tolerance import compare
 
 REPO = Path(__file__).resolve().parents[1]
 RELPATH = B.schema()["$defs"]["relpath"]["pattern"]

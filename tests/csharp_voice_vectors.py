@@ -3,12 +3,12 @@
 ``write_voice_vectors(out, bundle, voice)`` writes, under ``out``, and returns ``index.json``'s content:
 
 * ``frontend``: texts x the three modes (zero-shot, instruct with varied instructions, cross-lingual) through
-  ``packager.tts.frontend_cases(..., use_wetext=False)``: the pieces, each piece's text ids, prompt_text and LLM
+  ``packager.runtime.tts.frontend_cases(..., use_wetext=False)``: the pieces, each piece's text ids, prompt_text and LLM
   prompt speech tokens, or Python's error (empty / punctuation-only text, empty instruction, a number too long to
   spell out). C# ``Synthesizer.BuildCases`` must reproduce them exactly, errors included;
 * ``packs``: copies of the voice pack, most of them broken in one way (a changed array byte, a missing field, a
   wrong format_version, an extra array, a path with '/', a symbolic link, frames != ratio x tokens, ...) and a few
-  that are fine, each with ``packager.voicepack.load``'s verdict (and ``check_model``'s against the bundle): C#
+  that are fine, each with ``packager.frontend.voicepack.load``'s verdict (and ``check_model``'s against the bundle): C#
   ``VoicePack.Load`` / ``CheckModel`` must give the same verdicts;
 * ``speak``: whole ``tts.speak`` runs over the bundle's graphs on onnxruntime, every graph call recorded (as in
   tests/csharp_host_vectors.py) with the speech: C# ``Synthesizer.Synthesize(text, voice, ...)`` replays them
@@ -26,10 +26,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from packager import tts, voicepack
-from packager.errors import PackagerError
-from packager.synth import Pipeline
-from packager.bundle import load_manifest
+from packager.runtime import tts
+from packager.frontend import voicepack
+from packager.contract.errors import PackagerError
+from packager.runtime.pipeline import Pipeline
+from packager.contract.manifest import load_manifest
 from tests.csharp_host_vectors import Recorder, Store
 
 MODES = ("zero_shot", "instruct", "cross_lingual")
@@ -367,8 +368,8 @@ def speak_vectors(store: Store, bundle: Path, pack: voicepack.VoicePack, runs=SP
 def speak_golden_vectors(store: Store, bundle: Path, pack: voicepack.VoicePack) -> dict[str, Any]:
     """A bundle-like folder holding the speak golden `unity-install --voice` writes (Golden~/speak/NAME/ and
     Voices~/NAME.voice/), made over recorded graph calls, so the C# side can run SpeakerCore + SpeakGolden on it."""
-    from packager.bundle import open_manifest
-    from packager.unity import SPEAK_DIR, VOICES_DIR, _copy_tree, write_speak_golden
+    from packager.contract.manifest import open_manifest
+    from packager.verbs.unity_install import SPEAK_DIR, VOICES_DIR, _copy_tree, write_speak_golden
 
     pipe = Pipeline.open(bundle)
     rec = Recorder(pipe.runners, store)

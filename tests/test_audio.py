@@ -1,4 +1,4 @@
-"""Reading reference recordings: bad input, mono mix, soxr resampling to 16/24 kHz, WAV writing (packager/audio.py)."""
+"""Reading reference recordings: bad input, mono mix, soxr resampling to 16/24 kHz, WAV writing (packager/frontend/audio.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from packager import audio
-from packager.errors import InputError
+from packager.frontend import audio
+from packager.contract.errors import InputError
 from tests.speech import espeak_wav
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from packager import progress as P
+from packager.ui import progress as P
 from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,8 +148,8 @@ def test_plain_mode_never_quiet_longer_than_the_heartbeat_across_steps(monkeypat
 def test_a_failed_fp32_check_fails_the_build(tmp_path: Path, monkeypatch, precision: str) -> None:
     """The check of the exported graph against the torch reference stops the build, naming the graph, whether it runs
     alone (fp32) or beside the conversion (fp16), and nothing is left at --out."""
-    from packager.stages import check as check_stage
-    from packager.tolerance import Verdict
+    from packager.build.stages import check as check_stage
+    from packager.contract.tolerance import Verdict
 
     monkeypatch.setattr(check_stage, "compare", lambda name, got, want, tol: Verdict(name, False, max_abs=1.0))
     out = tmp_path / "b"

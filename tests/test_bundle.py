@@ -1,4 +1,4 @@
-"""packager/bundle.py: each rule of the bundle format in one place, and the places that must repeat a constant (the
+"""packager/contract/manifest.py: each rule of the bundle format in one place, and the places that must repeat a constant (the
 JSON schema, the C# reader) kept equal to the Python definition."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from packager import GENERATOR_NAME
-from packager import bundle as B
-from packager import sentis_rules as R
-from packager.errors import PackagerError
+from packager.contract import manifest as B
+from packager.sentis import rules as R
+from packager.contract.errors import PackagerError
 from tests.csharp_vectors import mini_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_check_graph_files_checks_external_data(mini):
 
 
 def test_preflight_resolves_bundle_paths_with_the_bundle_rules(mini):
-    from packager.preflight import check_bundle
+    from packager.sentis.preflight import check_bundle
 
     root, m = mini
     m["components"][0]["graphs"][0]["file"] = "../outside.onnx"

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from packager import checkpoint, cli, registry, targets
+from packager import cli
+from packager.build import checkpoint
+from packager.build import registry
+from packager.contract import targets
 from tests.conftest import REPO, run_cli
 
 
@@ -50,8 +53,8 @@ def test_help_imports_no_heavy_module(verb):
             "    except SystemExit as e:\n"
             "        assert e.code == 0, e.code\n"
             f"heavy = {HEAVY!r}\n"
-            "verbs = ('packager.build', 'packager.verify', 'packager.preflight', 'packager.unity', 'packager.voice',\n"
-            "         'packager.synth_cli', 'packager.report', 'packager.hub')\n"
+            "verbs = ('packager.build.pipeline', 'packager.verbs.verify', 'packager.sentis.preflight', 'packager.verbs.unity_install', 'packager.verbs.voice',\n"
+            "         'packager.verbs.synth', 'packager.verbs.report', 'packager.build.hub')\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in verbs)))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -60,8 +63,8 @@ def test_help_imports_no_heavy_module(verb):
 
 def test_cli_facts_match_their_sources():
     """The light copies the parser reads (so that it imports nothing heavy) name what the heavy modules define."""
-    from packager import sentis_rules
-    from packager.report import measure
+    from packager.sentis import rules as sentis_rules
+    from packager.verbs.report import measure
 
     assert {n: (t.package, t.version) for n, t in sentis_rules.TARGETS.items()} == targets.RELEASES
     assert targets.DEFAULT_TARGET in sentis_rules.TARGETS
@@ -78,7 +81,7 @@ def test_missing_extra_names_the_extra(tmp_path, monkeypatch):
     assert code == 2 and "matplotlib" in err and "pip install -e '.[report]'" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
     # a module found missing while a verb runs: the same message, for an extra or a default dependency
-    from packager.extras import missing_module
+    from packager.ui.extras import missing_module
 
     assert "'.[report]'" in str(missing_module(ModuleNotFoundError(name="matplotlib.pyplot"), "report"))
     assert "pip install -e ." in str(missing_module(ModuleNotFoundError(name="soxr"), "voice"))
@@ -92,8 +95,8 @@ def test_quiet_build_prints_nothing(tmp_path):
 
 
 def test_kept_float32_is_reported_as_information():
-    from packager.build import _report_kept_float32
-    from packager.stages.convert import Overflow
+    from packager.build.pipeline import _report_kept_float32
+    from packager.build.stages.convert import Overflow
 
     lines = []
     _report_kept_float32(lines.append, "[flow] flow_estimator", [
@@ -112,7 +115,7 @@ def test_int8_quantization_logs_no_advice(caplog):
 
     from onnx import TensorProto, helper, numpy_helper
 
-    from packager.stages.convert import to_int8
+    from packager.build.stages.convert import to_int8
 
     w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
@@ -275,7 +278,7 @@ def test_default_bundle_passes_preflight_for_both_targets(tiny_bundle, target):
 
 def test_synth_length_choices_are_the_runtime_s() -> None:
     """cli.py declares synth's --length choices without importing tts (numpy): they must stay tts.LENGTHS."""
-    from packager import tts
+    from packager.runtime import tts
     assert cli.SYNTH_LENGTHS == ("auto", *tts.LENGTHS)
 
 
@@ -284,7 +287,7 @@ def test_a_swallowed_sigterm_still_stops_the_build() -> None:
     build's context raises it again, so the staged folder is never swapped into place."""
     import os
 
-    from packager import build as build_module
+    from packager.build import pipeline as build_module
     with pytest.raises(KeyboardInterrupt, match="signal"):
         with build_module._sigterm_as_interrupt():
             try:

@@ -1,6 +1,6 @@
-"""The C# TextFrontend (unity_project/.../Host/TextFrontend.cs) gives packager/text_frontend.py's pieces, under mono.
+"""The C# TextFrontend (unity_project/.../Host/TextFrontend.cs) gives packager/frontend/text.py's pieces, under mono.
 
-Vectors: the tiny preset's tokenizer (packager/tiny_tokenizer.py) as the bundle's int32 tables; ~250 texts (English
+Vectors: the tiny preset's tokenizer (packager/components/llm/tiny_tokenizer.py) as the bundle's int32 tables; ~250 texts (English
 with numbers, Chinese, mixed, specials, punctuation only, long paragraphs, fuzz) with Python's
 ``normalize(text, tok.encode, use_wetext=False)`` pieces, the ids of each piece, the unsplit text and
 ``is_speakable``; and ~3,500 digit runs (0..2000, random up to 10^15, leading zeros, 16..40 digits, other scripts'
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from packager import text_frontend as tf
-from packager.errors import InputError
-from packager.text_tokenizer import COSYVOICE3_SPECIALS
-from packager.tiny_tokenizer import tiny_tokenizer
+from packager.frontend import text as tf
+from packager.contract.errors import InputError
+from packager.frontend.text_tokenizer import COSYVOICE3_SPECIALS
+from packager.components.llm.tiny_tokenizer import tiny_tokenizer
 from tests.test_csharp import REPO, mono_passed, run_mono_tests
 
 FRONTEND_CS = REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host" / "TextFrontend.cs"

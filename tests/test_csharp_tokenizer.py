@@ -1,7 +1,7 @@
 """The C# Qwen2Tokenizer (unity_project/.../Host/Qwen2Tokenizer.cs) gives the Python tokenizer's ids, under mono.
 
 Vectors: a synthetic Qwen2-style tokenizer trained with HF ``tokenizers`` (tests/test_text_tokenizer.py), loaded by
-packager/text_tokenizer.py with CosyVoice3's 280 specials and written as the bundle's int32 tables, plus ~2,700
+packager/frontend/text_tokenizer.py with CosyVoice3's 280 specials and written as the bundle's int32 tables, plus ~2,700
 strings (every special alone and inside text, NFC, emoji / surrogate pairs, lone surrogates, every whitespace kind,
 fuzz) with Python's ids.
 csharp/tests/TokenizerTests.cs encodes each string and must give the same ids. It also reports where mono's Unicode
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from packager.text_tokenizer import COSYVOICE3_SPECIALS, ENDOFPROMPT, Qwen2Tokenizer, char_class
+from packager.frontend.text_tokenizer import COSYVOICE3_SPECIALS, ENDOFPROMPT, Qwen2Tokenizer, char_class
 from tests.test_csharp import mono_passed, run_mono_tests
 from tests.test_text_tokenizer import (CORPUS, SPECIALS, STRINGS, fuzz_strings, hf_tokenizer, special_strings,
                                       write_folder)

@@ -1,5 +1,5 @@
-"""The C# voice packs and text synthesis (VoicePack.cs, Synthesizer's text API) are packager/voicepack.py and
-packager/tts.py under mono.
+"""The C# voice packs and text synthesis (VoicePack.cs, Synthesizer's text API) are packager/frontend/voicepack.py and
+packager/runtime/tts.py under mono.
 
 A tiny bundle is built and a voice pack made from espeak-ng speech with ``packager voice``; then
 tests/csharp_voice_vectors.py writes the frontend cases (texts x modes, Python's pieces and ids or its error),

@@ -15,15 +15,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from packager import precision as P
-from packager import sentis_numerics as S
-from packager.checkpoint import Source
-from packager.component import GoldenCase, NodeScope
-from packager.errors import PackagerError
-from packager.onnx_utils import run_onnx
-from packager.stages import convert as C
-from packager.stages.export import export_graph
-from packager.tolerance import compare
+from packager.build import precision as P
+from packager.sentis import numerics as S
+from packager.build.checkpoint import Source
+from packager.build.component import GoldenCase, NodeScope
+from packager.contract.errors import PackagerError
+from packager.onnx.session import run_onnx
+from packager.build.stages import convert as C
+from packager.build.stages.export import export_graph
+from packager.contract.tolerance import compare
 from tests.conftest import run_cli
 
 RNG = np.random.default_rng(31)
@@ -124,7 +124,7 @@ def test_a_dsp_graph_is_fp32_under_every_policy():
 
 
 def test_the_components_declare_their_dsp_parts():
-    from packager import registry
+    from packager.build import registry
 
     graphs = {g.name: g for n in registry.names() for g in registry.get(n).build(Source(preset="tiny")).graphs}
     assert [n for n, g in graphs.items() if g.dsp_graph] == ["campplus_fbank"]
@@ -160,7 +160,7 @@ def _graphs(bundle) -> dict[str, dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["fp16", "uint8"])
 def test_fbank_ships_fp32_and_computes_what_fp32_computes(bundles, policy):
-    from packager.components.campplus import CampPlus
+    from packager.components.campplus.component import CampPlus
 
     bundle = bundles[policy]
     g = _graphs(bundle)["campplus_fbank"]
@@ -184,7 +184,7 @@ def test_fbank_ships_fp32_and_computes_what_fp32_computes(bundles, policy):
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["fp16", "uint8"])
 def test_hift_dsp_constants_are_bit_exact_and_untouched_by_unity(bundles, policy):
-    from packager.components.hift import HiFT
+    from packager.components.hift.component import HiFT
 
     bundle = bundles[policy]
     g = _graphs(bundle)["hift"]

@@ -1,5 +1,5 @@
 """Feature parity against implementations we did not write: the Whisper log-mel vs openai-whisper, the Matcha mel vs
-librosa's filters + torch.stft composed as Matcha-TTS does, the Kaldi fbank (packager/components/fbank.py) vs
+librosa's filters + torch.stft composed as Matcha-TTS does, the Kaldi fbank (packager/components/campplus/fbank.py) vs
 kaldi-native-fbank; the mel filters vs whisper's shipped mel_filters.npz and librosa.filters.mel.
 
 Every figure in a comment is the max abs error measured on this machine (numpy 2.4, torch 2.13 CPU, librosa 0.11,
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from packager import audio, features
-from packager.components import fbank as fb
+from packager.frontend import audio
+from packager.frontend import features
+from packager.components.campplus import fbank as fb
 from tests.speech import espeak_wav
 
 TEXT = "Voice packs let a game speak any line in the voice of a short recording."

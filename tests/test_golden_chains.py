@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from packager.component import GoldenCase
-from packager.errors import PackagerError
-from packager.stages import golden as golden_stage
-from packager.verify import golden_cases, verify, verify_chains
+from packager.build.component import GoldenCase
+from packager.contract.errors import PackagerError
+from packager.build.stages import golden as golden_stage
+from packager.verbs.verify import golden_cases, verify, verify_chains
 from tests.conftest import run_cli
 
 COMPONENTS = "llm,flow"

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from packager import registry
+from packager.build import registry
 from tests.conftest import REPO
 
 # The goldens are recomputed on whatever CPU runs the tests, and the CPU's float kernels (AVX2 vs AVX-512 orders of

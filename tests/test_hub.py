@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from packager import checkpoint
+from packager.build import checkpoint
 from tests.conftest import run_cli
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

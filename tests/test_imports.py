@@ -1,5 +1,5 @@
 """Import hygiene (issue 14): the verbs that only read a bundle (verify, inspect, run, synth, voice) never import
-torch, ``packager/host`` is the runtime spec alone, and ``packager/`` has no import cycle."""
+torch, ``packager/runtime`` is the runtime spec alone, and ``packager/`` has no import cycle."""
 from __future__ import annotations
 
 import ast
@@ -13,8 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "packager"
-VERB_MODULES = ["packager.bundle", "packager.verify", "packager.synth", "packager.synth_cli", "packager.voice",
-                "packager.cli", "packager.unity", "packager.preflight", "packager.tts", "packager.voicepack"]
+VERB_MODULES = ["packager.contract.manifest", "packager.verbs.verify", "packager.runtime.pipeline", "packager.verbs.synth", "packager.verbs.voice",
+                "packager.cli", "packager.verbs.unity_install", "packager.sentis.preflight", "packager.runtime.tts", "packager.frontend.voicepack"]
 
 
 def _python(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -111,13 +111,13 @@ def test_no_import_cycles():
         if name not in state:
             dfs(name, [name])
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
-    assert "packager.synth" in GRAPH["packager.verify"] and "packager.verify" not in GRAPH["packager.synth"]
+    assert "packager.runtime.pipeline" in GRAPH["packager.verbs.verify"] and "packager.verbs.verify" not in GRAPH["packager.runtime.pipeline"]
 
 
 def test_host_is_only_the_runtime_spec():
-    """``packager/host`` is what the C# runtime mirrors: numpy host loops over graph runners and manifest constants,
+    """``packager/runtime`` is what the C# runtime mirrors: numpy host loops over graph runners and manifest constants,
     nothing of the build (no torch, onnx, config parsing or components)."""
-    allowed = {"__future__", "dataclasses", "typing", "math", "numpy", "packager.errors"}
+    allowed = {"__future__", "dataclasses", "typing", "math", "numpy", "packager.contract.errors"}
     for path in sorted((PACKAGE / "host").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

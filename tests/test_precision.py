@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from packager import precision as P
-from packager.errors import PackagerError
+from packager.build import precision as P
+from packager.contract.errors import PackagerError
 
 COMPONENTS = ["campplus", "llm", "flow", "hift"]
 
@@ -24,7 +24,7 @@ def test_recommendations_are_declared_by_the_components():
     """precision.py knows no component: the plan takes each one's declared recommended_precision, or any mapping."""
     from pathlib import Path
 
-    from packager import registry
+    from packager.build import registry
 
     assert P.recommended_precisions(COMPONENTS) == {n: registry.get(n).recommended_precision for n in COMPONENTS}
     plan = P.plan("recommended", {"a": "uint8", "b": "fp32"})
@@ -36,7 +36,7 @@ def test_recommendations_are_declared_by_the_components():
 
 
 def test_a_bad_declared_recommendation_names_the_component(monkeypatch):
-    from packager.components.hift import HiFT
+    from packager.components.hift.component import HiFT
 
     monkeypatch.setattr(HiFT, "recommended_precision", "int8")
     with pytest.raises(PackagerError, match="recommended precision") as e:
@@ -46,9 +46,9 @@ def test_a_bad_declared_recommendation_names_the_component(monkeypatch):
 
 def test_no_rewrite_changes_a_precision_declaration():
     """keep_float32 is declared up front; exporting (rewrites included) leaves it as it was."""
-    from packager import registry
-    from packager.checkpoint import Source
-    from packager.stages.export import export_graph
+    from packager.build import registry
+    from packager.build.checkpoint import Source
+    from packager.build.stages.export import export_graph
 
     for name in COMPONENTS:
         for g in registry.get(name).build(Source(preset="tiny")).graphs:

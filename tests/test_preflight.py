@@ -15,10 +15,10 @@ from onnx import TensorProto as T
 from onnx import helper, numpy_helper
 from onnx.external_data_helper import set_external_data
 
-from packager import preflight
-from packager import sentis_rules as R
-from packager.errors import PackagerError
-from packager.preflight import check_model, errors, format_findings
+from packager.sentis import preflight
+from packager.sentis import rules as R
+from packager.contract.errors import PackagerError
+from packager.sentis.preflight import check_model, errors, format_findings
 
 F, I32, I64 = T.FLOAT, T.INT32, T.INT64
 INT64_MAX = 2 ** 63 - 1
@@ -332,8 +332,8 @@ def test_ignored_attribute_per_target() -> None:
 def test_drop_default_attributes_clears_the_warnings() -> None:
     """The fix the rule names: attributes at their ONNX default go, other values stay, and onnxruntime computes
     bit for bit the same."""
-    from packager.graph_rewrites import drop_default_attributes
-    from packager.onnx_utils import run_onnx
+    from packager.onnx.rewrites import drop_default_attributes
+    from packager.onnx.session import run_onnx
 
     nodes = [helper.make_node("AveragePool", ["x"], ["a"], name="avg", kernel_shape=[3], strides=[3], ceil_mode=0,
                               count_include_pad=0, pads=[0, 0]),

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from packager import report as RP
-from packager.bundle import schema_errors
-from packager.report import measure as M
-from packager.report import render as RD
-from packager.report.render import fmt, size
+from packager.verbs import report as RP
+from packager.contract.manifest import schema_errors
+from packager.verbs.report import measure as M
+from packager.verbs.report import render as RD
+from packager.verbs.report.render import fmt, size
 from tests.conftest import run_cli
 from tests.speech import espeak_wav
 
@@ -492,7 +492,7 @@ def test_sizes_on_the_page() -> None:
 
 
 def test_the_build_command_of_each_policy(tmp_path: Path) -> None:
-    from packager import precision as P
+    from packager.build import precision as P
 
     rec = {"campplus": "fp16", "llm": "fp16", "flow": "fp16", "hift": "fp32"}
     src = {"preset": "tiny", "seed": 7}

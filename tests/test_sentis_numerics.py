@@ -1,4 +1,4 @@
-"""The Sentis numerics emulation (packager/sentis_numerics.py): Sentis's weight quantization reproduced exactly, the
+"""The Sentis numerics emulation (packager/sentis/numerics.py): Sentis's weight quantization reproduced exactly, the
 Sentis view, what a manifest graph runs as, and that the module works without torch (verify/run/synth use it)."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from packager import sentis_numerics as S
-from packager.onnx_utils import run_onnx
+from packager.sentis import numerics as S
+from packager.onnx.session import run_onnx
 from tests.conftest import REPO
 
 
@@ -130,5 +130,5 @@ def test_upcast_in_graph_equals_the_materialized_view_on_every_reduced_graph(tin
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, packager.sentis_numerics; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, packager.sentis.numerics; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

@@ -7,8 +7,8 @@ import wave
 import numpy as np
 import pytest
 
-from packager.errors import PackagerError
-from packager.synth import CASE_KEYS, Pipeline, synthesize
+from packager.contract.errors import PackagerError
+from packager.runtime.pipeline import CASE_KEYS, Pipeline, synthesize
 from tests.conftest import run_cli
 
 

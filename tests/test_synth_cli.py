@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from packager import bundle as B
-from packager import synth_cli, tts
-from packager.host import llm_generate
-from packager.synth import bundle_tokenizer, open_components
+from packager.contract import manifest as B
+from packager.verbs import synth as synth_cli
+from packager.runtime import tts
+from packager.runtime import llm_generate
+from packager.runtime.pipeline import bundle_tokenizer, open_components
 from tests.conftest import run_cli
 from tests.speech import espeak_wav
 

@@ -1,4 +1,4 @@
-"""packager/text_frontend.py: upstream's text_normalize rules (design/frontend.md §2.2) on concrete inputs.
+"""packager/frontend/text.py: upstream's text_normalize rules (design/frontend.md §2.2) on concrete inputs.
 
 Most tests run with ``use_wetext=False`` (the pipeline without wetext, which the C# port mirrors); the wetext tests
 run only where wetext is importable. Piece lengths: the tiny preset's tokenizer, or a one-token-per-word stand-in
@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from packager import text_frontend as tf
-from packager.errors import InputError
-from packager.tiny_tokenizer import tiny_tokenizer
+from packager.frontend import text as tf
+from packager.contract.errors import InputError
+from packager.components.llm.tiny_tokenizer import tiny_tokenizer
 
 TOK = tiny_tokenizer()
 

@@ -1,4 +1,4 @@
-"""packager/text_tokenizer.py against Hugging Face ``tokenizers`` (docs/tokenizer.md).
+"""packager/frontend/text_tokenizer.py against Hugging Face ``tokenizers`` (docs/tokenizer.md).
 
 A synthetic Qwen2-style tokenizer is trained here with ``tokenizers`` (NFC, Qwen2's split regex, byte-level, BPE,
 added specials) on a small multilingual corpus; ours must give identical ids on every test string, in both the
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from packager.checkpoint import Source
-from packager.components.llm import LLM
-from packager.components.llm_model import TINY
-from packager.errors import CheckpointError
-from packager.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, ENDOFPROMPT_ID, NO_TOKENIZER, Qwen2Tokenizer,
+from packager.build.checkpoint import Source
+from packager.components.llm.component import LLM
+from packager.components.llm.model import TINY
+from packager.contract.errors import CheckpointError
+from packager.frontend.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, ENDOFPROMPT_ID, NO_TOKENIZER, Qwen2Tokenizer,
                                      bytes_to_unicode, pretokenize)
-from packager.tiny_tokenizer import CORPUS as TINY_CORPUS
-from packager.tiny_tokenizer import TINY_MERGES, TINY_VOCAB, tiny_tokenizer, train_bpe, write_tiny_tokenizer
+from packager.components.llm.tiny_tokenizer import CORPUS as TINY_CORPUS
+from packager.components.llm.tiny_tokenizer import TINY_MERGES, TINY_VOCAB, tiny_tokenizer, train_bpe, write_tiny_tokenizer
 from tests.conftest import DESIGN_NOTES
 
 tokenizers = pytest.importorskip("tokenizers")  # the `test` extra; only these comparisons need it
@@ -297,7 +297,7 @@ def test_tiny_preset_ships_its_tokenizer_like_a_checkpoint():
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The tiny preset's tokenizer (packager/tiny_tokenizer.py)
+# The tiny preset's tokenizer (packager/components/llm/tiny_tokenizer.py)
 # ----------------------------------------------------------------------------------------------------------------
 
 def test_tiny_tokenizer_files_are_deterministic_and_qwen2_shaped(tmp_path):

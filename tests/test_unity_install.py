@@ -1,4 +1,4 @@
-"""``python -m packager unity-install`` (packager/unity.py) and the Unity project files (issue #8).
+"""``python -m packager unity-install`` (packager/verbs/unity_install.py) and the Unity project files (issue #8).
 
 Fast cases use the hand-made vector bundle (tests/csharp_vectors.py); one end-to-end case builds the real tiny
 bundle (llm + campplus, a few seconds), installs it into a copy of unity_project/ and loads it with the C# runtime
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from packager import registry
+from packager.build import registry
 from packager.cli import main
-from packager.errors import PackagerError
-from packager.unity import install_bundle
+from packager.contract.errors import PackagerError
+from packager.verbs.unity_install import install_bundle
 from tests.csharp_vectors import mini_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,9 +188,10 @@ def test_install_with_a_voice_writes_a_speak_golden(tiny_bundle: Path, tmp_path:
     """`unity-install --voice`: the pack under Voices~/, and a speak golden that is tts.speak's output (issue #15)."""
     import numpy as np
 
-    from packager import tts, voicepack
-    from packager.synth import Pipeline
-    from packager.unity import SPEAK_SETTINGS, SPEAK_TEXT
+    from packager.runtime import tts
+    from packager.frontend import voicepack
+    from packager.runtime.pipeline import Pipeline
+    from packager.verbs.unity_install import SPEAK_SETTINGS, SPEAK_TEXT
     from tests.conftest import run_cli
     from tests.speech import espeak_wav
 
@@ -234,7 +235,7 @@ def test_install_with_a_voice_writes_a_speak_golden(tiny_bundle: Path, tmp_path:
 
 def test_next_steps_name_the_runtime_testables_and_player_build(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """unity-install ends with what to do next in that project, skipping steps already done there."""
-    from packager.unity import COSYVOICE_RUNTIME, RUNTIME_REPO_PATH, next_steps
+    from packager.verbs.unity_install import COSYVOICE_RUNTIME, RUNTIME_REPO_PATH, next_steps
     pkg = json.loads((REPO / RUNTIME_REPO_PATH / "package.json").read_text(encoding="utf-8"))
     assert pkg["name"] == COSYVOICE_RUNTIME  # one name for the runtime package, here and in the UPM manifest
     bundle, project = _bundle(tmp_path), _project(tmp_path)

@@ -1,6 +1,6 @@
 """The Unity package's .meta files (issue #29 item 9): every file and folder of unity_project/Assets/CosyVoice3 that
 Unity imports has a committed .meta with a stable, unique GUID and the importer Unity uses for its kind, and
-``python -m packager.unity_meta`` (which writes them) is deterministic and idempotent."""
+``python -m packager.unity.meta`` (which writes them) is deterministic and idempotent."""
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from packager import unity_meta
-from packager.unity_meta import check_metas, expected_metas, main, write_metas
+from packager.unity import meta as unity_meta
+from packager.unity.meta import check_metas, expected_metas, main, write_metas
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "unity_project" / "Assets"
@@ -66,7 +66,7 @@ def test_every_file_and_folder_has_a_meta() -> None:
             "Samples~/Speak", "Samples~/Speak/Speak.unity"} <= set(entries)
     assert "Samples~" not in entries
     missing = [e for e in entries if not (PKG / f"{e}.meta").is_file()]
-    assert missing == [], f"no .meta (run python -m packager.unity_meta): {missing}"
+    assert missing == [], f"no .meta (run python -m packager.unity.meta): {missing}"
     assert sorted(p.relative_to(PKG).as_posix()[:-5] for p in expected_metas(PKG)) == entries
 
 
@@ -190,7 +190,7 @@ def test_check_reports_each_problem(tmp_path: Path) -> None:
     bundle_guid = hashlib.md5(b"com.cosyvoice3.runtime/Runtime/Core/Bundle.cs").hexdigest()
     assert check_metas(copy) == [  # in path order, the orphans last
         f"Runtime/Core/Bundle.cs.meta: guid 'ABC{bundle_guid}' is not 32 lowercase hex digits",
-        "Runtime/Core/Npy.cs: no .meta (run python -m packager.unity_meta)",
+        "Runtime/Core/Npy.cs: no .meta (run python -m packager.unity.meta)",
         "Runtime/Core/Tolerance.cs.meta: guid 10eeb7ac8b1a1876bed51fd6b522c8a5 repeats the one of "
         "Runtime/Core/Json.cs.meta",
         "Runtime/CosyVoice3.Runtime.asmdef.meta: importer DefaultImporter, expected AssemblyDefinitionImporter",
@@ -239,11 +239,11 @@ def test_refuses_files_with_their_own_importer(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_module_runs_with_the_default_root_and_imports_only_the_stdlib() -> None:
-    proc = subprocess.run([sys.executable, "-m", "packager.unity_meta", "--check"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "packager.unity.meta", "--check"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"unity_project/Assets/CosyVoice3: {len(_importable())} .meta files" in proc.stdout
-    proc = subprocess.run([sys.executable, "-c", "import sys, packager.unity_meta; "
+    proc = subprocess.run([sys.executable, "-c", "import sys, packager.unity.meta; "
                            "print(sorted(m for m in ('numpy', 'torch', 'onnx', 'packager.cli') if m in sys.modules))"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
@@ -255,7 +255,7 @@ def test_install_docs() -> None:
     section = doc.split("## Install the package", 1)[1].split("\n## ", 1)[0]
     for needle in ("com.cosyvoice3.runtime", "com.unity.ai.inference", "2.4.1", "com.unity.sentis", "2.1.3",
                    ".git?path=unity_project/Assets/CosyVoice3", '"testables"', "unity-install",
-                   "Packages/<bundle package name>/", "python -m packager.unity_meta", "tests/test_unity_package.py",
+                   "Packages/<bundle package name>/", "python -m packager.unity.meta", "tests/test_unity_package.py",
                    "Unity -batchmode -nographics -projectPath", "-runTests -testPlatform EditMode"):
         assert needle in section, needle
     readme = (REPO / "README.md").read_text(encoding="utf-8")

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from packager import features, tts, voicepack
-from packager.onnx_utils import run_onnx, session
-from packager.stages.convert import target_model
-from packager.synth import Pipeline, stream_tokens, synthesize
-from packager.bundle import load_manifest
+from packager.frontend import features
+from packager.runtime import tts
+from packager.frontend import voicepack
+from packager.onnx.session import run_onnx, session
+from packager.build.stages.convert import target_model
+from packager.runtime.pipeline import Pipeline, stream_tokens, synthesize
+from packager.contract.manifest import load_manifest
 from tests.conftest import run_cli
 from tests.speech import espeak_wav
 
@@ -52,7 +54,7 @@ def test_voice_pack_contents(voice: Path, ref_wav: Path, tiny_bundle: Path) -> N
     assert pack.arrays["prompt_text"][0].tolist() == want
     assert manifest_eop(manifest) in want
     # the embedding is what the bundle's own campplus graphs compute from the 16 kHz audio
-    from packager import audio
+    from packager.frontend import audio
 
     ref = audio.load_reference(ref_wav)
     graphs = {g["name"]: g for c in manifest["components"] for g in c["graphs"]}

@@ -9,15 +9,15 @@ import onnx
 import pytest
 import torch
 
-from packager.checkpoint import Source
-from packager.components import fbank as fb
-from packager import sentis_rules as R
-from packager.components.campplus import CampPlus, fbank_features, sentis_rewrite
-from packager.components.campplus_model import TINY, CamPlus, randomize
-from packager.graph_rewrites import count_ceil_mode_pools, upgrade_opset
-from packager.onnx_utils import run_onnx, session
-from packager.preflight import check_model
-from packager.stages.export import export_graph
+from packager.build.checkpoint import Source
+from packager.components.campplus import fbank as fb
+from packager.sentis import rules as R
+from packager.components.campplus.component import CampPlus, fbank_features, sentis_rewrite
+from packager.components.campplus.model import TINY, CamPlus, randomize
+from packager.onnx.rewrites import count_ceil_mode_pools, upgrade_opset
+from packager.onnx.session import run_onnx, session
+from packager.sentis.preflight import check_model
+from packager.build.stages.export import export_graph
 from tests.conftest import run_cli
 
 

@@ -7,13 +7,13 @@ import onnx
 import pytest
 import torch
 
-from packager import sentis_numerics as S
-from packager.component import GraphDef, NodeScope, TensorSpec
+from packager.sentis import numerics as S
+from packager.build.component import GraphDef, NodeScope, TensorSpec
 from packager.components.dsp import DSP_MODULE_NAMES, ISTFT, STFT, exact_cumsum, periodic_hann, reduce_angle
-from packager.onnx_utils import run_onnx
-from packager.sentis_rules import OPS_SENTIS_2_1
-from packager.stages import convert as C
-from packager.stages.export import export_graph
+from packager.onnx.session import run_onnx
+from packager.sentis.rules import OPS_SENTIS_2_1
+from packager.build.stages import convert as C
+from packager.build.stages.export import export_graph
 
 N_FFT, HOP = 16, 4
 WINDOW = periodic_hann(N_FFT).float()

@@ -13,14 +13,15 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from packager.checkpoint import Source
-from packager.components.flow import Flow, config_from_yaml, load_model, noise_table
-from packager.components.flow_model import FlowModel
-from packager.config import load_hyperpyyaml
-from packager.errors import CheckpointError
-from packager.host.euler_cfg import synthesize
-from packager.onnx_utils import opset_of, run_onnx, session
-from packager.stages.export import export_graph
+from packager.build.checkpoint import Source
+from packager.components.flow.component import Flow, config_from_yaml, load_model, noise_table
+from packager.components.flow.model import FlowModel
+from packager.build.config import load_hyperpyyaml
+from packager.contract.errors import CheckpointError
+from packager.runtime.euler_cfg import synthesize
+from packager.onnx.io import opset_of
+from packager.onnx.session import run_onnx, session
+from packager.build.stages.export import export_graph
 
 PARITY = 1e-4  # issue #5: every upstream parity check within 1e-4 (measured values are ~1e-6, printed with -s)
 
@@ -246,7 +247,7 @@ def test_onnx_parity_with_upstream(bundle, ref):
 
 
 def test_onnx_host_loop_parity(bundle, ref):
-    """The bundle path: graphs on onnxruntime + packager/host/euler_cfg.py == upstream flow.inference."""
+    """The bundle path: graphs on onnxruntime + packager/runtime/euler_cfg.py == upstream flow.inference."""
     graphs, constants, noise = bundle
     runners = {name: (lambda feed, s=session(m): run_onnx(s, feed)) for name, (_, m) in graphs.items()}
     args = [ref[k] for k in ("token", "prompt_token", "prompt_feat", "embedding")]

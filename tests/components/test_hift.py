@@ -9,17 +9,17 @@ import onnx
 import pytest
 import torch
 
-from packager.checkpoint import Source
-from packager.component import GraphDef, NodeScope
-from packager.components.hift import NOISE_INPUT, NOISE_STATE, NOISE_TABLE, HiFT, HiFTGraph, graph_specs
-from packager.components.hift_model import (HiFTConfig, HiFTGenerator, f0_predictor_float64, load_upstream_state_dict)
-from packager.config import load_hyperpyyaml
-from packager.errors import CheckpointError
-from packager.onnx_utils import run_onnx
-from packager.preflight import check_model, errors
-from packager.sentis_rules import OPS_SENTIS_2_1
-from packager.stages.export import export_graph
-from packager.tolerance import compare, metric
+from packager.build.checkpoint import Source
+from packager.build.component import GraphDef, NodeScope
+from packager.components.hift.component import NOISE_INPUT, NOISE_STATE, NOISE_TABLE, HiFT, HiFTGraph, graph_specs
+from packager.components.hift.model import (HiFTConfig, HiFTGenerator, f0_predictor_float64, load_upstream_state_dict)
+from packager.build.config import load_hyperpyyaml
+from packager.contract.errors import CheckpointError
+from packager.onnx.session import run_onnx
+from packager.sentis.preflight import check_model, errors
+from packager.sentis.rules import OPS_SENTIS_2_1
+from packager.build.stages.export import export_graph
+from packager.contract.tolerance import compare, metric
 
 SPF = 480
 
@@ -215,7 +215,7 @@ def test_preset_build_is_deterministic(preset_build):
 
 def test_graph_declares_the_float32_path(preset_build):
     """The f0 -> phase -> source path is declared (node scopes, no rewrite) and resolves to its exported nodes."""
-    from packager.stages.convert import keep_nodes
+    from packager.build.stages.convert import keep_nodes
 
     g = preset_build.graphs[0]
     assert g.rewrite is None and all(isinstance(k, NodeScope) for k in g.keep_float32)

@@ -15,12 +15,12 @@ import onnx
 import pytest
 import torch
 
-from packager.checkpoint import Source
-from packager.components.llm import LLM, StaticStep, constants, load_model, read_config, static_step_graph
-from packager.components.llm_model import TINY, expected_shapes, load_llm, random_state_dict
-from packager.errors import CheckpointError
-from packager.onnx_utils import run_onnx
-from packager.stages.export import export_graph
+from packager.build.checkpoint import Source
+from packager.components.llm.component import LLM, StaticStep, constants, load_model, read_config, static_step_graph
+from packager.components.llm.model import TINY, expected_shapes, load_llm, random_state_dict
+from packager.contract.errors import CheckpointError
+from packager.onnx.session import run_onnx
+from packager.build.stages.export import export_graph
 
 PARITY = 1e-4
 # Sentis 2.1.3 importer op list (../shared/design/sentis.md §1.1), minus what the house rules forbid here.

@@ -1,5 +1,5 @@
 """The speech tokenizer: our v3-architecture torch module, its ONNX export, and the onnxruntime runner
-(``packager.speech_tokenizer``). Tiny config only; the full-size graph is made by benchmarks/make_speech_tokenizer.py.
+(``packager.frontend.speech_tokenizer``). Tiny config only; the full-size graph is made by benchmarks/make_speech_tokenizer.py.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from packager.components import speech_tokenizer_model as stm
-from packager.errors import CheckpointError, InputError
-from packager.speech_tokenizer import N_MELS, SPEECH_TOKENIZER_FILE, SpeechTokenizer
+from packager.frontend import speech_tokenizer_model as stm
+from packager.contract.errors import CheckpointError, InputError
+from packager.frontend.speech_tokenizer import N_MELS, SPEECH_TOKENIZER_FILE, SpeechTokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 1234
@@ -84,7 +84,8 @@ def test_ids_in_range_and_varied(tokenizer):
 
 
 def test_tiny_codebook_fits_the_tiny_llm_and_flow():
-    from packager.components import flow, llm_model
+    from packager.components.flow import component as flow
+    from packager.components.llm import model as llm_model
 
     assert stm.TINY.codebook_size <= llm_model.TINY.speech_token_size
     assert stm.TINY.codebook_size <= flow.TINY.vocab_size
@@ -141,7 +142,7 @@ def test_tiny_bytes_deterministic_across_processes(tiny_bytes):
     assert stm.tiny_speech_tokenizer_onnx(SEED) is tiny_bytes  # cached
     assert stm.export_onnx(stm.random_model(stm.TINY, SEED)) == tiny_bytes  # rebuilt in this process
     code = ("import hashlib, torch; torch.set_num_threads(2); "
-            "from packager.components.speech_tokenizer_model import tiny_speech_tokenizer_onnx as f; "
+            "from packager.frontend.speech_tokenizer_model import tiny_speech_tokenizer_onnx as f; "
             f"print(hashlib.sha256(f({SEED})).hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == hashlib.sha256(tiny_bytes).hexdigest()
@@ -149,7 +150,7 @@ def test_tiny_bytes_deterministic_across_processes(tiny_bytes):
 
 
 def test_runner_does_not_import_torch():
-    code = "import sys, packager.speech_tokenizer; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, packager.frontend.speech_tokenizer; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

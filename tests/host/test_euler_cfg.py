@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import packager.host.euler_cfg as euler
-from packager.checkpoint import Source
-from packager.components.flow import (ESTIMATOR_IN, ESTIMATOR_OUT, FRONTEND_IN, FRONTEND_OUT, EstimatorGraph, Flow,
+import packager.runtime.euler_cfg as euler
+from packager.build.checkpoint import Source
+from packager.components.flow.component import (ESTIMATOR_IN, ESTIMATOR_OUT, FRONTEND_IN, FRONTEND_OUT, EstimatorGraph, Flow,
                                       FrontendGraph, load_model, noise_table, torch_runner)
-from packager.errors import InputError
+from packager.contract.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from packager.checkpoint import Source
-from packager.config import load_hyperpyyaml
-from packager.errors import CheckpointError, InputError
-from packager.components.hift_noise_table import NoiseStream, mt19937_state_after, regenerate_sine_noise
-from packager.host.hift_noise import continue_noise, noise_for_frames
+from packager.build.checkpoint import Source
+from packager.build.config import load_hyperpyyaml
+from packager.contract.errors import CheckpointError, InputError
+from packager.components.hift.noise_table import NoiseStream, mt19937_state_after, regenerate_sine_noise
+from packager.runtime.hift_noise import continue_noise, noise_for_frames
 
 
 @pytest.fixture(scope="module")

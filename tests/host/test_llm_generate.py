@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from packager.checkpoint import Source
-from packager.components.llm import LLM, load_model, torch_runners
-from packager.errors import InputError
-from packager.host.llm_generate import generate, log_softmax, ras_sample, silent_filter
-from packager.onnx_utils import ort_runners
-from packager.stages.export import export_graph
+from packager.build.checkpoint import Source
+from packager.components.llm.component import LLM, load_model, torch_runners
+from packager.contract.errors import InputError
+from packager.runtime.llm_generate import generate, log_softmax, ras_sample, silent_filter
+from packager.onnx.session import ort_runners
+from packager.build.stages.export import export_graph
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_bad_inputs_raise_input_error(bundle):
 def test_preset_generation_is_non_degenerate():
     """Random weights speak: most random prompts decode past min_len with varied tokens (greedy may still loop on
     one id for some prompts, as greedy decoding of real models does: that is what RAS is for)."""
-    from packager.components.llm import golden_prompt
+    from packager.components.llm.component import golden_prompt
 
     src = Source(preset="tiny")
     model, _ = load_model(src)

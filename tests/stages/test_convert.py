@@ -10,15 +10,16 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from packager import precision as P
-from packager import registry, sentis_numerics as S
-from packager.checkpoint import Source
-from packager.component import GoldenCase
-from packager.errors import PackagerError
-from packager.onnx_utils import run_onnx
-from packager.stages import convert as C
-from packager.stages.export import export_graph
-from packager.tolerance import compare
+from packager.build import precision as P
+from packager.build import registry
+from packager.sentis import numerics as S
+from packager.build.checkpoint import Source
+from packager.build.component import GoldenCase
+from packager.contract.errors import PackagerError
+from packager.onnx.session import run_onnx
+from packager.build.stages import convert as C
+from packager.build.stages.export import export_graph
+from packager.contract.tolerance import compare
 
 
 class _Overflowing(torch.nn.Module):
@@ -32,7 +33,7 @@ class _Overflowing(torch.nn.Module):
 
 
 def _overflow_graph():
-    from packager.component import GraphDef, TensorSpec, Tolerance
+    from packager.build.component import GraphDef, TensorSpec, Tolerance
 
     torch.manual_seed(0)
     mod = _Overflowing().eval()
@@ -131,13 +132,13 @@ def test_fp16_cost_runs_without_prepacking_and_agrees_with_the_default_session(t
     """error_onnxruntime_fp16 comes from a session without weight prepacking: the same fp16 compute, apart from the
     order in which onnxruntime's packed and unpacked GEMMs sum, which can move a value by one fp16 step (2**-10 of
     its magnitude) where it then rounds to half precision."""
-    from packager import onnx_utils
+    from packager.onnx import session as onnx_session
 
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
     graphs = [g for c in manifest["components"] for g in c["graphs"] if g["precision"] == "fp16"]
     assert graphs
     made = []
-    real = onnx_utils.session
+    real = onnx_session.session
     monkeypatch.setattr(C, "session", lambda *a, **kw: made.append(kw.get("prepack", True)) or real(*a, **kw))
     for g in graphs:
         cases = [GoldenCase(k["name"], {t["name"]: np.load(tiny_bundle / t["file"]) for t in k["inputs"]}, {})
@@ -159,7 +160,7 @@ def test_convert_keeps_the_names_build_uses():
 
 
 def test_node_scopes_and_names_resolve_to_blocked_nodes():
-    from packager.component import NodeScope
+    from packager.build.component import NodeScope
 
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="/enc/Relu"), helper.make_node("Neg", ["a"], ["b"],
                                                                                       name="/enc/sub/Neg"),
@@ -201,7 +202,7 @@ def test_fp32_ranges_in_graph_equal_fetching_every_tensor(tiny_a, tmp_path):
     tensor gives, from memory and from a scratch file with external data, on real graphs: the same tensors, the
     constants exactly, activations to float32 rounding (the two probe graphs let onnxruntime fuse different nodes,
     which moves a last bit; the ranges are only compared with 65504)."""
-    from packager.onnx_utils import save_external_copy
+    from packager.onnx.external import save_external_copy
 
     graphs = {g.name: g for g in registry.get("flow").build(Source(checkpoint=tiny_a)).graphs}
     checked = 0
@@ -297,8 +298,8 @@ def test_fp16_from_the_scratch_file_writes_the_bytes_of_the_in_memory_conversion
     while the graph file is written (no proto holds the weights). The file must be byte for byte the one converting
     the whole proto in memory gives, for every fp16 graph of the flow and LLM (rounding slices smaller than a tensor
     included), and its Sentis view the same."""
-    from packager import onnx_utils as U
-    from packager.stages.package import save_model
+    from packager.onnx import external as U, fp16_rounding as F, io as IO
+    from packager.build.stages.package import save_model
 
     monkeypatch.setattr(U, "ROUND_SLICE", 1000)  # tensors rounded in many slices, the last one partial
     policy = P.ComponentPolicy("fp16")
@@ -310,7 +311,7 @@ def test_fp16_from_the_scratch_file_writes_the_bytes_of_the_in_memory_conversion
             scratch = U.save_external_copy(model, tmp_path / "scratch" / f"{g.name}.onnx")
             want = C.convert(model, policy, g.keep_float32, cases)
             got = C.convert(None, policy, g.keep_float32, cases, fp32_path=scratch)
-            marked = [t for t in got.model.graph.initializer if U.deferred_rounding(t) is not None]
+            marked = [t for t in got.model.graph.initializer if F.deferred_rounding(t) is not None]
             assert marked and all(not t.HasField("raw_data") for t in marked)  # the weights stay in the file
             assert got.unity_quantization == want.unity_quantization and got.overflows == want.overflows
             a = save_model(tmp_path / "mem", g.name, want.model, precision="fp16")
@@ -330,21 +331,21 @@ def test_fp16_from_the_scratch_file_writes_the_bytes_of_the_in_memory_conversion
 def test_deferred_rounding_refuses_what_it_cannot_round(tmp_path):
     """Only an external float32 stub whose recorded length matches its dims is marked; a marked tensor's source must
     be there when the model is written, and is looked for only inside the model's folder."""
-    from packager import onnx_utils as U
+    from packager.onnx import external as U, fp16_rounding as F, io as IO
 
     model = helper.make_model(helper.make_graph(
         [helper.make_node("Identity", ["w"], ["y"])], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [600])],
         initializer=[numpy_helper.from_array(np.arange(600, dtype=np.float32), "w")]), opset_imports=[helper.make_opsetid("", 15)])
     inline = model.graph.initializer[0]
     with pytest.raises(PackagerError, match="cannot defer"):
-        U.defer_fp16_rounding(inline, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)
+        F.defer_fp16_rounding(inline, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)
     path = U.save_external_copy(model, tmp_path / "m.onnx")
     structure = onnx.load(str(path), load_external_data=False)
     t = structure.graph.initializer[0]
-    U.defer_fp16_rounding(t, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)
-    assert t.data_type == TensorProto.FLOAT16 and U.weight_bytes(structure) == 1200
+    F.defer_fp16_rounding(t, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)
+    assert t.data_type == TensorProto.FLOAT16 and IO.weight_bytes(structure) == 1200
     with pytest.raises(PackagerError, match="cannot defer"):
-        U.defer_fp16_rounding(t, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)  # twice
+        F.defer_fp16_rounding(t, C.MIN_POSITIVE_VAL, C.MAX_FINITE_VAL)  # twice
     loaded = U.load_external_data(onnx.ModelProto.FromString(structure.SerializeToString()), tmp_path)
     assert np.array_equal(numpy_helper.to_array(loaded.graph.initializer[0]), np.arange(600, dtype=np.float16))
     with pytest.raises(PackagerError, match="without their folder"):

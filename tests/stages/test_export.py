@@ -8,7 +8,7 @@ def test_initializers_are_built_in_place_as_from_array_builds_them():
     import onnx
     from onnx import numpy_helper
 
-    from packager.stages.export import _add_initializer
+    from packager.build.stages.export import _add_initializer
 
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal(7).astype(np.float16),

@@ -1,0 +1,1 @@
+"""CAMPPlus speaker embedding: Kaldi fbank graph + the CAMPPlus network."""

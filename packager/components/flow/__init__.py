@@ -1,0 +1,1 @@
+"""The flow decoder: frontend (token embedding, pre-lookahead, upsampling) and the DiT estimator."""

@@ -1,0 +1,1 @@
+"""The CosyVoice3 LLM: Qwen2 backbone with KV cache, embeddings, its text tokenizer tables."""

@@ -1,0 +1,18 @@
+"""The Unity runtimes and ONNX opsets a bundle can target: names, UPM packages and versions only.
+
+Plain data without imports, so that the command line can offer ``--target``/``--opset`` without importing onnx;
+``packager.sentis.rules`` adds what each target accepts (op sets, dtypes, ...) and re-exports these names.
+"""
+from __future__ import annotations
+
+# --- shared/design/sentis.md §1.6 / A.5: opsets ---------------------------------------------------------------------
+OPSET_MIN, OPSET_MAX = 7, 20  # the opsets Sentis <= 2.4 has converter branches for
+OPSET_DOCUMENTED_MAX = 15  # Sentis documents 7..15 (16..20 usually import)
+DEFAULT_OPSET = 15  # what the packager exports (graphs, speech tokenizer) unless told otherwise
+
+# target name -> (UPM package, version) a bundle for it depends on (sentis_rules.Target.package / .version)
+RELEASES: dict[str, tuple[str, str]] = {
+    "ie-2.4": ("com.unity.ai.inference", "2.4.0"),
+    "sentis-2.1": ("com.unity.sentis", "2.1.3"),
+}
+DEFAULT_TARGET = "ie-2.4"

@@ -1,0 +1,1 @@
+"""The Unity package: .meta files with stable GUIDs."""

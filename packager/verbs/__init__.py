@@ -1,0 +1,1 @@
+"""One module per CLI verb; nothing imports a verb but the CLI."""
