@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from packager.onnx.rewrites import count_ceil_mode_pools, rewrite_ceil_mode_avgpool, upgrade_opset  # noqa: E402
+from packager.sentis.rewrites import count_ceil_mode_pools, rewrite_ceil_mode_avgpool, upgrade_opset  # noqa: E402
 from packager.onnx.session import session  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parents[1] / "tests" / "data" / "upstream_ref" / "campplus" / "campplus.onnx"

@@ -12,20 +12,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from packager import __version__
-from packager.build import registry
+from packager.build import DEFAULT_OUT, registry
 from packager.contract import targets
 from packager.build.checkpoint import DEFAULT_SEED, PRESETS
 from packager.contract.errors import PackagerError
 from packager.build.precision import DEFAULT_POLICY
 
-DEFAULT_OUT = Path("build/cosyvoice3-bundle")
 SYNTH_LENGTHS = ("auto", "llm", "min_len")  # synth --length: auto, then packager.runtime.tts.LENGTHS (a test keeps them equal)
-BUILD_OPSET_MAX = 17  # the highest opset `build --opset` exports at (Sentis imports up to targets.OPSET_MAX)
 CHECKPOINT_HELP = ("an upstream Fun-CosyVoice3-0.5B checkpoint folder (cosyvoice3.yaml, llm.pt, flow.pt, hift.pt, "
                    "campplus.onnx, CosyVoice-BlankEN/), or a Hugging Face model id such as "
                    "FunAudioLLM/Fun-CosyVoice3-0.5B-2512: only the files needed are downloaded into the Hugging Face "
@@ -38,19 +35,7 @@ TARGET_HELP = ("Unity runtime: " + ", ".join(f"{n} = {p} {v}" for n, (p, v) in t
 REPORT_POLICIES = ("fp32", "recommended", "fp16", "uint8", "int8-partial")
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
 
 
 def _shown(p: argparse.ArgumentParser, what: str) -> None:
@@ -80,54 +65,13 @@ def _add_build(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default=targets.DEFAULT_TARGET, choices=list(targets.RELEASES), help=TARGET_HELP)
     p.add_argument("--opset", type=int, default=targets.DEFAULT_OPSET,
                    help=f"ONNX opset of the exported graphs (default {targets.DEFAULT_OPSET}; "
-                        f"{targets.OPSET_MIN}..{BUILD_OPSET_MAX})")
+                        f"{targets.OPSET_MIN}..{targets.BUILD_OPSET_MAX})")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out (only after success)")
     p.add_argument("--precision", default=DEFAULT_POLICY, metavar="POLICY",
                    help="recommended (default: llm fp16, flow fp16, hift fp32, campplus fp16), fp32, fp16, or a JSON "
                         "file with a precision (fp32|fp16|uint8|int8) and optional keep_float32 list per component "
                         "(docs/precision.md)")
     _shown(p, "progress")
-
-
-def _cmd_build(args: argparse.Namespace) -> int:
-    from packager.build.checkpoint import Source, checkpoint_folder
-
-    if not targets.OPSET_MIN <= args.opset <= BUILD_OPSET_MAX:
-        raise PackagerError("unsupported opset", key="--opset", expected=f"{targets.OPSET_MIN}..{BUILD_OPSET_MAX} "
-                            f"(Sentis documents {targets.OPSET_MIN}..{targets.OPSET_DOCUMENTED_MAX})",
-                            found=str(args.opset))
-    names = [n.strip() for n in args.components.split(",") if n.strip()]
-    if not names:
-        raise PackagerError("no components given", key="--components", expected=", ".join(registry.names()))
-    if args.checkpoint is not None:  # a model id is downloaded here, before anything is written at --out
-        folder, name = checkpoint_folder(args.checkpoint, lambda: [f for n in names
-                                                                   for f in registry.get(n).checkpoint_files],
-                                         revision=args.revision, quiet=args.quiet)
-        source = Source(checkpoint=folder, name=name)
-    else:
-        _no_revision(args)
-        source = Source(preset=args.preset or "tiny", seed=args.seed)
-    from packager.build.pipeline import BuildOptions, build
-    from packager.ui.progress import Progress
-
-    progress = Progress("quiet" if args.quiet else args.progress)
-    try:
-        summary = build(BuildOptions(out=args.out, source=source, components=names, target=args.target,
-                                     opset=args.opset, force=args.force, precision=args.precision, log=progress))
-    finally:
-        progress.close()
-    if args.quiet:
-        return 0
-    rows = [(c, g, _human(b)) for c, g, b in summary.graphs]
-    print(_table(["component", "graph", "size"], rows))
-    print(f"\nbundle {summary.out}: {len(summary.graphs)} graphs, {_human(summary.total_bytes)} in all, "
-          f"built in {summary.seconds:.1f} s")
-    return 0
-
-
-def _no_revision(args: argparse.Namespace) -> None:
-    if getattr(args, "revision", None) is not None:
-        raise PackagerError("only applies to a model id", key="--revision", expected="--checkpoint OWNER/NAME")
 
 
 # ---------------------------------------------------------------- verify
@@ -137,62 +81,10 @@ def _add_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from packager.verbs.verify import verify
-
-    rows = verify(args.bundle)
-    print(_table(["check", "subject", "result", "detail"],
-                 [(r.check, r.subject, "ok" if r.ok else "FAIL", r.detail if not r.ok or r.check == "golden" else "")
-                  for r in rows]))
-    failed = [r for r in rows if not r.ok]
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
-
-
 # ---------------------------------------------------------------- inspect
 def _add_inspect(p: argparse.ArgumentParser) -> None:
     p.description = "Print the graphs of a bundle with their inputs, outputs, sizes and precision."
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
-
-
-def _spec(t: dict[str, Any]) -> str:
-    return f"{t['name']} {t['dtype']}[{', '.join(str(d) for d in t['shape'])}]"
-
-
-def _cost(g: dict[str, Any]) -> str:
-    cost = g.get("precision_cost")
-    if not cost or not cost.get("error"):
-        return "-"
-    sqnr = [m["sqnr_db"] for m in cost["error"] if "sqnr_db" in m]
-    worst = max(m["max_abs"] for m in cost["error"])
-    return f"max_abs {worst:.2g}" + (f", SQNR >= {min(sqnr):.1f} dB" if sqnr else "")
-
-
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    from packager.contract.manifest import open_manifest
-
-    m = open_manifest(args.bundle)
-    src = m.get("source", {})
-    where = (f"preset {src.get('preset')} (seed {src.get('seed')})" if src.get("kind") == "preset"
-             else f"checkpoint {src.get('name')}")
-    print(f"{m['bundle']['name']}  ({where}; target {m['target']['runtime']}; generator {m['generator']['version']})\n")
-    rows, io = [], []
-    for c in m["components"]:
-        for g in c["graphs"]:
-            size = g["bytes"] + g.get("external_data", {}).get("bytes", 0)
-            quant = g.get("unity_quantization", "none")
-            rows.append((c["name"], g["name"], g["precision"] + ("" if quant == "none" else f" (Unity {quant})"),
-                         g["opset"], _human(size), len(g["goldens"]), _cost(g)))
-            io.append(f"{c['name']}/{g['name']}")
-            io += [f"  in   {_spec(t)}" for t in g["inputs"]] + [f"  out  {_spec(t)}" for t in g["outputs"]]
-    print(_table(["component", "graph", "precision", "opset", "size", "goldens", "cost vs fp32"], rows))
-    print("\n" + "\n".join(io))
-    for c in m["components"]:
-        if c.get("data"):
-            print(f"\n{c['name']} data: " + ", ".join(f"{d['name']} {d['dtype']}{d['shape']}" for d in c["data"]))
-    if m.get("pipeline"):
-        print("\nend-to-end goldens: " + ", ".join(g["name"] for g in m["pipeline"]["goldens"]))
-    return 0
 
 
 # ---------------------------------------------------------------- run
@@ -203,34 +95,6 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("graph", metavar="GRAPH")
     p.add_argument("--inputs", type=Path, required=True, metavar="IN.npz")
     p.add_argument("--output", type=Path, required=True, metavar="OUT.npz")
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from packager.contract.manifest import check_graph_files, open_manifest
-    from packager.onnx.session import run_onnx
-    from packager.sentis.numerics import target_model
-    from packager.build.stages.check import validate_inputs
-    from packager.build.stages.golden import read_npz
-
-    m = open_manifest(args.bundle)
-    graphs = {g["name"]: g for c in m["components"] for g in c["graphs"]}
-    if args.graph not in graphs:
-        raise PackagerError(f"no graph {args.graph!r} in the bundle", file=str(args.bundle),
-                            expected=", ".join(graphs))
-    g = graphs[args.graph]
-    inputs = read_npz(args.inputs)
-    validate_inputs(g["name"], g["inputs"], inputs, where=str(args.inputs))
-    t0 = time.perf_counter()
-    outputs = run_onnx(target_model(check_graph_files(args.bundle, g, g["name"]), g), inputs)
-    dt = time.perf_counter() - t0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.output, **outputs)
-    for k, v in outputs.items():
-        print(f"{k}: {v.dtype} {list(v.shape)}")
-    print(f"ran {g['name']} in {dt * 1000:.1f} ms -> {args.output}")
-    return 0
 
 
 # ---------------------------------------------------------------- check
@@ -268,7 +132,7 @@ def _span(text: str) -> tuple[float, float]:
 
 
 def _add_voice(p: argparse.ArgumentParser) -> None:
-    from packager.build.checkpoint import SPEECH_TOKENIZER_FILE
+    from packager.contract.files import SPEECH_TOKENIZER_FILE
 
     p.description = ("Make a voice pack from a few seconds of a voice and its transcript: speech tokens, prompt mel, "
                      "speaker embedding and prompt text, computed once so that a player never runs the speech "
@@ -372,11 +236,11 @@ def _add_synth(p: argparse.ArgumentParser) -> None:
 # verb -> (one-line help, adds its arguments, what runs it: a function here or "module:function", imported on use)
 VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable | str]] = {
     "build": ("build a Unity bundle from a checkpoint (folder or Hugging Face model id) or the built-in tiny preset",
-              _add_build, _cmd_build),
-    "verify": ("check a bundle: schema, checksums, paths, goldens reproduced", _add_verify, _cmd_verify),
-    "inspect": ("list a bundle's graphs, I/O, sizes and precision", _add_inspect, _cmd_inspect),
-    "run": ("run one graph of a bundle with onnxruntime on inputs from an .npz", _add_run, _cmd_run),
-    "check": ("Sentis pre-flight check of a model or bundle", _add_check, "packager.sentis.preflight:run"),
+              _add_build, "packager.verbs.build:run"),
+    "verify": ("check a bundle: schema, checksums, paths, goldens reproduced", _add_verify, "packager.verbs.verify:run"),
+    "inspect": ("list a bundle's graphs, I/O, sizes and precision", _add_inspect, "packager.verbs.inspect:run"),
+    "run": ("run one graph of a bundle with onnxruntime on inputs from an .npz", _add_run, "packager.verbs.run:run"),
+    "check": ("Sentis pre-flight check of a model or bundle", _add_check, "packager.verbs.check:run"),
     "unity-install": ("install a bundle into a Unity project", _add_unity_install, "packager.verbs.unity_install:run"),
     "synth": ("speech from text and a voice pack (or upstream frontend arrays) over a bundle", _add_synth,
               "packager.verbs.synth:run"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from packager.contract.arrays import npy_bytes
 from packager.build.component import GoldenCase
 from packager.contract.errors import PackagerError
 from packager.build.stages import golden as golden_stage
@@ -127,7 +128,7 @@ def test_verify_passes_with_chain_rows(built, policy):
 
 def _rewrite_array(bundle: Path, entry: dict, arr: np.ndarray) -> None:
     """Replace a golden array and fix its sha256/bytes in the manifest, so the file checks pass."""
-    data = golden_stage.npy_bytes(arr)
+    data = npy_bytes(arr)
     (bundle / entry["file"]).write_bytes(data)
     entry["sha256"], entry["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
 

@@ -10,17 +10,11 @@ import json
 import numpy as np
 import pytest
 
+from packager.contract.thresholds import GOLDEN_RELATIVE, GOLDEN_WAVEFORM_RELATIVE
 from packager.build import registry
 from tests.conftest import REPO
 
-# The goldens are recomputed on whatever CPU runs the tests, and the CPU's float kernels (AVX2 vs AVX-512 orders of
-# summation, vectorised sin/exp) move the last bits. Each array is compared within a bound relative to its own largest
-# magnitude, set from what was measured between an AMD EPYC and an Intel Xeon (same code, same weights):
-# LLM and flow <= 7e-7, CAMPPlus's float32-vs-float64 distance 3e-6; the HiFT waveform 1.1e-4 (its sine source
-# accumulates phase in float32), the 1.4 s pipeline waveform 2.0e-3 at its end (SQNR 62 dB). Any real numeric change
-# of a component moves far more than that; token ids and other integers must stay equal.
-RELATIVE = 2e-5
-WAVEFORM_RELATIVE = {"waveform": 5e-4, "speech": 5e-3}
+RELATIVE, WAVEFORM_RELATIVE = GOLDEN_RELATIVE, GOLDEN_WAVEFORM_RELATIVE  # the bounds and their reasons: contract/thresholds
 
 
 def _tolerances(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:

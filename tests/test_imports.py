@@ -114,12 +114,79 @@ def test_no_import_cycles():
     assert "packager.runtime.pipeline" in GRAPH["packager.verbs.verify"] and "packager.verbs.verify" not in GRAPH["packager.runtime.pipeline"]
 
 
-def test_host_is_only_the_runtime_spec():
-    """``packager/runtime`` is what the C# runtime mirrors: numpy host loops over graph runners and manifest constants,
-    nothing of the build (no torch, onnx, config parsing or components)."""
+HOST_LOOPS = ("euler_cfg.py", "llm_generate.py", "hift_noise.py")
+
+
+def test_host_loops_are_only_the_runtime_spec():
+    """The host loops are what the C# runtime mirrors: numpy over graph runners and manifest constants, nothing of the
+    build (no torch, onnx, config parsing or components)."""
     allowed = {"__future__", "dataclasses", "typing", "math", "numpy", "packager.contract.errors"}
-    for path in sorted((PACKAGE / "host").glob("*.py")):
+    for name in HOST_LOOPS:
+        path = PACKAGE / "runtime" / name
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert names <= allowed, f"{path.name} imports {sorted(names - allowed)}"
+
+
+# ------------------------------------------------------------------------------------------------- layers
+# package -> the packages it may import (itself included). Lower layers never import higher ones: the bundle
+# contract and the runtime know nothing of the build or of any component; the build knows no component by name
+# (the registry loads them by their dotted path).
+BASE = {"packager", "contract", "ui"}
+LAYERS = {
+    "contract": {"packager", "contract"},
+    "ui": {"packager", "contract", "ui"},
+    "onnx": BASE | {"onnx"},
+    "sentis": BASE | {"onnx", "sentis"},
+    "frontend": BASE | {"onnx", "sentis", "frontend"},
+    "runtime": BASE | {"onnx", "sentis", "frontend", "runtime"},
+    "build": BASE | {"onnx", "sentis", "frontend", "runtime", "build"},
+    "components": BASE | {"onnx", "sentis", "frontend", "runtime", "build", "components"},
+    "unity": {"packager", "contract", "unity"},
+    "verbs": BASE | {"onnx", "sentis", "frontend", "runtime", "build", "components", "unity", "verbs"},
+    "cli": BASE | {"build", "verbs"},
+    "__main__": {"packager", "cli"},
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return "packager" if len(parts) == 1 else parts[1]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that breaks ``LAYERS``, and every import of a verb from outside that verb's own module or
+    package, as "importer -> imported"."""
+    bad = []
+    for module, deps in sorted(graph.items()):
+        layer = _layer(module)
+        for dep in sorted(deps):
+            dep_layer = _layer(dep)
+            if dep_layer not in LAYERS.get(layer, {"packager"}):
+                bad.append(f"{module} -> {dep}")
+            elif dep_layer == "verbs" and layer == "verbs" and dep.split(".")[:3] != module.split(".")[:3]:
+                bad.append(f"{module} -> {dep} (a verb imports another verb)")
+    return bad
+
+
+def test_every_package_is_a_known_layer():
+    assert {_layer(m) for m in MODULES} <= set(LAYERS) | {"packager"}
+
+
+def test_packages_import_only_lower_layers():
+    assert layer_violations(GRAPH) == []
+
+
+def test_the_cli_imports_verbs_only_by_name():
+    """``--help`` imports no verb: the command line names each verb's module as a string, resolved when it runs."""
+    assert not {d for d in GRAPH["packager.cli"] if _layer(d) == "verbs"}
+
+
+def test_layer_rules_catch_an_upward_import():
+    graph = {"packager.runtime.tts": {"packager.build.pipeline"}, "packager.contract.manifest": {"packager.ui.progress"},
+             "packager.verbs.voice": {"packager.verbs.synth"}, "packager.frontend.voicepack": {"packager.contract.arrays"}}
+    assert layer_violations(graph) == [
+        "packager.contract.manifest -> packager.ui.progress",
+        "packager.runtime.tts -> packager.build.pipeline",
+        "packager.verbs.voice -> packager.verbs.synth (a verb imports another verb)"]

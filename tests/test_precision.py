@@ -6,13 +6,14 @@ import json
 import pytest
 
 from packager.build import precision as P
+from packager.build import registry
 from packager.contract.errors import PackagerError
 
 COMPONENTS = ["campplus", "llm", "flow", "hift"]
 
 
 def test_recommended_is_the_default():
-    plan = P.plan(None, COMPONENTS)
+    plan = P.plan(None, registry.recommended_precisions(COMPONENTS))
     assert plan.name == "recommended"
     got = {c: plan.for_component(c).precision for c in COMPONENTS}
     assert got == {"campplus": "fp16", "llm": "fp16", "flow": "fp16", "hift": "fp32"}
@@ -26,7 +27,7 @@ def test_recommendations_are_declared_by_the_components():
 
     from packager.build import registry
 
-    assert P.recommended_precisions(COMPONENTS) == {n: registry.get(n).recommended_precision for n in COMPONENTS}
+    assert registry.recommended_precisions(COMPONENTS) == {n: registry.get(n).recommended_precision for n in COMPONENTS}
     plan = P.plan("recommended", {"a": "uint8", "b": "fp32"})
     assert plan.for_component("a") == P.ComponentPolicy("uint8") and plan.for_component("b").precision == "fp32"
     assert P.plan("fp16", {"a": "uint8"}).for_component("a").precision == "fp16"
@@ -40,7 +41,7 @@ def test_a_bad_declared_recommendation_names_the_component(monkeypatch):
 
     monkeypatch.setattr(HiFT, "recommended_precision", "int8")
     with pytest.raises(PackagerError, match="recommended precision") as e:
-        P.plan(None, COMPONENTS)
+        P.plan(None, registry.recommended_precisions(COMPONENTS))
     assert e.value.key == "hift"
 
 
@@ -61,7 +62,7 @@ def test_no_rewrite_changes_a_precision_declaration():
 
 @pytest.mark.parametrize("name", ["fp32", "fp16"])
 def test_named_policies_apply_to_every_component(name):
-    plan = P.plan(name, COMPONENTS)
+    plan = P.plan(name, registry.recommended_precisions(COMPONENTS))
     assert {plan.for_component(c).precision for c in COMPONENTS} == {name}
 
 
@@ -69,7 +70,7 @@ def test_json_policy_with_keep_list_and_defaults(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"llm": "uint8", "flow": {"precision": "fp16", "keep_float32": ["/dit/Softmax"]},
                                 "hift": "int8"}))
-    plan = P.plan(str(path), COMPONENTS)
+    plan = P.plan(str(path), registry.recommended_precisions(COMPONENTS))
     assert plan.name == "p.json"
     assert plan.for_component("llm") == P.ComponentPolicy("uint8")
     assert plan.for_component("llm").unity_quantization == "uint8"
@@ -82,7 +83,7 @@ def test_json_policy_with_keep_list_and_defaults(tmp_path):
 def test_a_graph_of_a_component_at_its_own_precision(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"llm": {"precision": "fp16", "graphs": {"llm_text_embed": "uint8"}}}))
-    llm = P.plan(str(path), COMPONENTS).for_component("llm")
+    llm = P.plan(str(path), registry.recommended_precisions(COMPONENTS)).for_component("llm")
     assert llm.for_graph("llm_text_embed") == P.ComponentPolicy("uint8")
     assert llm.for_graph("llm_step") == P.ComponentPolicy("fp16")
     assert llm.to_json() == {"precision": "fp16", "graphs": {"llm_text_embed": "uint8"}}
@@ -105,18 +106,18 @@ def test_bad_json_policies_name_the_key(tmp_path, content, message):
     path = tmp_path / "p.json"
     path.write_text(json.dumps(content))
     with pytest.raises(PackagerError, match=message):
-        P.plan(str(path), COMPONENTS)
+        P.plan(str(path), registry.recommended_precisions(COMPONENTS))
 
 
 def test_unknown_name_and_missing_or_broken_file(tmp_path):
     with pytest.raises(PackagerError, match="unknown precision policy"):
-        P.plan("half", COMPONENTS)
+        P.plan("half", registry.recommended_precisions(COMPONENTS))
     with pytest.raises(PackagerError, match="file not found"):
-        P.plan(str(tmp_path / "nope.json"), COMPONENTS)
+        P.plan(str(tmp_path / "nope.json"), registry.recommended_precisions(COMPONENTS))
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     with pytest.raises(PackagerError, match="not valid JSON"):
-        P.plan(str(bad), COMPONENTS)
+        P.plan(str(bad), registry.recommended_precisions(COMPONENTS))
 
 
 @pytest.mark.parametrize("policy", ["fp32", "fp16"])

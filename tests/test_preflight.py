@@ -16,6 +16,7 @@ from onnx import helper, numpy_helper
 from onnx.external_data_helper import set_external_data
 
 from packager.sentis import preflight
+from packager.verbs import check as check_verb
 from packager.sentis import rules as R
 from packager.contract.errors import PackagerError
 from packager.sentis.preflight import check_model, errors, format_findings
@@ -332,7 +333,7 @@ def test_ignored_attribute_per_target() -> None:
 def test_drop_default_attributes_clears_the_warnings() -> None:
     """The fix the rule names: attributes at their ONNX default go, other values stay, and onnxruntime computes
     bit for bit the same."""
-    from packager.onnx.rewrites import drop_default_attributes
+    from packager.sentis.rewrites import drop_default_attributes
     from packager.onnx.session import run_onnx
 
     nodes = [helper.make_node("AveragePool", ["x"], ["a"], name="avg", kernel_shape=[3], strides=[3], ceil_mode=0,
@@ -404,10 +405,10 @@ def test_files_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatc
     ok, bad = tmp_path / "ok.onnx", tmp_path / "bad.onnx"
     onnx.save_model(unary("Relu"), ok)
     onnx.save_model(_pool("MaxPool", kernel_shape=[2], dilations=[2]), bad)
-    assert preflight.run(parser.parse_args([str(ok)])) == 0
+    assert check_verb.run(parser.parse_args([str(ok)])) == 0
     assert capsys.readouterr().out.strip() == \
         "checked 1 graph (ok.onnx) for com.unity.ai.inference 2.4.0 (ie-2.4): 0 errors, 0 warnings"
-    assert preflight.run(parser.parse_args([str(bad), "--target", "sentis-2.1", "--json"])) == 1
+    assert check_verb.run(parser.parse_args([str(bad), "--target", "sentis-2.1", "--json"])) == 1
     out = json.loads(capsys.readouterr().out)
     assert out[0]["rule"] == "pool-dilations" and out[0]["graph"] == "bad" and out[0]["node"] == "n0"
     # a bundle: manifest.json lists the graphs; its target is the default
@@ -415,7 +416,7 @@ def test_files_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatc
                 "components": [{"name": "c", "graphs": [{"name": "good", "file": "ok.onnx"},
                                                         {"name": "pools", "file": "bad.onnx"}]}]}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    assert preflight.run(parser.parse_args([str(tmp_path)])) == 1
+    assert check_verb.run(parser.parse_args([str(tmp_path)])) == 1
     text = capsys.readouterr().out
     assert "ERROR   pools  [pool-dilations]  MaxPool  x1" in text
     assert text.strip().endswith("checked 2 graphs (2 files) for com.unity.sentis 2.1.3 (sentis-2.1): 1 error, "
@@ -428,7 +429,7 @@ def test_files_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatc
                         (tmp_path / "sub", "manifest")):
         path.parent.mkdir(exist_ok=True) if path.name != "sub" else path.mkdir()
         with pytest.raises(PackagerError, match=match):
-            preflight.run(parser.parse_args([str(path)]))
+            check_verb.run(parser.parse_args([str(path)]))
     monkeypatch.setattr(R, "MAX_PROTO_BYTES", 10)
     assert [f.rule for f in preflight.check_file(ok, "ie-2.4")] == ["file-size"]
     assert "file-size" in {f.rule for f in check_model(unary("Relu"), "ie-2.4", "g")}

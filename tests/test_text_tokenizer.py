@@ -20,8 +20,9 @@ from packager.build.checkpoint import Source
 from packager.components.llm.component import LLM
 from packager.components.llm.model import TINY
 from packager.contract.errors import CheckpointError
-from packager.frontend.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, ENDOFPROMPT_ID, NO_TOKENIZER, Qwen2Tokenizer,
-                                     bytes_to_unicode, pretokenize)
+from packager.components.llm.tokenizer import UPSTREAM_ENDOFPROMPT_ID as ENDOFPROMPT_ID
+from packager.frontend.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, NO_TOKENIZER, Qwen2Tokenizer,
+                                              bytes_to_unicode, pretokenize)
 from packager.components.llm.tiny_tokenizer import CORPUS as TINY_CORPUS
 from packager.components.llm.tiny_tokenizer import TINY_MERGES, TINY_VOCAB, tiny_tokenizer, train_bpe, write_tiny_tokenizer
 from tests.conftest import DESIGN_NOTES

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from packager.contract.errors import CheckpointError
+from packager.contract.files import LFS_PREFIX, is_lfs_pointer, reject_lfs_pointer
 
 if TYPE_CHECKING:  # torch is imported where a state dict is loaded: the bundle-reading verbs never load torch
     import torch
@@ -19,25 +20,16 @@ if TYPE_CHECKING:  # torch is imported where a state dict is loaded: the bundle-
 
 CONFIG_FILE = "cosyvoice3.yaml"
 QWEN_CONFIG = "CosyVoice-BlankEN/config.json"
-SPEECH_TOKENIZER_FILE = "speech_tokenizer_v3.onnx"  # read by `voice`, never packaged (packager.frontend.speech_tokenizer)
 # the text tokenizer beside the Qwen config, read by the llm component when present (packager.components.llm.tokenizer)
 TOKENIZER_FILES = tuple(f"CosyVoice-BlankEN/{n}" for n in ("vocab.json", "merges.txt", "tokenizer.json",
                                                             "tokenizer_config.json"))
-LFS_PREFIX = b"version https://git-lfs"
 PRESETS = ("tiny",)
 DEFAULT_SEED = 1234
 
 
-def _is_lfs_pointer(path: Path) -> bool:
+def _head_is_lfs(path: Path) -> bool:
     with open(path, "rb") as f:
-        return f.read(len(LFS_PREFIX)) == LFS_PREFIX
-
-
-def reject_lfs_pointer(path: Path) -> None:
-    """Git LFS pointers are small text files that stand in for the real weights: say so plainly."""
-    if _is_lfs_pointer(path):
-        raise CheckpointError("is a Git LFS pointer file, not the model; run `git lfs pull` in the checkpoint "
-                              "folder (or download the real file)", file=str(path))
+        return is_lfs_pointer(f.read(len(LFS_PREFIX)))
 
 
 @dataclass
@@ -68,7 +60,7 @@ class Source:
             return
         names = list(dict.fromkeys(names))
         missing = [n for n in names if not (self.checkpoint / n).is_file()]
-        pointers = [n for n in names if n not in missing and _is_lfs_pointer(self.checkpoint / n)]
+        pointers = [n for n in names if n not in missing and _head_is_lfs(self.checkpoint / n)]
         problems = []
         if missing:
             problems.append(f"{len(missing)} file(s) missing: {', '.join(missing)}")
@@ -217,3 +209,18 @@ def checkpoint_folder(arg: str | Path, files: Callable[[], Iterable[str]], *, re
     fetch = hub.download_modelscope if text.startswith(hub.MODELSCOPE) else hub.download
     folder = fetch(model_id, hub_files(files()), revision=revision, quiet=quiet, key=key)
     return folder, model_id.split("/", 1)[1]
+
+
+def source_from_args(checkpoint: str | Path | None, revision: str | None, preset: str | None, seed: int,
+                     files: Callable[[], Iterable[str]], quiet: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """The verbs' ``--checkpoint DIR|OWNER/NAME [--revision REV]`` or ``--preset NAME --seed N`` as (``Source``
+    keyword arguments, the command-line arguments that name the same source). A model id is downloaded here
+    (``files()``: what the verb reads), before the verb writes anything."""
+    if checkpoint is not None:
+        folder, name = checkpoint_folder(checkpoint, files, revision=revision, quiet=quiet)
+        return ({"checkpoint": folder, "name": name},
+                ["--checkpoint", str(checkpoint)] + (["--revision", revision] if revision else []))
+    if revision is not None:
+        raise CheckpointError("only applies to a model id", key="--revision", expected="--checkpoint OWNER/NAME")
+    name = preset or PRESETS[0]
+    return {"preset": name, "seed": seed}, ["--preset", name, "--seed", str(seed)]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import onnx
 
 from packager.build.checkpoint import Source
+from packager.contract.tolerance import Tolerance  # noqa: F401  (part of the component interface)
 
 if TYPE_CHECKING:  # torch-free at run time: the verbs that only read bundles (verify, run) import this module
     import torch
@@ -44,33 +45,6 @@ class TensorSpec:
         d: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
         if self.description:
             d["description"] = self.description
-        return d
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How an output is compared with its golden.
-
-    Element-wise: pass iff ``|actual - expected| <= atol + rtol * |expected|`` everywhere (``exact`` for ints).
-    ``metrics`` adds aggregate checks, each a lower bound (``cosine``, ``sqnr_db``, ``top1``) or an upper bound
-    (``max_abs``, ``kl``): see ``packager.contract.tolerance.METRICS``. ``elementwise=False`` skips the element-wise test
-    (used where element-wise checks are the wrong measure, e.g. audio), leaving only the metrics.
-    """
-
-    atol: float = 1e-4
-    rtol: float = 1e-4
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    exact: bool = False
-    elementwise: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"atol": self.atol, "rtol": self.rtol}
-        if self.exact:
-            d["exact"] = True
-        if not self.elementwise:
-            d["elementwise"] = False
-        if self.metrics:
-            d["metrics"] = dict(sorted(self.metrics.items()))
         return d
 
 

@@ -426,7 +426,7 @@ def build(opts: BuildOptions) -> BuildSummary:
     components = [registry.get(n).name for n in opts.components]  # validates names early
     opts.source.check_files(f for n in components for f in registry.get(n).checkpoint_files)  # all missing at once
     if not isinstance(opts.precision, precision_policy.PrecisionPlan):
-        opts.precision = precision_policy.plan(opts.precision, components)
+        opts.precision = precision_policy.plan(opts.precision, registry.recommended_precisions(components))
     out = opts.out.resolve() if not opts.out.is_absolute() else opts.out
     opts.out = out
     _check_out(opts)

@@ -33,13 +33,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from packager.contract.errors import PackagerError
+from packager.contract.targets import PRECISIONS, UNITY_QUANTIZATION  # noqa: F401  (the policies' vocabulary)
 
-PRECISIONS = ("fp32", "fp16", "uint8", "int8")
 RECOMMENDABLE = ("fp32", "fp16", "uint8")  # int8 is not importable by Sentis: only on request
 NAMED_POLICIES = ("recommended", "fp32", "fp16")
 DEFAULT_POLICY = "recommended"  # what `build` uses without --precision (and the report's tie-break, report/measure.py)
-# The ModelQuantizer step the Unity side runs after import, per precision ("none" when the file is final).
-UNITY_QUANTIZATION = {"fp32": "none", "fp16": "float16", "uint8": "uint8", "int8": "none"}
 
 # Op types whose fp16 compute is wrong or unsupported: the ORT float16 fork's default list (Range, CumSum, TopK,
 # Resize, Upsample, Min, Max, Random*, NonMaxSuppression, RoiAlign, ...) is added by the converter itself; these are
@@ -96,24 +94,20 @@ def _default(policy: str, recommended: str) -> str:
     return policy if policy in ("fp32", "fp16") else recommended
 
 
-def recommended_precisions(names: Sequence[str]) -> dict[str, str]:
-    """name -> the precision that component declares (``Component.recommended_precision``), from the registry."""
-    from packager.build import registry  # imported here: the registry imports the components (and torch)
-
-    out = {n: registry.get(n).recommended_precision for n in names}
-    for n, p in out.items():
+def check_recommended(recommended: Mapping[str, str]) -> dict[str, str]:
+    """``recommended`` (component name -> the precision it declares) as a dict, or an error naming the component
+    whose declaration is not one of ``RECOMMENDABLE``."""
+    for n, p in recommended.items():
         if p not in RECOMMENDABLE:
             raise PackagerError("component declares an unknown recommended precision", key=n,
                                 expected=", ".join(RECOMMENDABLE), found=repr(p))
-    return out
+    return dict(recommended)
 
 
-def plan(value: str | Path | None, components: Sequence[str] | Mapping[str, str]) -> PrecisionPlan:
-    """``--precision`` -> a plan for ``components``. A name, or a JSON file (see the module docstring).
-
-    ``components``: the names being built (their recommended precisions come from the components themselves), or a
-    mapping name -> recommended precision."""
-    recommended = dict(components) if isinstance(components, Mapping) else recommended_precisions(components)
+def plan(value: str | Path | None, recommended: Mapping[str, str]) -> PrecisionPlan:
+    """``--precision`` -> a plan for the components of ``recommended`` (name -> the precision each declares, see
+    ``registry.recommended_precisions``). A name, or a JSON file (see the module docstring)."""
+    recommended = check_recommended(recommended)
     names = list(recommended)
     text = DEFAULT_POLICY if value is None else str(value)
     if text in NAMED_POLICIES:

@@ -28,3 +28,8 @@ def get(name: str) -> Component:
                             expected="one of " + ", ".join(COMPONENTS))
     module, cls = COMPONENTS[name].split(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+def recommended_precisions(names: list[str]) -> dict[str, str]:
+    """name -> the precision that component declares (``Component.recommended_precision``)."""
+    return {n: get(n).recommended_precision for n in names}

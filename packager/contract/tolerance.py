@@ -24,6 +24,33 @@ UPPER_BOUND = ("max_abs", "kl")
 METRICS = LOWER_BOUND + UPPER_BOUND
 
 
+@dataclass(frozen=True)
+class Tolerance:
+    """How an output is compared with its golden.
+
+    Element-wise: pass iff ``|actual - expected| <= atol + rtol * |expected|`` everywhere (``exact`` for ints).
+    ``metrics`` adds aggregate checks, each a lower bound (``cosine``, ``sqnr_db``, ``top1``) or an upper bound
+    (``max_abs``, ``kl``): see ``packager.contract.tolerance.METRICS``. ``elementwise=False`` skips the element-wise test
+    (used where element-wise checks are the wrong measure, e.g. audio), leaving only the metrics.
+    """
+
+    atol: float = 1e-4
+    rtol: float = 1e-4
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    exact: bool = False
+    elementwise: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"atol": self.atol, "rtol": self.rtol}
+        if self.exact:
+            d["exact"] = True
+        if not self.elementwise:
+            d["elementwise"] = False
+        if self.metrics:
+            d["metrics"] = dict(sorted(self.metrics.items()))
+        return d
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(axis=-1, keepdims=True)
     p = np.exp(z)

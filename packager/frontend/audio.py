@@ -22,8 +22,11 @@ import soundfile
 import soxr
 
 from packager.contract.errors import InputError
+from packager.frontend.features import MATCHA_MEL, WHISPER_MEL
 
-MIN_SOURCE_RATE = 16000
+SPEAKER_RATE = WHISPER_MEL["sample_rate"]  # what the speech tokenizer and the speaker embedding hear
+PROMPT_MEL_RATE = MATCHA_MEL["sample_rate"]  # what the flow's prompt mel is computed from
+MIN_SOURCE_RATE = SPEAKER_RATE  # a recording below it would have to be upsampled for the speaker embedding
 MIN_SECONDS = 1.0
 MAX_SECONDS = 30.0
 SUGGESTED_SECONDS = 15.0  # the longest span a too-long refusal suggests: every prompt second costs each synthesis
@@ -203,7 +206,7 @@ def load_reference(path: Path | str, *, min_seconds: float = MIN_SECONDS, max_se
         raise InputError("reference too long (upstream's speech tokenizer takes at most 30 s)", file=where,
                          expected=f"<= {max_seconds:g} s", found=f"{seconds:.2f} s")
     mono = data.mean(axis=1)
-    return Reference(wave16k=resample(mono, rate, 16000), wave24k=resample(mono, rate, 24000), source_rate=rate,
+    return Reference(wave16k=resample(mono, rate, SPEAKER_RATE), wave24k=resample(mono, rate, PROMPT_MEL_RATE), source_rate=rate,
                      source_channels=channels, seconds=float(seconds), sha256=sha256,
                      trim=None if trim is None else (float(trim[0]), float(trim[1])))
 

@@ -84,7 +84,8 @@ def whisper_log_mel(wave16k: np.ndarray, n_mels: int = 128) -> np.ndarray:
     if x.size < 201:
         raise ValueError("whisper_log_mel needs at least 201 samples (reflect padding of 200)")
     spec = _spectrum(np.pad(x, 200, mode="reflect"), 400, 160)[:, :-1]
-    mel = _filterbank64(16000, 400, n_mels, 0.0, 8000.0) @ (spec.real ** 2 + spec.imag ** 2)
+    w = WHISPER_MEL
+    mel = _filterbank64(w["sample_rate"], w["n_fft"], n_mels, w["fmin"], w["fmax"]) @ (spec.real ** 2 + spec.imag ** 2)
     log = np.log10(np.maximum(mel, 1e-10))
     if log.size:
         log = np.maximum(log, log.max() - 8.0)
@@ -98,5 +99,6 @@ def matcha_mel(wave24k: np.ndarray) -> np.ndarray:
         raise ValueError("matcha_mel needs at least 721 samples (reflect padding of 720)")
     spec = _spectrum(np.pad(x, 720, mode="reflect"), 1920, 480)
     mag = np.sqrt(spec.real ** 2 + spec.imag ** 2 + 1e-9)
-    mel = _filterbank64(24000, 1920, 80, 0.0, 12000.0) @ mag
+    m = MATCHA_MEL
+    mel = _filterbank64(m["sample_rate"], m["n_fft"], m["n_mels"], m["fmin"], m["fmax"]) @ mag
     return np.log(np.maximum(mel, 1e-5)).astype(np.float32)

@@ -15,24 +15,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from packager.build.checkpoint import SPEECH_TOKENIZER_FILE  # noqa: F401 - its name lives with the other checkpoint files
+from packager.contract.files import LFS_PREFIX, SPEECH_TOKENIZER_FILE, reject_lfs_pointer
 from packager.contract.errors import CheckpointError, InputError, PackagerError
+from packager.onnx.session import session_options
 
 N_MELS = 128
 MAX_FRAMES = 3000  # upstream frontend: reference audio of at most 30 s (frontend.md §4a)
-_LFS_PREFIX = b"version https://git-lfs"
 _FLOAT = "tensor(float)"
 _INTEGER = ("tensor(int32)", "tensor(int64)")
-
-
-def _session_options(threads: int | None) -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        opts.intra_op_num_threads = int(threads)
-    opts.log_severity_level = 4  # failures surface as our own errors; no onnxruntime log lines on stderr
-    return opts
 
 
 def _shape(arg: ort.NodeArg) -> list:
@@ -73,28 +63,26 @@ class SpeechTokenizer:
             raise CheckpointError("missing" if not path.exists() else "is not a file", file=name,
                                   expected=f"the speech tokenizer graph ({SPEECH_TOKENIZER_FILE})")
         with open(path, "rb") as f:
-            head = f.read(len(_LFS_PREFIX))
+            head = f.read(len(LFS_PREFIX))
         cls._check_head(head, path.stat().st_size, name)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str, threads: int | None = None) -> "SpeechTokenizer":
         """A graph held in memory (e.g. the tiny preset's); ``name`` is what errors call it."""
         data = bytes(data)
-        cls._check_head(data[: len(_LFS_PREFIX)], len(data), name)
+        cls._check_head(data[: len(LFS_PREFIX)], len(data), name)
         return cls(cls._open(data, name, threads), name)
 
     @staticmethod
     def _check_head(head: bytes, size: int, name: str) -> None:
         if size == 0:
             raise CheckpointError("is empty", file=name, expected="an ONNX model")
-        if head == _LFS_PREFIX:
-            raise CheckpointError("is a Git LFS pointer file, not the model; run `git lfs pull` in the checkpoint "
-                                  "folder (or download the real file)", file=name)
+        reject_lfs_pointer(Path(name), head)
 
     @staticmethod
     def _open(model: str | bytes, name: str, threads: int | None) -> ort.InferenceSession:
         try:
-            return ort.InferenceSession(model, sess_options=_session_options(threads),
+            return ort.InferenceSession(model, sess_options=session_options(threads, log_severity=4),
                                         providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises InvalidProtobuf, Fail, InvalidGraph ... for bad files
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -29,7 +29,6 @@ TOKENIZER_DIR = "CosyVoice-BlankEN"
 VOCAB_FILE, MERGES_FILE = "vocab.json", "merges.txt"
 TOKENIZER_JSON, TOKENIZER_CONFIG = "tokenizer.json", "tokenizer_config.json"
 ENDOFPROMPT = "<|endofprompt|>"
-ENDOFPROMPT_ID = 151646  # upstream CosyVoice3LM.inference asserts this id is in the text (design/cosyvoice3.md §2.1)
 # The 280 special tokens CosyVoice3's frontend adds at run time with one ``add_special_tokens`` call, in its order
 # (design/frontend.md §1.2): a token the files already define keeps its id, every other one takes the next free id.
 # On BlankEN (151,643 BPE entries + <|endoftext|> <|im_start|> <|im_end|>) list index i >= 2 gets id 151644 + i:

@@ -27,7 +27,8 @@ import numpy as np
 from packager.contract import staging
 from packager.contract.manifest import SCHEMA_DIR, schema_errors
 from packager.contract.errors import PackagerError
-from packager.build.stages.golden import npy_bytes
+from packager.contract.arrays import npy_bytes
+from packager.frontend.text_tokenizer import ENDOFPROMPT
 
 FORMAT = "cosyvoice3-voice"
 FORMAT_VERSION = 1
@@ -35,7 +36,6 @@ VOICE_FILE = "voice.json"
 SUFFIX = ".voice"
 SCHEMA_PATH = SCHEMA_DIR / "voice.schema.json"
 SYSTEM_PROMPT = "You are a helpful assistant."  # upstream's CosyVoice3 zero-shot prompt prefix (frontend.md §3)
-ENDOFPROMPT = "<|endofprompt|>"
 
 # name -> (dtype, rank, description); the order is the order in voice.json
 ARRAYS: dict[str, tuple[str, int, str]] = {

@@ -93,7 +93,7 @@ def check_model(model: onnx.ModelProto) -> None:
 
 def load_onnx_file(path: Path) -> onnx.ModelProto:
     """Load an ONNX file with errors that say what is wrong (LFS pointer, truncated, not ONNX)."""
-    from packager.build.checkpoint import reject_lfs_pointer
+    from packager.contract.files import reject_lfs_pointer
 
     path = Path(path)
     if not path.is_file():

@@ -18,18 +18,29 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(int32)": "int32", "tensor(int6
               "tensor(float16)": "float16"}
 
 
-def session(model: onnx.ModelProto | OnDisk | bytes | str, threads: int = 1,
-            prepack: bool = True, optimize: bool = True) -> ort.InferenceSession:
-    """A deterministic CPU onnxruntime session (1 thread by default, all graph optimisations on; ``optimize=False``
-    runs the graph as written, for one-off probes whose every node output is a graph output anyway)."""
+def session_options(threads: int | None = 1, *, optimize: bool = True, prepack: bool = True,
+                    log_severity: int = 3) -> ort.SessionOptions:
+    """The options of every onnxruntime session the packager opens: CPU, sequential, ``threads`` intra-op threads
+    (None: onnxruntime's default, every core), all graph optimisations unless ``optimize`` is False, and only errors
+    (severity 3) or nothing (4) logged."""
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads is not None:
+        opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    opts.log_severity_level = log_severity
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if not prepack:  # one-off checks: skip the weight repacking copies (~1 GB less per full-size session)
         opts.add_session_config_entry("session.disable_prepacking", "1")
+    return opts
+
+
+def session(model: onnx.ModelProto | OnDisk | bytes | str, threads: int = 1,
+            prepack: bool = True, optimize: bool = True) -> ort.InferenceSession:
+    """A deterministic CPU onnxruntime session (1 thread by default, all graph optimisations on; ``optimize=False``
+    runs the graph as written, for one-off probes whose every node output is a graph output anyway)."""
+    opts = session_options(threads, optimize=optimize, prepack=prepack)
     if isinstance(model, OnDisk):  # the structure as bytes, its external data read from the folder's files
         opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(model.folder))
         payload = model.model.SerializeToString()

@@ -32,7 +32,8 @@ from packager.contract.errors import InputError
 from packager.runtime import llm_generate
 from packager.runtime.pipeline import NoSpeechTokens, Pipeline, synthesize
 from packager.frontend.text_tokenizer import Qwen2Tokenizer
-from packager.frontend.voicepack import ENDOFPROMPT, SYSTEM_PROMPT, VoicePack
+from packager.frontend.text_tokenizer import ENDOFPROMPT
+from packager.frontend.voicepack import SYSTEM_PROMPT, VoicePack
 
 MODES = ("zero_shot", "instruct", "cross_lingual")
 LENGTHS = ("llm", "min_len")  # who ends a piece's speech: the LLM's stop token (upstream) or upstream's min_len

@@ -30,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from packager.onnx.external import OnDisk, external_array, inline_structure
 from packager.onnx.session import run_onnx
-from packager.build.precision import UNITY_QUANTIZATION
+from packager.contract.targets import UNITY_QUANTIZATION
 
 FP16_MAX = 65504.0
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "Gather", "MatMul", "Gemm")  # ONNX ops behind Sentis's layer set

@@ -8,10 +8,9 @@ imports but deserves a look. The build runs ``check_model`` on every graph and s
 """
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,7 +20,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 from packager.contract import manifest as B
 from packager.sentis import rules as R
-from packager.build.checkpoint import reject_lfs_pointer
+from packager.contract.files import reject_lfs_pointer
 from packager.contract.errors import PackagerError
 from packager.onnx.io import checkable_copy
 
@@ -592,44 +591,11 @@ def format_findings(findings: list[Finding], limit: int | None = 5, with_counts:
     return "\n".join(lines)
 
 
-def _n(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def counts(findings: list[Finding]) -> str:
     """'N errors, M warnings'."""
     n_err = len(errors(findings))
-    return f"{_n(n_err, 'error')}, {_n(len(findings) - n_err, 'warning')}"
-
-
-def run(args: argparse.Namespace) -> int:
-    """``packager check`` (options: packager/cli.py): 0 without errors, 1 with errors (unreadable input raises
-    PackagerError -> 2). The last line says what was checked: graphs, files, target."""
-    path = Path(args.path)
-    if path.is_dir():
-        target, graphs = bundle_graphs(path, args.target)
-        findings = [f for name, file in graphs for f in check_file(file, target, name)]
-        n_files = len({file for _, file in graphs} | _external_files(path))
-        what = f"{_n(len(graphs), 'graph')} ({_n(n_files, 'file')})"
-    else:
-        target = args.target or R.DEFAULT_TARGET
-        findings = check_file(path, target)
-        what = f"1 graph ({path.name})"
-    if args.json:
-        print(json.dumps([asdict(f) for f in findings], indent=1))
-    else:
-        t = R.TARGETS[target]
-        text = format_findings(findings, None if args.all else 5, with_counts=False)
-        print((text + "\n" if text else "") + f"checked {what} for {t.package} {t.version} ({target}): "
-              + counts(findings))
-    return 1 if errors(findings) else 0
-
-
-def _external_files(folder: Path) -> set[Path]:
-    """The external-data files the bundle's manifest lists (graphs over 2 GB keep their weights beside them)."""
-    try:
-        manifest = json.loads((folder / B.MANIFEST_FILE).read_text(encoding="utf-8"))
-        return {folder / g["external_data"]["file"] for c in manifest["components"] for g in c["graphs"]
-                if isinstance(g.get("external_data"), dict) and "file" in g["external_data"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
+    return f"{plural(n_err, 'error')}, {plural(len(findings) - n_err, 'warning')}"

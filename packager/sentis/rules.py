@@ -253,7 +253,7 @@ FIXES: dict[str, str] = {
     "pool-dilations": "use dilation 1 (or gather the dilated taps explicitly)",
     "pool-ceil-mode": "pad the input to a whole number of strides and use ceil_mode=0 (a rewrite must keep the "
                       "numbers: a partial window averages only its real elements)",
-    "ignored-attribute": "drop the attribute where it holds the ONNX default (graph_rewrites.drop_default_attributes); "
+    "ignored-attribute": "drop the attribute where it holds the ONNX default (sentis.rewrites.drop_default_attributes); "
                          "otherwise rewrite the node so that the importer's default computes the same",
     "gelu-tanh": "use exact Gelu, or spell the tanh form out with Tanh/Mul/Add ops",
     "batchnorm-training": "export the module in eval() mode",

@@ -24,7 +24,7 @@ from packager.runtime import tts
 from packager.frontend import voicepack
 from packager.contract.errors import PackagerError
 from packager.ui.progress import Progress
-from packager.build.stages.golden import read_npz
+from packager.contract.arrays import read_npz
 from packager.runtime.pipeline import Pipeline, bundle_tokenizer, open_components, synthesize, validate_case
 
 TEXT_ARGS = "--text '...', --text - (read stdin) or --text-file FILE"

@@ -7,6 +7,7 @@ cross-references, paths, file checks, .npy rules) are ``packager.contract.manife
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from packager.build.stages.check import run_cases
 from packager.build.stages.golden import carry_mismatches
 from packager.sentis.numerics import target_model
 from packager.runtime.pipeline import verify_pipeline
+from packager.ui.table import table
 
 
 @dataclass
@@ -98,3 +100,14 @@ def _verify_goldens(bundle: Path, g: dict[str, Any], cases: list[GoldenCase], su
     model = target_model(B.safe_path(bundle, g["file"], "file"), g)  # the goldens describe what Sentis computes
     results = run_cases(model, outputs, tolerances, cases)
     return [Row("golden", f"{subject}/{r.case}/{v.output}", v.passed, v.summary()) for r in results for v in r.verdicts]
+
+
+def run(args: argparse.Namespace) -> int:
+    """``packager verify`` (options: packager/cli.py): 0 only if every check passed."""
+    rows = verify(args.bundle)
+    print(table(["check", "subject", "result", "detail"],
+                 [(r.check, r.subject, "ok" if r.ok else "FAIL", r.detail if not r.ok or r.check == "golden" else "")
+                  for r in rows]))
+    failed = [r for r in rows if not r.ok]
+    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0

@@ -14,7 +14,7 @@ from packager.components.campplus import fbank as fb
 from packager.sentis import rules as R
 from packager.components.campplus.component import CampPlus, fbank_features, sentis_rewrite
 from packager.components.campplus.model import TINY, CamPlus, randomize
-from packager.onnx.rewrites import count_ceil_mode_pools, upgrade_opset
+from packager.sentis.rewrites import count_ceil_mode_pools, upgrade_opset
 from packager.onnx.session import run_onnx, session
 from packager.sentis.preflight import check_model
 from packager.build.stages.export import export_graph

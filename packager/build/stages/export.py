@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from packager import GENERATOR_NAME
 from packager.build.component import GraphDef
 from packager.contract.errors import PackagerError
-from packager.onnx.rewrites import upgrade_opset
+from packager.sentis.rewrites import upgrade_opset
 from packager.onnx.io import check_model
 from packager.sentis.rules import DEFAULT_OPSET
 

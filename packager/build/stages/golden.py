@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -17,17 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from packager.contract.manifest import DATA_DIR, GOLDEN_DIR  # noqa: F401  (DATA_DIR: re-exported for the build)
+from packager.contract.arrays import npy_bytes
 from packager.contract.errors import PackagerError, VerificationError
 
 if TYPE_CHECKING:  # torch-free at run time: voice packs and synth write/read arrays with these helpers
     from packager.build.component import GoldenCase
-
-
-def npy_bytes(arr: np.ndarray) -> bytes:
-    arr = np.array(arr, order="C", dtype=np.asarray(arr).dtype.newbyteorder("<"))  # keeps 0-d arrays 0-d
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, arr, version=(1, 0), allow_pickle=False)
-    return buf.getvalue()
 
 
 def write_array(root: Path, rel: str, name: str, arr: np.ndarray, description: str = "") -> dict[str, Any]:
@@ -166,14 +159,3 @@ def _difference(got: np.ndarray, want: np.ndarray) -> str:
     n = int(differ.any(axis=1).sum())  # elements whose bytes differ (-0.0 vs 0.0 and NaN payloads included)
     worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
     return f"differs in {n} of {got.size} elements, max |diff| {worst:.3g}"
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """A user's .npz of named arrays (no pickles), with errors that name the file."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise PackagerError("file not found", file=str(path)) from None
-    except (ValueError, OSError) as exc:
-        raise PackagerError(f"not a readable .npz file: {exc}", file=str(path)) from None

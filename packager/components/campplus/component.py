@@ -4,8 +4,8 @@ Graphs:
 - ``campplus``: features ``input`` [batch_size, frame_num, 80] -> embedding ``output`` [batch_size, 192]. From a
   checkpoint this is the shipped graph, converted to the build opset, with every ``AveragePool(ceil_mode=1)`` (the
   per-100-frame segment pooling of the CAM layers) rewritten into a Sentis-safe equivalent
-  (``graph_rewrites.rewrite_ceil_mode_avgpool``), then every attribute that a Sentis importer ignores with a console
-  warning dropped where it holds the ONNX default (``graph_rewrites.drop_default_attributes``), so the graph imports
+  (``sentis.rewrites.rewrite_ceil_mode_avgpool``), then every attribute that a Sentis importer ignores with a console
+  warning dropped where it holds the ONNX default (``sentis.rewrites.drop_default_attributes``), so the graph imports
   without warnings on Sentis 2.4 and 2.1. Golden references come from onnxruntime on the *unmodified* shipped file,
   so the goldens also prove the rewrites. The tiny preset's PyTorch export gets the same two rewrites.
 - ``campplus_fbank``: 16 kHz ``waveform`` [1, samples] -> ``features`` [1, frames, 80] (Kaldi fbank minus its mean
@@ -25,7 +25,7 @@ from packager.build.component import Component, ComponentBuild, GoldenCase, Grap
 from packager.components.campplus import fbank as fb
 from packager.components.campplus.model import TINY, CamPlus, randomize
 from packager.contract.errors import CheckpointError
-from packager.onnx.rewrites import drop_default_attributes, rewrite_ceil_mode_avgpool
+from packager.sentis.rewrites import drop_default_attributes, rewrite_ceil_mode_avgpool
 from packager.onnx.io import load_onnx_file
 from packager.onnx.session import session
 

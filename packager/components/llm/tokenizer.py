@@ -8,10 +8,15 @@ from typing import Any
 
 from packager.build.component import HostData
 from packager.contract.errors import CheckpointError
-from packager.frontend.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, ENDOFPROMPT_ID, MERGES_FILE, NO_TOKENIZER,
+from packager.frontend.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, MERGES_FILE, NO_TOKENIZER,
                                      TABLE_DESCRIPTIONS, TOKENIZER_CONFIG, TOKENIZER_DIR, TOKENIZER_JSON, VOCAB_FILE,
                                      Qwen2Tokenizer)
 from packager.components.llm.tiny_tokenizer import tiny_tokenizer
+
+
+# the id upstream CosyVoice3LM.inference asserts in the text (design/cosyvoice3.md §2.1): a checkpoint's full Qwen2
+# vocabulary must give <|endofprompt|> exactly this id (smaller vocabularies, e.g. the tiny preset, have their own)
+UPSTREAM_ENDOFPROMPT_ID = 151646
 
 
 def load_checkpoint_tokenizer(source: Any) -> Qwen2Tokenizer | None:
@@ -43,8 +48,8 @@ def bundle_tokenizer(source: Any, text_vocab: int) -> tuple[list[Any], dict[str,
     if top >= text_vocab:
         raise CheckpointError("token ids exceed the LLM text embedding", file=where, expected=f"ids < {text_vocab}",
                               found=str(top))
-    if text_vocab > ENDOFPROMPT_ID and eop != ENDOFPROMPT_ID:
-        raise CheckpointError(f"{ENDOFPROMPT} gets the wrong id", file=where, expected=str(ENDOFPROMPT_ID),
+    if text_vocab > UPSTREAM_ENDOFPROMPT_ID and eop != UPSTREAM_ENDOFPROMPT_ID:
+        raise CheckpointError(f"{ENDOFPROMPT} gets the wrong id", file=where, expected=str(UPSTREAM_ENDOFPROMPT_ID),
                               found=str(eop))
     data = [HostData(f"text_tokenizer_{k}", v, TABLE_DESCRIPTIONS[k]) for k, v in tok.to_tables().items()]
     consts = {"available": True, "kind": "qwen2_byte_bpe", "normalization": "NFC",

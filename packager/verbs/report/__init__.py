@@ -75,20 +75,12 @@ def run(args: argparse.Namespace) -> int:
         voice = voicepack.load(args.voice)
     out = args.out.resolve()
     _check_out(out, args.force)
-    if args.checkpoint is not None:  # a model id is downloaded here, before anything is written at --out
-        from packager.build import registry
-        from packager.build.checkpoint import checkpoint_folder
+    from packager.build import registry
+    from packager.build.checkpoint import source_from_args
 
-        folder, name = checkpoint_folder(args.checkpoint, lambda: [f for n in registry.names()
-                                                                   for f in registry.get(n).checkpoint_files],
-                                         revision=args.revision, quiet=args.quiet)
-        source_args = {"checkpoint": folder, "name": name}
-        source_cli = ["--checkpoint", str(args.checkpoint)] + (["--revision", args.revision] if args.revision else [])
-    else:
-        if args.revision is not None:
-            raise PackagerError("only applies to a model id", key="--revision", expected="--checkpoint OWNER/NAME")
-        source_args = {"preset": args.preset or "tiny", "seed": args.seed}
-        source_cli = ["--preset", source_args["preset"], "--seed", str(args.seed)]
+    source_args, source_cli = source_from_args(
+        args.checkpoint, args.revision, args.preset, args.seed,
+        lambda: [f for n in registry.names() for f in registry.get(n).checkpoint_files], args.quiet)
     if voice is not None and "preset" in source_args:  # a checkpoint's identity needs its files hashed: after the build
         want = Source(**source_args).describe()["model_id"]
         if voice.model_id != want:
@@ -125,7 +117,7 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
     from packager.frontend import audio
     from packager.build import registry
     from packager.build.pipeline import BuildOptions, build
-    from packager.build.precision import recommended_precisions
+    from packager.build.registry import recommended_precisions
     from packager.verbs.report import sentis_real
 
     t0 = time.perf_counter()
@@ -291,7 +283,7 @@ def build_command(policy: str, plan, source_args: dict[str, Any], source_cli: li
     else:
         arg = f"{policy}.json"
         file = {"name": arg, "content": {c: plan.for_component(c).to_entry() for c in sorted(plan.recommended)}}
-    from packager.cli import DEFAULT_OUT
+    from packager.build import DEFAULT_OUT
 
     argv = ["python", "-m", "packager", "build", *source_cli, "--target", target, "--precision", arg,
             "--out", str(DEFAULT_OUT)]

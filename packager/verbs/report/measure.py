@@ -20,6 +20,9 @@ from packager.contract import manifest as B
 from packager.build import precision as P
 from packager.sentis import rules as R
 from packager.contract.errors import PackagerError
+from packager.contract.thresholds import (COMPONENT_SQNR_MIN_DB, COSINE_MIN, FLOW_MEL_SQNR_MIN_DB,  # noqa: F401
+                                          KL_MAX_NATS, LOGIT_ERROR_QUANTILE, MARGIN_FACTOR, TOP1_MIN,
+                                          VOCODER_LOG_MEL_CORR_MIN, VOCODER_SENSITIVITY_SQNR_DB)
 from packager.contract.tolerance import metric
 
 POLICIES = ("fp32", "recommended", "fp16", "uint8", "int8-partial")
@@ -36,37 +39,6 @@ DESCRIPTIONS = {
               "memory that passes its gates, built and measured as one bundle",
 }
 
-# The gates and their thresholds: the one home of this report's thresholds (docs/precision.md "Report: gates and
-# why each threshold is what it is"). Anchors: design/precision_tooling.md, stages 2 and 3 of its validation plan.
-TOP1_MIN = 0.99  # stage 2: "LLM top-1 agreement >= 99 %" (also the per-graph top-1 gate on the golden cases)
-COSINE_MIN = 0.999
-COMPONENT_SQNR_MIN_DB = 30.0
-# Teacher forcing: every policy's LLM is fed FP32's greedy tokens, step by step, and its next-token distribution is
-# compared with FP32's at every step. A step counts for the top-1 gate only where FP32's top-1/top-2 margin (nats)
-# exceeds MARGIN_FACTOR x the LOGIT_ERROR_QUANTILE of |logit - FP32 logit| over every logit of every step: a flip
-# needs the two decisive logits to move apart by more than the margin, i.e. by more than twice an error reached by
-# only 0.1 % of all logits. (Not the maximum: with margin > 2 x max |error| a flip is impossible by the triangle
-# inequality, so that gate could never fail; the quantile keeps it able to catch errors concentrated on the
-# decisive logits.) Near-ties below that margin are reported, not counted.
-MARGIN_FACTOR = 2.0
-LOGIT_ERROR_QUANTILE = 0.999
-# stage 2's "bounded mean KL": by Pinsker, mean KL <= 2 e^2 nats bounds the mean total-variation distance between
-# the two next-token distributions by e (Jensen: mean TV <= sqrt(mean KL / 2)); TV is the share of sampled draws that
-# must differ under the best coupling, so e = 1 - TOP1_MIN says "at most 1 % of sampled tokens differ" as the top-1
-# gate says it for greedy ones.
-KL_MAX_NATS = round(2.0 * (1.0 - TOP1_MIN) ** 2, 12)  # 2e-4
-# The flow on FP32's tokens: upstream's own export check of the flow estimator is rtol=1e-2 (atol=1e-4,
-# cosyvoice/bin/export_onnx.py); an output within 1 % of every reference element has SQNR >= 20 log10(100) = 40 dB.
-FLOW_MEL_SQNR_MIN_DB = 40.0
-# The vocoder on FP32's mel: stage 3's spectral-similarity gate, 0.99 (kokoro-onnx PR #198 measured 0.999 for its
-# fp16 export and 0.916 for int8); here the correlation of the two log-mel spectrograms (a phase-blind comparison of
-# log-magnitude spectra, the family the design doc names).
-VOCODER_LOG_MEL_CORR_MIN = 0.99
-# Not gated, reported: waveform SQNR (the vocoder integrates F0 into a phase: it measures phase drift), free-running
-# token agreement (with flat logits one near-tie flips every later token), MCD (stage 3: no sourced inaudibility
-# threshold), log-mel distance, and the same-token audio through each policy's own flow and vocoder.
-VOCODER_SENSITIVITY_SQNR_DB = 60.0  # the FP32 vocoder on FP32's mel plus white noise at this SQNR: how much it
-#                                     amplifies a small change of its input (a property of the model, not of precision)
 GATES = [
     {"id": "sentis-import", "stage": "structure",
      "description": "every graph passes the Sentis pre-flight check for the build target"},
