@@ -1,4 +1,4 @@
-"""How fast the command line answers ``--help`` (issue #30: under 0.5 s each).
+"""How fast the command line answers ``--help`` (under 0.5 s each).
 
     python benchmarks/bench_cli_help.py [--runs 5] [--python PYTHON]
 

@@ -1,4 +1,4 @@
-"""CosyVoiceSpeaker's main-thread slices under mono, on a quiet machine (issue #15's figure; the unit tests assert
+"""CosyVoiceSpeaker's main-thread slices under mono, on a quiet machine (the unit tests assert
 only the load-independent decision invariant, no unit started unless its expected cost fitted the slice's budget,
 see csharp/tests/SpeakerTests.cs ``AssertSlices``).
 

@@ -1,4 +1,4 @@
-"""Full-size voice packs and streaming text-to-speech (issue #13's figures).
+"""Full-size voice packs and streaming text-to-speech.
 
     python benchmarks/bench_voice.py [--work DIR] [--threads 2] [--tokens 250]
 

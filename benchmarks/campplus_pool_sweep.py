@@ -3,7 +3,7 @@
     python benchmarks/campplus_pool_sweep.py [--checkpoint-onnx PATH] [--start 3] [--stop 3000] [--json out.json]
 
 Runs the shipped graph and the rewritten one on the same N(0,1) features for each length and reports the worst
-max |difference|; exits 1 if any length exceeds 2e-4 (the issue's bound).
+max |difference|; exits 1 if any length exceeds 2e-4 (the required bound).
 """
 from __future__ import annotations
 

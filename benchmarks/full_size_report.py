@@ -1,5 +1,5 @@
 """``packager report`` on the full-size, upstream-format random-init checkpoint: wall time and peak RSS of the whole
-process tree (issue #16's closing figures), and the per-policy table for docs/precision.md.
+process tree, and the per-policy table for docs/precision.md.
 
     python benchmarks/full_size_report.py [--work DIR] [--policies ...] [--voice NAME.voice --text "..."]
 

@@ -1,5 +1,5 @@
 """Per component and graph: bytes and measured error of fp16 and uint8 against the fp32 reference goldens, on the
-tiny preset and on tiny_a (docs/precision.md; issue #7 closing note). Also compares the two fp16 converters.
+tiny preset and on tiny_a (docs/precision.md). Also compares the two fp16 converters.
 
     python benchmarks/precision_report.py [--tiny-a PATH] [--converters]
 

@@ -125,7 +125,7 @@ def test_auto_mode_is_plain_when_not_a_terminal() -> None:
 
 def test_plain_mode_never_quiet_longer_than_the_heartbeat_across_steps(monkeypatch) -> None:
     """A step that starts just before the previous one's next beat was due still beats HEARTBEAT_S after the last
-    line printed (issue #14: at full size the log must change at least every 10 s)."""
+    line printed (at full size the log must change at least every 10 s)."""
     monkeypatch.setattr(P, "HEARTBEAT_S", 0.4)
     monkeypatch.setattr(P, "FIRST_BEAT_S", 0.3)
     monkeypatch.setattr(P, "REFRESH_S", 0.02)

@@ -1,4 +1,4 @@
-"""DSP constants are never quantized (issue #31 item 3; docs/precision.md "DSP constants").
+"""DSP constants are never quantized (docs/precision.md "DSP constants").
 
 A DSP constant (DFT basis, window, filter bank) is an exact number: no policy may round it. The generic rules
 (stages/convert.py, sentis_numerics.quantized_among) on small synthetic graphs, then the real components in tiny

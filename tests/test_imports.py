@@ -1,5 +1,6 @@
-"""Import hygiene (issue 14): the verbs that only read a bundle (verify, inspect, run, synth, voice) never import
-torch, ``packager/runtime`` is the runtime spec alone, and ``packager/`` has no import cycle."""
+"""Import hygiene: the packages are layers that import only downwards (``LAYERS``), nothing imports a verb but the
+command line, the verbs that only read a bundle (verify, inspect, run, synth, voice) never import torch, the host
+loops are the runtime spec alone, and ``packager/`` has no import cycle."""
 from __future__ import annotations
 
 import ast

@@ -122,7 +122,7 @@ def test_unknown_name_and_missing_or_broken_file(tmp_path):
 
 @pytest.mark.parametrize("policy", ["fp32", "fp16"])
 def test_policy_bundles_verify_and_pass_preflight(tmp_path, policy):
-    """Issue #7's done-when for the named policies (the default `recommended` is tests/test_cli.py's tiny_bundle)."""
+    """What must hold for the named policies (the default `recommended` is tests/test_cli.py's tiny_bundle)."""
     import json
 
     from tests.conftest import run_cli
@@ -148,7 +148,7 @@ def test_policy_bundles_verify_and_pass_preflight(tmp_path, policy):
 
 
 def test_a_json_policy_gives_single_graphs_their_own_precision(tmp_path):
-    """The LLM's embedding tables are graphs of their own: uint8 there, fp16 for the step (issue #31 item 4)."""
+    """The LLM's embedding tables are graphs of their own: uint8 there, fp16 for the step."""
     from tests.conftest import run_cli
 
     policy = tmp_path / "mix.json"

@@ -1,4 +1,4 @@
-"""Real Sentis is the judge (issue #29): the tiny bundle under every precision policy, built for each Sentis target,
+"""Real Sentis is the judge: the tiny bundle under every precision policy, built for each Sentis target,
 runs all its golden cases on Unity-compiled Sentis (tests/sentis_real/: Sentis's own importer, optimizer,
 ModelQuantizer and CPU kernels as IL under Mono), chained cases carrying outputs as a host does, assertions thrown as
 in Unity 6. Every graph must import without a warning or logged error and every case must pass, both on the models

@@ -1,4 +1,4 @@
-"""Our own Unity EditMode tests on real Sentis (issue #29 item 5): the test classes in
+"""Our own Unity EditMode tests on real Sentis: the test classes in
 unity_project/Assets/CosyVoice3/Tests/Editor/ (BundleGoldenTests, PipelineGoldenTests, SpeakerGoldenTests), compiled
 with the Runtime C# against the Unity-compiled Sentis runtime DLL and run by ``tests/sentis_real/run.sh --editmode``
 (csharp/harness/Runner.cs as the NUnit runner; AssetDatabase imports an .onnx with Sentis's own ONNX converter, as

@@ -1,4 +1,4 @@
-"""`packager synth --voice` as a command-line tool (issue #30 items 4 and 5) on the tiny preset bundle: where the text
+"""`packager synth --voice` as a command-line tool on the tiny preset bundle: where the text
 comes from, what may be overwritten, progress, the deprecated spellings, the tiny preset's length rule and skipped
 text pieces."""
 from __future__ import annotations

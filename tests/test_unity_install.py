@@ -1,4 +1,4 @@
-"""``python -m packager unity-install`` (packager/verbs/unity_install.py) and the Unity project files (issue #8).
+"""``python -m packager unity-install`` (packager/verbs/unity_install.py) and the Unity project files.
 
 Fast cases use the hand-made vector bundle (tests/csharp_vectors.py); one end-to-end case builds the real tiny
 bundle (llm + campplus, a few seconds), installs it into a copy of unity_project/ and loads it with the C# runtime
@@ -185,7 +185,7 @@ def test_real_tiny_bundle_installs_and_loads_in_csharp(llm_campplus_bundle: Path
 
 
 def test_install_with_a_voice_writes_a_speak_golden(tiny_bundle: Path, tmp_path: Path) -> None:
-    """`unity-install --voice`: the pack under Voices~/, and a speak golden that is tts.speak's output (issue #15)."""
+    """`unity-install --voice`: the pack under Voices~/, and a speak golden that is tts.speak's output."""
     import numpy as np
 
     from packager.runtime import tts

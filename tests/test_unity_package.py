@@ -1,4 +1,4 @@
-"""The Unity package's .meta files (issue #29 item 9): every file and folder of unity_project/Assets/CosyVoice3 that
+"""The Unity package's .meta files: every file and folder of unity_project/Assets/CosyVoice3 that
 Unity imports has a committed .meta with a stable, unique GUID and the importer Unity uses for its kind, and
 ``python -m packager.unity.meta`` (which writes them) is deterministic and idempotent."""
 from __future__ import annotations

@@ -33,6 +33,7 @@ from packager import GENERATOR_NAME, __version__
 from packager.sentis import preflight
 from packager.build import registry
 from packager.contract import staging
+from packager.contract.manifest import FORMAT_VERSION
 from packager.runtime import pipeline as synth
 from packager.build import precision as precision_policy
 from packager.build.checkpoint import Source
@@ -439,7 +440,7 @@ def build(opts: BuildOptions) -> BuildSummary:
         entries = [_build_component(tmp, n, opts) for n in components]
         shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
         manifest = {
-            "format_version": 1,
+            "format_version": FORMAT_VERSION,
             "generator": {"name": GENERATOR_NAME, "version": __version__},
             "bundle": {"name": _bundle_name(opts.source),
                        "package": "com.cosyvoice3.bundle." + _bundle_name(opts.source).removeprefix("cosyvoice3-")},
@@ -450,10 +451,12 @@ def build(opts: BuildOptions) -> BuildSummary:
             "components": entries,
         }
         with _step(opts.log, "[pipeline] end-to-end golden (tts over the bundle's graphs)"):
-            pipeline = synth.pipeline_goldens(tmp, manifest, opts.source.seed, golden_stage.write_array)
-        if pipeline:
-            manifest["pipeline"] = pipeline
-            opts.log("[pipeline] end-to-end golden: tts_greedy")
+            if synth.can_synthesize(manifest):
+                pipe = synth.Pipeline.open(tmp, manifest=manifest, one_component_at_a_time=True)
+                golden = synth.tts_golden(pipe, opts.source.seed)
+                del pipe
+                manifest["pipeline"] = golden_stage.write_pipeline_goldens(tmp, [golden])
+                opts.log(f"[pipeline] end-to-end golden: {golden.name}")
         write_bundle_files(tmp, manifest)
     graphs = [(c["name"], g["name"], g["bytes"]) for c in entries for g in c["graphs"]]
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -1,4 +1,4 @@
-"""Precision policies: what ``--precision`` means, per component (issue #7 part 1; docs/precision.md).
+"""Precision policies: what ``--precision`` means, per component (docs/precision.md).
 
 A policy names, for every component, one precision and optional extra keep-float32 names:
 

@@ -78,8 +78,8 @@ def converter_float16(a: np.ndarray, min_positive_val: float = MIN_POSITIVE_VAL,
 # --- fp16 weights rounded as the graph is written ---------------------------------------------------------------------
 # The fp16 conversion of a full-size graph works on its structure (weights as external-data stubs into the fp32
 # scratch file): each large weight is marked to be rounded, and ``write_inline`` rounds it from the fp32 data while it
-# writes the file. No proto ever holds the weights (the fp32 copy loaded back, then the fp16 one, used to be 2 GB and
-# several seconds of copies for a full-size LLM step graph). The bytes are those of rounding in memory (tested).
+# writes the file. No proto ever holds the weights (for a full-size LLM step graph, holding them would mean 2 GB and
+# several seconds of copies). The bytes are those of rounding in memory (tested).
 ROUND_ON_WRITE = "packager_fp16_from_float32"  # external_data key: the rounding's limits, "min_positive max_finite"
 ROUND_SLICE = 1 << 24  # float32 values rounded per pass (64 MB of the source at a time)
 

@@ -15,7 +15,7 @@ mel emitting only new samples, and a final ``finalize=True`` call.
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -310,28 +310,38 @@ def example_case(constants: Mapping[str, Mapping[str, Any]], seed: int) -> dict[
             "llm_embedding": emb.astype(np.float32), "flow_embedding": emb.astype(np.float32)}
 
 
-def pipeline_goldens(bundle: Path, manifest: dict[str, Any], seed: int, write_array) -> dict[str, Any] | None:
-    """The manifest's ``pipeline`` section: one greedy non-streaming tts() case over the bundle's own graphs
-    (under the Sentis view of reduced-precision graphs), or None when the bundle cannot synthesize."""
-    if not all(c in {x["name"] for x in manifest["components"]} for c in REQUIRED):
-        return None
-    pipe = Pipeline.open(bundle, manifest=manifest, one_component_at_a_time=True)
+@dataclass
+class PipelineGolden:
+    """One end-to-end golden case: the inputs (upstream frontend names), what ``synthesize`` made of them with
+    ``settings``, and the tolerance of each output (manifest ``pipeline.goldens``)."""
+
+    name: str
+    description: str
+    settings: dict[str, Any]
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    tolerances: dict[str, Any] = field(default_factory=lambda: dict(E2E_TOLERANCES))
+
+
+def can_synthesize(manifest: Mapping[str, Any]) -> bool:
+    """Whether the bundle has every component synthesis needs."""
+    return all(c in {x["name"] for x in manifest["components"]} for c in REQUIRED)
+
+
+def tts_golden(pipe: Pipeline, seed: int) -> PipelineGolden:
+    """The bundle's end-to-end golden: one greedy non-streaming tts() over its own graphs (the Sentis view of
+    reduced-precision graphs), on the first example case from ``seed`` on whose LLM speaks."""
     for attempt in range(16):  # random weights may stop at the first step: take the first case that speaks
         case = example_case(pipe.constants, seed + attempt)
         try:
             out = synthesize(pipe, case)
         except InputError:
             continue
-        base = f"{B.PIPELINE_GOLDEN_DIR}/tts_greedy"
-        return {"goldens": [{
-            "name": "tts_greedy",
-            "description": "CosyVoice3Model.tts(stream=False) with greedy sampling: LLM -> silent filter -> flow -> "
-                           "HiFT, host loops over this bundle's graphs",
-            "settings": {"sampling": "greedy", "stream": False, "upstream_quirks": True},
-            "inputs": [write_array(bundle, f"{base}/in.{k}.npy", k, v) for k, v in case.items()],
-            "outputs": [write_array(bundle, f"{base}/out.{k}.npy", k, v) for k, v in out.items()],
-            "tolerances": [{"output": k, **v.to_json()} for k, v in E2E_TOLERANCES.items()],
-        }]}
+        return PipelineGolden(
+            name="tts_greedy",
+            description="CosyVoice3Model.tts(stream=False) with greedy sampling: LLM -> silent filter -> flow -> "
+                        "HiFT, host loops over this bundle's graphs",
+            settings={"sampling": "greedy", "stream": False, "upstream_quirks": True}, inputs=case, outputs=out)
     raise PackagerError("no end-to-end golden case produced speech tokens in 16 attempts (degenerate LLM?)",
                         key="pipeline")
 

@@ -1,4 +1,4 @@
-"""``python -m packager.unity.meta [--check] [ROOT]``: the ``.meta`` files of the Unity package (issue #29).
+"""``python -m packager.unity.meta [--check] [ROOT]``: the ``.meta`` files of the Unity package.
 
 Unity imports nothing without a ``.meta`` in an immutable package (one added by git URL,
 ``...git?path=unity_project/Assets/CosyVoice3``): it logs "has no meta file, but it's in an immutable folder" and

@@ -1,4 +1,4 @@
-"""``python -m packager unity-install BUNDLE --project unity_project [--force]`` (issue #8, docs/unity.md).
+"""``python -m packager unity-install BUNDLE --project unity_project [--force]`` (docs/unity.md).
 
 Installs a built bundle into a Unity project as an *embedded package*: ``<project>/Packages/<bundle.package>/``
 holding the bundle exactly as built (manifest.json, package.json, Models/*.onnx, Data/*.npy.bytes, Golden~/...).
@@ -10,7 +10,7 @@ not a symlink, with the manifest's size and sha256; package.json names the manif
 Unity project and must not depend on the *other* Sentis package (both register an .onnx importer). Nothing is
 written outside ``<project>/Packages/``: the copy goes to a hidden temporary folder there, then is renamed into place.
 
-``--voice NAME.voice`` (repeatable, issue #15) also installs voice packs made for this bundle, as
+``--voice NAME.voice`` (repeatable) also installs voice packs made for this bundle, as
 ``Voices~/NAME.voice/``, each with a *speak golden* ``Golden~/speak/NAME/``: ``tts.speak`` of a fixed text in that
 voice over the bundle's graphs (greedy, seed 0, streaming, the raw-text path the C# frontend mirrors), so the EditMode
 test ``SpeakerGoldenTests`` can check that ``CosyVoiceSpeaker``'s code path gives the samples ``packager synth`` gives,

@@ -23,7 +23,7 @@ from packager.onnx.io import opset_of
 from packager.onnx.session import run_onnx, session
 from packager.build.stages.export import export_graph
 
-PARITY = 1e-4  # issue #5: every upstream parity check within 1e-4 (measured values are ~1e-6, printed with -s)
+PARITY = 1e-4  # every upstream parity check within 1e-4 (measured values are ~1e-6, printed with -s)
 
 # Sentis 2.1.3 importer op set (shared/design/sentis.md §1.1); Mish is 2.2+ and so deliberately left out.
 SENTIS_OPS = set("""Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Bernoulli

@@ -1,7 +1,7 @@
 """LLM component: strict loading, upstream parity (PyTorch and ONNX) on tiny_a, Sentis graph rules, goldens.
 
 Reference: tests/data/upstream_ref/tiny_a/llm_reference.npz (README "llm_reference.npz"). Measured max |diff| vs
-upstream are ~1.5e-6 (torch) and ~4e-6 (onnxruntime); the issue's bound is 1e-4.
+upstream are ~1.5e-6 (torch) and ~4e-6 (onnxruntime); the required bound is 1e-4.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Convert stage: an fp32 graph -> the variant a precision policy ships (fp16 conversion with overflow detection,
-int8), its goldens on the Sentis view, its variant tolerance and its measured cost (issue #7 parts 1-3;
-docs/precision.md).
+int8), its goldens on the Sentis view, its variant tolerance and its measured cost
+(docs/precision.md).
 
 What Unity computes from the shipped variant (the Sentis view, Unity's weight quantization) is emulated in
 ``packager/sentis/numerics.py``; the names build.py and the benchmarks use from there are re-exported here.
@@ -554,7 +554,7 @@ def fp16_without_overflow(model: onnx.ModelProto | None, keep: Sequence[str | No
     keep, report = list(keep), []
     # Every value above 65504 is known before converting: keeping those tensors' producers and consumers float32
     # up front reaches in one conversion the graph that convert -> find -> keep -> convert again reached in two
-    # (a full-size DiT's masking constant is 1e9: that second conversion was a minute of a recommended build).
+    # (a full-size DiT's masking constant is 1e9: a second conversion would cost a minute of a recommended build).
     structure = onnx.load(str(fp32_path), load_external_data=False) if model is None else model
     seeded = predicted_overflows(structure, keep, ranges)
     del structure

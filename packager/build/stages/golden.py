@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from packager.contract.manifest import DATA_DIR, GOLDEN_DIR  # noqa: F401  (DATA_DIR: re-exported for the build)
+from packager.contract.manifest import DATA_DIR, GOLDEN_DIR, PIPELINE_GOLDEN_DIR  # noqa: F401  (DATA_DIR: re-exported for the build)
 from packager.contract.arrays import npy_bytes
 from packager.contract.errors import PackagerError, VerificationError
 
@@ -159,3 +159,17 @@ def _difference(got: np.ndarray, want: np.ndarray) -> str:
     n = int(differ.any(axis=1).sum())  # elements whose bytes differ (-0.0 vs 0.0 and NaN payloads included)
     worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
     return f"differs in {n} of {got.size} elements, max |diff| {worst:.3g}"
+
+
+def write_pipeline_goldens(root: Path, goldens: Sequence[Any]) -> dict[str, Any]:
+    """The manifest's ``pipeline`` section for end-to-end goldens (``runtime.pipeline.PipelineGolden``), written."""
+    entries = []
+    for golden in goldens:
+        base = f"{PIPELINE_GOLDEN_DIR}/{golden.name}"
+        entries.append({
+            "name": golden.name, "description": golden.description, "settings": dict(golden.settings),
+            "inputs": [write_array(root, f"{base}/in.{k}.npy", k, v) for k, v in golden.inputs.items()],
+            "outputs": [write_array(root, f"{base}/out.{k}.npy", k, v) for k, v in golden.outputs.items()],
+            "tolerances": [{"output": k, **v.to_json()} for k, v in golden.tolerances.items()],
+        })
+    return {"goldens": entries}
