@@ -246,7 +246,7 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable 
               "packager.verbs.synth:run"),
     "voice": ("make a voice pack from a reference recording and its transcript", _add_voice, "packager.verbs.voice:run"),
     "report": ("compare precision policies with FP32: numbers, pictures and sound, as a static page", _add_report,
-               "packager.verbs.report:run"),
+               "packager.verbs.report.make:run"),
 }
 
 

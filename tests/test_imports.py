@@ -14,8 +14,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "packager"
-VERB_MODULES = ["packager.contract.manifest", "packager.verbs.verify", "packager.runtime.pipeline", "packager.verbs.synth", "packager.verbs.voice",
-                "packager.cli", "packager.verbs.unity_install", "packager.sentis.preflight", "packager.runtime.tts", "packager.frontend.voicepack"]
+# the modules of the verbs that only read a bundle, and what they stand on
+VERB_MODULES = ["packager.contract.manifest", "packager.verbs.verify", "packager.verbs.inspect", "packager.verbs.run",
+                "packager.verbs.check", "packager.runtime.pipeline", "packager.verbs.synth", "packager.verbs.voice",
+                "packager.cli", "packager.verbs.unity_install", "packager.sentis.preflight", "packager.runtime.tts",
+                "packager.frontend.voicepack"]
 
 
 def _python(code: str, timeout: int = 300) -> subprocess.CompletedProcess:

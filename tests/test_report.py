@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from packager.verbs import report as RP
+from packager.verbs.report import make as RP
 from packager.contract.manifest import schema_errors
 from packager.verbs.report import measure as M
 from packager.verbs.report import render as RD

@@ -205,50 +205,14 @@ def _report_check(label: str, cases, worst, t1: float, prog) -> None:
 
 def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dict[str, Any]:
     """Check -> convert -> goldens -> write, once: the bundle's graph file is written exactly once, as it ships."""
-    g, cases, tolerances, prog = x.g, x.cases, x.tolerances, opts.log
-    label = f"[{comp}] {g.name}"
+    g = x.g
     requested = opts.precision.for_component(comp).for_graph(g.name)
     policy = convert_stage.graph_policy(requested, g.dsp_graph)  # a DSP graph is fp32 under every policy
-    t1 = time.perf_counter()
     if policy.precision == "fp32":
-        worst = _check(x, tolerances, cases, label, prog)  # the fp32 graph vs the torch reference
-        _report_check(label, cases, worst, t1, prog)
-        model = onnx.load(str(x.scratch), load_external_data=False)  # the weights are streamed from the scratch file
-        convert_stage.dsp_constants(model, g.dsp_constants, g.name)  # a stale declaration fails under any policy
-        kept_dsp = None
-        if g.dsp_graph and requested.precision != "fp32":
-            kept_dsp = convert_stage.dsp_record(convert_stage.all_float_constants(model), requested.precision, "fp32",
-                                                "none", (), whole_graph=True)
-            unity_fp32 = unity_weight_bytes(model, "none")
-            prog(f"  {label}: fp32 (unity_quantization none) instead of {requested.precision}: a DSP graph, every "
-                 "constant an exact DSP number (docs/precision.md \"DSP constants\")")
-        with _step(prog, f"{label}: write"):
-            if needs_weights_to_save(model):
-                model = load_external_copy(x.scratch)
-                entry = save_model(tmp, g.name, model, precision="fp32")
-            else:
-                entry = save_model(tmp, g.name, model, precision="fp32", data_dir=x.scratch.parent)
-        del model
-        if kept_dsp is not None:  # the policy asked for less: say what shipped instead, and why
-            entry["precision_cost"] = {"bytes_fp32": entry["bytes"], "bytes": entry["bytes"],
-                                       "unity_weight_bytes_fp32": unity_fp32, "unity_weight_bytes": unity_fp32,
-                                       "error": worst, "exact_dsp": kept_dsp}
-        goldens = golden_stage.write_cases(tmp, comp, g.name, cases)  # the reference, its chains checked
-        _preflight(tmp / entry["file"], g.name, opts)
+        entry, goldens, worst = _ship_fp32(tmp, comp, x, requested.precision, opts)
+        tolerances = x.tolerances
     else:
-        # The check of the fp32 graph runs on the other core while the conversion starts (its overflow probe is a
-        # single-threaded onnxruntime session too); its failure is the error reported, whatever the conversion did.
-        with ThreadPoolExecutor(1) as pool:
-            checked = pool.submit(_check, x, tolerances, cases, label, lambda _: None)  # no second live step
-            try:
-                entry, goldens, tolerances = _convert_graph(tmp, comp, x, policy, opts, before_write=lambda: (
-                    _report_check(label, cases, checked.result(), t1, prog)))
-            except BaseException:
-                checked.result()  # raises the check's error, if it failed
-                raise
-            worst = checked.result()
-        if entry.get("sentis_importable", True):  # the shipped variant, for every target
-            _preflight(tmp / entry["file"], g.name, opts, tuple(TARGETS))
+        entry, goldens, tolerances, worst = _ship_converted(tmp, comp, x, policy, opts)
     x.scratch.unlink()
     x.scratch.with_name(x.scratch.name + ".data").unlink(missing_ok=True)
     _release_memory()  # full-size protos and sessions are GBs: free them before the next graph
@@ -266,6 +230,60 @@ def _finish_graph(tmp: Path, comp: str, x: _Exported, opts: BuildOptions) -> dic
     return {k: entry[k] for k in ("name", "description", "file", "sha256", "bytes", "external_data", "opset",
                                   "precision", "unity_quantization", "sentis_importable", "inputs", "outputs",
                                   "tolerances", "goldens", "measured", "precision_cost", "timeout_ms") if k in entry}
+
+
+def _ship_fp32(tmp: Path, comp: str, x: _Exported, requested: str, opts: BuildOptions):
+    """(entry, goldens, measured) of the fp32 graph as it ships: checked against the reference, written from the
+    scratch file, its goldens the reference's. ``requested``: the policy's precision (a DSP graph ships fp32 under any,
+    and says so in its precision_cost)."""
+    g, cases, prog = x.g, x.cases, opts.log
+    label = f"[{comp}] {g.name}"
+    t1 = time.perf_counter()
+    worst = _check(x, x.tolerances, cases, label, prog)  # the fp32 graph vs the torch reference
+    _report_check(label, cases, worst, t1, prog)
+    model = onnx.load(str(x.scratch), load_external_data=False)  # the weights are streamed from the scratch file
+    convert_stage.dsp_constants(model, g.dsp_constants, g.name)  # a stale declaration fails under any policy
+    kept_dsp = None
+    if g.dsp_graph and requested != "fp32":
+        kept_dsp = convert_stage.dsp_record(convert_stage.all_float_constants(model), requested, "fp32",
+                                            "none", (), whole_graph=True)
+        unity_fp32 = unity_weight_bytes(model, "none")
+        prog(f"  {label}: fp32 (unity_quantization none) instead of {requested}: a DSP graph, every "
+             "constant an exact DSP number (docs/precision.md \"DSP constants\")")
+    with _step(prog, f"{label}: write"):
+        if needs_weights_to_save(model):
+            model = load_external_copy(x.scratch)
+            entry = save_model(tmp, g.name, model, precision="fp32")
+        else:
+            entry = save_model(tmp, g.name, model, precision="fp32", data_dir=x.scratch.parent)
+    del model
+    if kept_dsp is not None:  # the policy asked for less: say what shipped instead, and why
+        entry["precision_cost"] = {"bytes_fp32": entry["bytes"], "bytes": entry["bytes"],
+                                   "unity_weight_bytes_fp32": unity_fp32, "unity_weight_bytes": unity_fp32,
+                                   "error": worst, "exact_dsp": kept_dsp}
+    goldens = golden_stage.write_cases(tmp, comp, g.name, cases)  # the reference, its chains checked
+    _preflight(tmp / entry["file"], g.name, opts)
+    return entry, goldens, worst
+
+
+def _ship_converted(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOptions):
+    """(entry, goldens, tolerances, measured) of the policy's variant. The check of the fp32 graph runs on the other
+    core while the conversion starts (its overflow probe is a single-threaded onnxruntime session too); its failure is
+    the error reported, whatever the conversion did."""
+    label, cases, prog = f"[{comp}] {x.g.name}", x.cases, opts.log
+    t1 = time.perf_counter()
+    with ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(_check, x, x.tolerances, cases, label, lambda _: None)  # no second live step
+        try:
+            entry, goldens, tolerances = _convert_graph(tmp, comp, x, policy, opts, before_write=lambda: (
+                _report_check(label, cases, checked.result(), t1, prog)))
+        except BaseException:
+            checked.result()  # raises the check's error, if it failed
+            raise
+        worst = checked.result()
+    if entry.get("sentis_importable", True):  # the shipped variant, for every target
+        _preflight(tmp / entry["file"], x.g.name, opts, tuple(TARGETS))
+    return entry, goldens, tolerances, worst
 
 
 def _convert_graph(tmp: Path, comp: str, x: _Exported, policy, opts: BuildOptions,

@@ -15,6 +15,7 @@ Graphs:
 from __future__ import annotations
 
 import math
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -105,78 +106,84 @@ class CampPlus(Component):
         extra_rng = np.random.default_rng(source.seed)
         feats += [extra_rng.standard_normal((1, n, FEAT_DIM)).astype(np.float32) for n in EXTRA_LENGTHS]
         vowel = synthetic_vowel(2.0, seed=20240611)
-        vowel_feat, vowel_fbank = fbank_features(vowel)
+        vowel_feat, _ = fbank_features(vowel)
         short = synthetic_vowel(0.51, seed=7)  # 8160 samples: frames do not tile the signal exactly
+        names = [f"frames{n}" for n in (*FIXTURE_LENGTHS, *EXTRA_LENGTHS)] + ["vowel2s"]
+        cases = list(zip(names, [*feats, vowel_feat]))
+        return ComponentBuild(graphs=[fbank_graph(vowel, short), embedding_graph(source, cases)],
+                              constants=constants())
 
-        if source.is_preset:
-            model = randomize(CamPlus(TINY), torch.Generator().manual_seed(source.seed))
 
-            def embed(x: np.ndarray) -> np.ndarray:
-                with torch.no_grad():
-                    return model(torch.from_numpy(x)).numpy()
+def embedding_reference(source: Source) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """(embed: fbank features -> the reference embedding, the GraphDef fields that say where the graph comes from):
+    the tiny preset's seeded PyTorch model, exported; or the checkpoint's own campplus.onnx, shipped as it is."""
+    if source.is_preset:
+        model = randomize(CamPlus(TINY), torch.Generator().manual_seed(source.seed))
 
-            graph = GraphDef(name=GRAPHS["embedding"], inputs=[], outputs=[], cases=lambda: [], tolerances={},
-                             module=model, example_inputs=(torch.from_numpy(feats[0]),),
-                             rewrite=sentis_rewrite)
-        else:
-            path = source.path(ONNX_FILE)
-            shipped = load_onnx_file(path)
-            check_campplus_io(shipped, str(path))
-            reference = session(shipped)
-            in_name, out_name = reference.get_inputs()[0].name, reference.get_outputs()[0].name
-            if (in_name, out_name) != ("input", "output"):
-                raise CheckpointError("unexpected tensor names", file=str(path),
-                                      expected="input -> output (as shipped with CosyVoice)",
-                                      found=f"{in_name} -> {out_name}")
+        def embed(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model(torch.from_numpy(x)).numpy()
 
-            def embed(x: np.ndarray) -> np.ndarray:
-                return reference.run(None, {"input": x})[0]
+        return embed, {"module": model}
+    path = source.path(ONNX_FILE)
+    shipped = load_onnx_file(path)
+    check_campplus_io(shipped, str(path))
+    reference = session(shipped)
+    in_name, out_name = reference.get_inputs()[0].name, reference.get_outputs()[0].name
+    if (in_name, out_name) != ("input", "output"):
+        raise CheckpointError("unexpected tensor names", file=str(path),
+                              expected="input -> output (as shipped with CosyVoice)", found=f"{in_name} -> {out_name}")
+    return (lambda x: reference.run(None, {"input": x})[0]), {"onnx_model": shipped}
 
-            graph = GraphDef(name=GRAPHS["embedding"], inputs=[], outputs=[], cases=lambda: [], tolerances={},
-                             onnx_model=shipped,
-                             rewrite=sentis_rewrite)
 
-        graph.inputs = [TensorSpec("input", "float32", ("batch_size", "frame_num", FEAT_DIM),
-                                   "mean-subtracted Kaldi fbank (campplus_fbank.features); frame_num >= 3")]
-        graph.outputs = [TensorSpec("output", "float32", ("batch_size", EMBED_DIM),
-                                    "speaker embedding (not L2-normalised)")]
+def embedding_graph(source: Source, cases: Sequence[tuple[str, np.ndarray]]) -> GraphDef:
+    """``campplus``: fbank features -> speaker embedding, with a golden case per (name, features)."""
+    embed, origin = embedding_reference(source)
+    example = {"example_inputs": (torch.from_numpy(cases[0][1]),)} if "module" in origin else {}
+    return GraphDef(
+        name=GRAPHS["embedding"],
+        inputs=[TensorSpec("input", "float32", ("batch_size", "frame_num", FEAT_DIM),
+                           "mean-subtracted Kaldi fbank (campplus_fbank.features); frame_num >= 3")],
+        outputs=[TensorSpec("output", "float32", ("batch_size", EMBED_DIM), "speaker embedding (not L2-normalised)")],
+        cases=lambda: [GoldenCase(n, {"input": x}, {"output": embed(x).astype(np.float32)}) for n, x in cases],
         # Measured: rewritten vs shipped graph <= 5.4e-5 over every length 3..3000 (benchmarks/campplus_pool_sweep.py);
         # fixture PyTorch vs ORT 6e-5. 2e-4 / 1e-4 is the fixture README's suggested cross-runtime tolerance.
-        graph.tolerances = {"output": Tolerance(atol=2e-4, rtol=1e-4, metrics={"cosine": 0.99999})}
-        all_feats = [*feats, vowel_feat]
-        names = [f"frames{n}" for n in (*FIXTURE_LENGTHS, *EXTRA_LENGTHS)] + ["vowel2s"]
-        graph.cases = lambda: [GoldenCase(n, {"input": x}, {"output": embed(x).astype(np.float32)})
-                               for n, x in zip(names, all_feats)]
-        graph.timeout_ms = 120_000
+        tolerances={"output": Tolerance(atol=2e-4, rtol=1e-4, metrics={"cosine": 0.99999})},
+        rewrite=sentis_rewrite, timeout_ms=120_000, **origin, **example)
 
-        def fbank_cases() -> list[GoldenCase]:
-            cases = []
-            for name, wave in (("vowel2s", vowel), ("vowel0p51s", short)):
-                feat, raw = fbank_features(wave)
-                cases.append(GoldenCase(name, {"waveform": wave[None]}, {"features": feat, "fbank": raw}))
-            return cases
 
-        frontend = GraphDef(
-            name=GRAPHS["fbank"],
-            inputs=[TensorSpec("waveform", "float32", (1, "samples"), "16 kHz mono audio in [-1, 1]; >= 400 samples")],
-            outputs=[TensorSpec("features", "float32", (1, "frames", FEAT_DIM),
-                                "fbank minus its mean over time; frames = 1 + (samples - 400) // 160"),
-                     TensorSpec("fbank", "float32", (1, "frames", FEAT_DIM), "Kaldi log-mel fbank")],
-            # Measured graph vs float64 reference: 4.7e-5; vs torchaudio on the fixture 4.0e-4 (near-floor cells).
-            tolerances={"features": Tolerance(atol=1e-3, rtol=1e-4), "fbank": Tolerance(atol=1e-3, rtol=1e-4)},
-            cases=fbank_cases, module=fb.FbankGraph(), example_inputs=(torch.from_numpy(vowel[None]),),
-            dsp_graph=True,  # DFT basis, mel filter bank, log floor: exact numbers, nothing learned
-            description="Kaldi fbank (16 kHz, 80 bins, 25/10 ms, Povey, pre-emphasis 0.97, dither 0) + mean removal",
-        )
-        constants = {
-            "graphs": dict(GRAPHS),
-            "sample_rate": fb.SAMPLE_RATE,
-            "fbank": {"num_mel_bins": fb.N_MELS, "frame_length_samples": fb.FRAME_LENGTH,
-                      "frame_shift_samples": fb.FRAME_SHIFT, "n_fft": fb.N_FFT, "window": "povey",
-                      "preemphasis": fb.PREEMPH, "dither": 0.0, "low_freq": fb.LOW_FREQ, "high_freq": fb.HIGH_FREQ,
-                      "log_floor": fb.LOG_FLOOR, "snip_edges": True},
-            "min_frames": MIN_FRAMES,
-            "embedding_dim": EMBED_DIM,
-            "embedding_normalised": False,
-        }
-        return ComponentBuild(graphs=[frontend, graph], constants=constants)
+def fbank_graph(vowel: np.ndarray, short: np.ndarray) -> GraphDef:
+    """``campplus_fbank``: 16 kHz audio -> Kaldi fbank and its mean-removed features, a DSP graph."""
+    def cases() -> list[GoldenCase]:
+        out = []
+        for name, wave in (("vowel2s", vowel), ("vowel0p51s", short)):
+            feat, raw = fbank_features(wave)
+            out.append(GoldenCase(name, {"waveform": wave[None]}, {"features": feat, "fbank": raw}))
+        return out
+
+    return GraphDef(
+        name=GRAPHS["fbank"],
+        inputs=[TensorSpec("waveform", "float32", (1, "samples"), "16 kHz mono audio in [-1, 1]; >= 400 samples")],
+        outputs=[TensorSpec("features", "float32", (1, "frames", FEAT_DIM),
+                            "fbank minus its mean over time; frames = 1 + (samples - 400) // 160"),
+                 TensorSpec("fbank", "float32", (1, "frames", FEAT_DIM), "Kaldi log-mel fbank")],
+        # Measured graph vs float64 reference: 4.7e-5; vs torchaudio on the fixture 4.0e-4 (near-floor cells).
+        tolerances={"features": Tolerance(atol=1e-3, rtol=1e-4), "fbank": Tolerance(atol=1e-3, rtol=1e-4)},
+        cases=cases, module=fb.FbankGraph(), example_inputs=(torch.from_numpy(vowel[None]),),
+        dsp_graph=True,  # DFT basis, mel filter bank, log floor: exact numbers, nothing learned
+        description="Kaldi fbank (16 kHz, 80 bins, 25/10 ms, Povey, pre-emphasis 0.97, dither 0) + mean removal",
+    )
+
+
+def constants() -> dict[str, Any]:
+    return {
+        "graphs": dict(GRAPHS),
+        "sample_rate": fb.SAMPLE_RATE,
+        "fbank": {"num_mel_bins": fb.N_MELS, "frame_length_samples": fb.FRAME_LENGTH,
+                  "frame_shift_samples": fb.FRAME_SHIFT, "n_fft": fb.N_FFT, "window": "povey",
+                  "preemphasis": fb.PREEMPH, "dither": 0.0, "low_freq": fb.LOW_FREQ, "high_freq": fb.HIGH_FREQ,
+                  "log_floor": fb.LOG_FLOOR, "snip_edges": True},
+        "min_frames": MIN_FRAMES,
+        "embedding_dim": EMBED_DIM,
+        "embedding_normalised": False,
+    }
