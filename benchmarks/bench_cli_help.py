@@ -4,7 +4,7 @@
 
 Runs ``python -m packager --help`` and ``python -m packager VERB --help`` for every verb, each ``--runs`` times in a
 fresh subprocess, and prints the median wall time (and the interpreter's own start, ``python -c pass``, for scale)
-with the modules of note each imported. What ``--help`` imports is asserted by tests/test_cli.py; the times live
+with the modules of note each imported. What ``--help`` imports is asserted by tests/verbs/test_cli.py; the times live
 here only, because they depend on the machine and its load.
 """
 from __future__ import annotations

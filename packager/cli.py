@@ -1,7 +1,7 @@
 """Command line: ``python -m packager {build,verify,inspect,run,check,unity-install,voice,synth,report}``.
 
 This module only parses and dispatches: building the parser imports no verb module and none of torch, onnx,
-onnxruntime or numpy, so ``--help`` answers at once (tests/test_cli.py checks the imports, ``benchmarks/
+onnxruntime or numpy, so ``--help`` answers at once (tests/verbs/test_cli.py checks the imports, ``benchmarks/
 bench_cli_help.py`` the time). Each verb's module is imported when that verb runs.
 
 User mistakes raise ``PackagerError``: one message on stderr, exit code 2, no traceback. A verb whose optional
@@ -31,7 +31,7 @@ CHECKPOINT_HELP = ("an upstream Fun-CosyVoice3-0.5B checkpoint folder (cosyvoice
 REVISION_HELP = "with a model id: the branch, tag or commit to use (default: main)"
 TARGET_HELP = ("Unity runtime: " + ", ".join(f"{n} = {p} {v}" for n, (p, v) in targets.RELEASES.items())
                + f" (default {targets.DEFAULT_TARGET})")
-# keep in step with packager.verbs.report.measure.POLICIES (tests/test_cli.py compares them)
+# keep in step with packager.verbs.report.measure.POLICIES (tests/verbs/test_cli.py compares them)
 REPORT_POLICIES = ("fp32", "recommended", "fp16", "uint8", "int8-partial")
 
 

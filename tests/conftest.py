@@ -10,7 +10,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_REF = REPO / "tests" / "data" / "upstream_ref"  # the one home of this path for the tests
 # The project's design notes, when they happen to sit beside the repository: optional, only a few extra cross-checks
-# in tests/test_text_tokenizer.py read them if present; every test passes without them.
+# in tests/frontend/test_text_tokenizer.py read them if present; every test passes without them.
 DESIGN_NOTES = REPO.parent / "shared" / "design"
 
 torch.set_num_threads(1)

@@ -19,7 +19,7 @@ import pytest
 
 from packager.frontend.text_tokenizer import COSYVOICE3_SPECIALS, ENDOFPROMPT, Qwen2Tokenizer, char_class
 from tests.test_csharp import mono_passed, run_mono_tests
-from tests.test_text_tokenizer import (CORPUS, SPECIALS, STRINGS, fuzz_strings, hf_tokenizer, special_strings,
+from tests.frontend.test_text_tokenizer import (CORPUS, SPECIALS, STRINGS, fuzz_strings, hf_tokenizer, special_strings,
                                       write_folder)
 
 CLASS_CODE = {"L": 1, "N": 2, "W": 3, "O": 4}

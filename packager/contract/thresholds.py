@@ -45,7 +45,7 @@ VOCODER_LOG_MEL_CORR_MIN = 0.99
 VOCODER_SENSITIVITY_SQNR_DB = 60.0  # the FP32 vocoder on FP32's mel plus white noise at this SQNR: how much it
 #                                     amplifies a small change of its input (a property of the model, not of precision)
 
-# --- regression bounds of the committed tiny goldens (tests/test_goldens.py). The goldens are recomputed on whatever
+# --- regression bounds of the committed tiny goldens (tests/build/test_goldens.py). The goldens are recomputed on whatever
 # CPU runs the tests, and the CPU's float kernels (AVX2 vs AVX-512 orders of summation, vectorised sin/exp) move the
 # last bits. Each array is compared within a bound relative to its own largest magnitude, set from what was measured
 # between an AMD EPYC and an Intel Xeon (same code, same weights): LLM and flow <= 7e-7, CAMPPlus's float32-vs-float64

@@ -1,6 +1,6 @@
 """The real-Sentis matrix: tiny bundles of every precision policy, for each Sentis target, run on Unity-compiled Sentis.
 
-Used by tests/test_sentis_real.py, and as a command that prints the table for a closing note::
+Used by tests/sentis/test_sentis_real.py, and as a command that prints the table for a closing note::
 
     MIRROR=/work/.mirror python -m tests.sentis_real.matrix [--out DIR] [--policies fp32,recommended] [--sentis 2.4,2.1]
 

@@ -1,6 +1,6 @@
 """The report's pictures (matplotlib, Agg backend, PNG) and its page, rendered from ``report.json`` alone.
 
-Every number on the page goes through :func:`fmt` from a value in report.json (tests/test_report.py checks that),
+Every number on the page goes through :func:`fmt` from a value in report.json (tests/verbs/test_report.py checks that),
 so the page never says anything the JSON does not. The page is self-contained: inline CSS, no script, no network;
 it references only the PNG and WAV files next to it.
 """

@@ -16,7 +16,7 @@ import pytest
 from packager.unity import meta as unity_meta
 from packager.unity.meta import check_metas, expected_metas, main, write_metas
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "unity_project" / "Assets"
 PKG = ASSETS / "CosyVoice3"
 # The two sample metas that predate the generator: random GUIDs, published, so they must stay.
@@ -255,7 +255,7 @@ def test_install_docs() -> None:
     section = doc.split("## Install the package", 1)[1].split("\n## ", 1)[0]
     for needle in ("com.cosyvoice3.runtime", "com.unity.ai.inference", "2.4.1", "com.unity.sentis", "2.1.3",
                    ".git?path=unity_project/Assets/CosyVoice3", '"testables"', "unity-install",
-                   "Packages/<bundle package name>/", "python -m packager.unity.meta", "tests/test_unity_package.py",
+                   "Packages/<bundle package name>/", "python -m packager.unity.meta", "tests/unity/test_meta.py",
                    "Unity -batchmode -nographics -projectPath", "-runTests -testPlatform EditMode"):
         assert needle in section, needle
     readme = (REPO / "README.md").read_text(encoding="utf-8")

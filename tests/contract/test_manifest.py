@@ -16,7 +16,7 @@ from packager.sentis import rules as R
 from packager.contract.errors import PackagerError
 from tests.csharp_vectors import mini_bundle
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CORE_CS = REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Core"
 
 

@@ -122,7 +122,7 @@ def test_unknown_name_and_missing_or_broken_file(tmp_path):
 
 @pytest.mark.parametrize("policy", ["fp32", "fp16"])
 def test_policy_bundles_verify_and_pass_preflight(tmp_path, policy):
-    """What must hold for the named policies (the default `recommended` is tests/test_cli.py's tiny_bundle)."""
+    """What must hold for the named policies (the default `recommended` is tests/verbs/test_cli.py's tiny_bundle)."""
     import json
 
     from tests.conftest import run_cli

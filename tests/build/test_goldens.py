@@ -1,7 +1,7 @@
 """The tiny preset's goldens, committed under golden/, compared with pytest-regressions.
 
 Every numeric change of a golden (inputs or reference outputs) shows up here and in review. Regenerate only with a
-reason in the commit message: ``python -m pytest tests/test_goldens.py --force-regen``.
+reason in the commit message: ``python -m pytest tests/build/test_goldens.py --force-regen``.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from packager.contract.errors import PackagerError
 from packager.verbs.unity_install import install_bundle
 from tests.csharp_vectors import mini_bundle
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNITY = REPO / "unity_project"
 PACKAGE = "com.example.vectors"
 

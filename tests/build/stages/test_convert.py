@@ -1,5 +1,5 @@
 """Convert stage: fp16 overflow detection, the fp16 variant of a real graph, and the policy goldens of a built bundle
-reproduced under the Sentis view. The emulation itself: tests/test_sentis_numerics.py."""
+reproduced under the Sentis view. The emulation itself: tests/sentis/test_numerics.py."""
 from __future__ import annotations
 
 import json

@@ -25,7 +25,7 @@ import pytest
 
 from tests.sentis_real import matrix
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN_SH = REPO / "tests" / "sentis_real" / "run.sh"
 UNITY = REPO / "unity_project"
 TRANSCRIPT = "The quick brown fox jumps over the lazy dog near the river bank."

@@ -13,7 +13,7 @@ import pytest
 from packager.ui import progress as P
 from tests.conftest import run_cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # The packager CLI under an audit hook that counts every open-for-writing of a file under Models/.
 AUDITED = r"""
