@@ -75,7 +75,7 @@ class GraphDef:
     is set. ``example_inputs`` are tracing inputs for ``module``. ``rewrite`` (optional) edits the exported
     ModelProto (Sentis fixes) and must return an equivalent graph; it never decides precision. ``keep_float32`` is
     this graph's precision declaration: node, initializer or tensor names, and ``NodeScope``s, that a
-    reduced-precision policy keeps float32 (their nodes and consumers; ``stages/convert.keep_nodes``).
+    reduced-precision policy keeps float32 (their nodes and consumers; ``build/stages/convert.keep_nodes``).
 
     DSP constants (docs/precision.md "DSP constants") are exact numbers -- DFT bases, windows, filter banks -- not
     learned weights, so no policy may round them. ``dsp_graph``: every constant of the graph is one (no learned

@@ -1,4 +1,4 @@
-"""The only list of components. A new component is one module in ``packager/components`` and one line here."""
+"""The only list of components. A new component is one package in ``packager/components`` and one line here."""
 from __future__ import annotations
 
 import importlib

@@ -11,7 +11,7 @@ OPSET_DOCUMENTED_MAX = 15  # Sentis documents 7..15 (16..20 usually import)
 DEFAULT_OPSET = 15  # what the packager exports (graphs, speech tokenizer) unless told otherwise
 BUILD_OPSET_MAX = 17  # the highest opset `build --opset` exports at (Sentis imports up to OPSET_MAX)
 
-# target name -> (UPM package, version) a bundle for it depends on (sentis_rules.Target.package / .version)
+# target name -> (UPM package, version) a bundle for it depends on (sentis.rules.Target.package / .version)
 RELEASES: dict[str, tuple[str, str]] = {
     "ie-2.4": ("com.unity.ai.inference", "2.4.0"),
     "sentis-2.1": ("com.unity.sentis", "2.1.3"),

@@ -1,6 +1,6 @@
-"""The fp16 rounding of the fp16 conversion (``stages/convert.py``): onnxruntime's converter's own rounding, computed
+"""The fp16 rounding of the fp16 conversion (``build/stages/convert.py``): onnxruntime's converter's own rounding, computed
 faster. Its own module because two stages use it: the conversion itself (small tensors, in the proto) and the writing
-of a graph file (``onnx_utils.write_inline``), which rounds each large weight from the fp32 scratch file as it goes
+of a graph file (``onnx.external.write_inline``), which rounds each large weight from the fp32 scratch file as it goes
 (docs/bundle.md "Build pipeline")."""
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ QUANTIZED_OPS = ("Conv", "ConvTranspose", "Gather", "MatMul", "Gemm")  # ONNX op
 def sentis_view(model: onnx.ModelProto, unity_quantization: str = "none") -> onnx.ModelProto:
     """What Sentis computes for ``model`` (+ the ModelQuantizer step), as an fp32 graph onnxruntime can run.
 
-    On a weight-less model (``onnx_utils.light_copy``, or loaded without its external data) the tensors without data
+    On a weight-less model (``onnx.io.light_copy``, or loaded without its external data) the tensors without data
     only change type: the view's structure, for structural questions (``quantized_constants``, weight bytes)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -253,7 +253,7 @@ def target_model(path: Path, graph: Mapping[str, Any]) -> str | onnx.ModelProto 
     """What to run for a manifest graph entry so that it computes what Unity computes (and what its goldens hold):
     the file itself, or for fp16/uint8 weights the Sentis view of it (fp16 upcast, Unity's quantization applied).
     Where the view is only the upcast (``upcast_in_graph``), onnxruntime does the upcast itself, reading the weights
-    straight from the file (``onnx_utils.inline_structure``: no weight passes through Python)."""
+    straight from the file (``onnx.external.inline_structure``: no weight passes through Python)."""
     quant = graph.get("unity_quantization", "none")
     if graph.get("precision") in ("fp16", "uint8") or quant != "none":
         on_disk = inline_structure(path)

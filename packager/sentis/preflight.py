@@ -38,7 +38,7 @@ class Finding:
     graph: str
     node: str  # node name, or "" for graph-level findings
     op_type: str
-    rule: str  # short id, e.g. "pool-ceil-mode" (the keys of sentis_rules.FIXES)
+    rule: str  # short id, e.g. "pool-ceil-mode" (the keys of sentis.rules.FIXES)
     message: str
     fix: str
 
@@ -203,7 +203,7 @@ class _Checker:
                 self._float_inputs(node)
 
     def _ignored_attrs(self, node: onnx.NodeProto) -> None:
-        """The attributes this target's importer ignores with a Unity console warning (sentis_rules.IGNORED_ATTRS_*),
+        """The attributes this target's importer ignores with a Unity console warning (sentis.rules.IGNORED_ATTRS_*),
         as that importer decides it: some whenever present, some only when their value differs from its default."""
         present = {a.name: a for a in node.attribute}
         for spec in self.t.ignored_attrs.get(node.op_type, ()):

@@ -85,7 +85,7 @@ def rewrite_ceil_mode_avgpool(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def drop_default_attributes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Remove every attribute that some Sentis importer ignores with a console warning
-    (``sentis_rules.IGNORED_ATTRS_*``) where it holds the ONNX default of the model's opset.
+    (``sentis.rules.IGNORED_ATTRS_*``) where it holds the ONNX default of the model's opset.
 
     An absent attribute means its default, so onnxruntime computes exactly the same; Sentis ignores the value anyway,
     so it computes the same too, but no longer logs "Unsupported attribute" (2.4 does for any value, the default

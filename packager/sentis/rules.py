@@ -240,7 +240,7 @@ FIXES: dict[str, str] = {
     "node-domain": "export without onnxruntime fusions (plain ONNX ops only)",
     "layernorm-fusion-rank": "give the LayerNorm its own rank-1 affine (e.g. F.layer_norm(x, (D,), ones(D), zeros(D)))"
                              " so that is what Sentis fuses, and apply the per-batch modulation after it",
-    "op-rejected": "see the op's own message (sentis_rules.HARD_REJECTS)",
+    "op-rejected": "see the op's own message (sentis.rules.HARD_REJECTS)",
     "op-not-supported": "rewrite it with supported ops, or pick a target that has it (docs/sentis_checker.md)",
     "random-op": "draw the noise on the host and feed it as a graph input",
     "float-only-op": "Cast the input to float before the op (and back afterwards if needed)",

@@ -112,7 +112,7 @@ def _converter_tensor(original):
     """``convert_tensor_float_to_float16`` of the converter module, the same result, reading a tensor's raw_data
     once (its version reads the field three times: each read of a protobuf bytes field is a copy, GBs at full size)
     and rounding with ``converter_float16``. A tensor in external data (a structure-only load of the fp32 scratch
-    file) is only marked: ``onnx_utils.write_inline`` rounds it from its float32 data when the graph is written."""
+    file) is only marked: ``onnx.external.write_inline`` rounds it from its float32 data when the graph is written."""
     def convert_tensor(tensor, min_positive_val=MIN_POSITIVE_VAL, max_finite_val=MAX_FINITE_VAL):
         if not isinstance(tensor, TensorProto):
             raise ValueError(f"Expected input type is an ONNX TensorProto but got {type(tensor)}")
@@ -545,7 +545,7 @@ def fp16_without_overflow(model: onnx.ModelProto | None, keep: Sequence[str | No
     """Convert; any value > 65504 reaching fp16 (on the golden cases) is kept float32 with its producer and
     consumers, and reported; what still overflows after MAX_OVERFLOW_ROUNDS is an error. With ``model`` None the
     structure of ``fp32_path`` (external data) is converted, its weights left in the fp32 data file: the result's
-    large fp16 weights are rounded from there when it is written (``onnx_utils.write_inline`` with that folder)."""
+    large fp16 weights are rounded from there when it is written (``onnx.external.write_inline`` with that folder)."""
     if model is None:
         fresh = lambda: onnx.load(str(fp32_path), load_external_data=False)  # noqa: E731
         ranges = fp32_ranges(None, cases, fp32_path)

@@ -20,7 +20,7 @@ def save_model(root: Path, name: str, model: onnx.ModelProto, precision: str,
                unity_quantization: str = "none", data_dir: Path | None = None) -> dict[str, Any]:
     """Write ``Models/<name>.onnx`` (inline, or with one contiguous ``.onnx.data`` file when too big). ``data_dir``:
     ``model`` is a structure-only load of a file there with external data, or an fp16 conversion of one whose
-    weights are rounded from it (``onnx_utils.defer_fp16_rounding``). Inline output streams them; the external-data
+    weights are rounded from it (``onnx.fp16_rounding.defer_fp16_rounding``). Inline output streams them; the external-data
     output loads them into a copy of the proto first (``needs_weights_to_save``)."""
     rel = f"{MODELS_DIR}/{name}.onnx"
     path = root / rel
