@@ -1,11 +1,11 @@
 """``python -m packager report``: the precision question answered with numbers, pictures and sound.
 
-One bundle is built per policy (``packager.build.pipeline``, the same code and checks as ``build``); each graph is measured
-against the FP32 bundle's goldens; each policy speaks the same text with the same voice and seed (information), and is
-fed FP32's input part by part: its LLM FP32's tokens (teacher forcing), its flow FP32's tokens, its vocoder FP32's mel
-(the gates). Everything lands in a self-contained folder: ``report.json`` (schemas/report.schema.json), ``index.html``
-rendered from it, PNG pictures and WAVs. The bundles themselves are scratch and removed. Nothing is left at ``--out``
-unless the whole report succeeded (docs/precision.md "Report").
+One bundle is built per policy (``packager.build.pipeline``, the same code and checks as ``build``); each graph is
+measured against the FP32 bundle's goldens; each policy speaks the same text with the same voice and seed
+(information), and is fed FP32's input part by part: its LLM FP32's tokens (teacher forcing), its flow FP32's tokens,
+its vocoder FP32's mel (the gates). Everything lands in a self-contained folder: ``report.json``
+(schemas/report.schema.json), ``index.html`` rendered from it, PNG pictures and WAVs. The bundles themselves are
+scratch and removed. Nothing is left at ``--out`` unless the whole report succeeded (docs/precision.md "Report").
 """
 from __future__ import annotations
 
@@ -112,98 +112,104 @@ def make_report(out: Path, source_args: dict[str, Any], policies: list[str], voi
     return doc
 
 
-def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log,
-                 source_cli: list[str] | None = None, search: bool = True) -> dict[str, Any]:
-    from packager.frontend import audio
-    from packager.build import registry
-    from packager.build.pipeline import BuildOptions, build
-    from packager.build.registry import recommended_precisions
-    from packager.verbs.report import sentis_real
+class _Run:
+    """One report run: every policy built and measured against FP32 in turn, then the search's combination."""
 
-    t0 = time.perf_counter()
-    names = registry.names()
-    recommended = recommended_precisions(names)
-    work = tmp / ".bundles"
-    work.mkdir()
-    results: list[dict[str, Any]] = []
-    fp32_cases: dict[str, list] = {}
-    fp32_graphs: dict[str, dict] = {}
-    ref_utt = None
-    pieces: list[M.Piece] = []
-    reference_doc: dict[str, Any] = {}
-    case = None
-    source_doc = None
-    harness = sentis_real.Harness.find(target, work, log)
+    def __init__(self, tmp: Path, source_args, voice, text, seed, target, threads, log, source_cli, recommended):
+        from packager.build import registry
+        from packager.verbs.report import sentis_real
 
-    def measure(name: str, plan, title: str) -> None:
-        nonlocal ref_utt, pieces, reference_doc, case, source_doc
+        self.tmp, self.source_args, self.voice, self.text, self.seed = tmp, source_args, voice, text, seed
+        self.target, self.threads, self.log, self.source_cli = target, threads, log, source_cli
+        self.names = registry.names()
+        self.recommended = recommended
+        self.work = tmp / ".bundles"
+        self.work.mkdir()
+        self.results: list[dict[str, Any]] = []
+        self.fp32_cases: dict[str, list] = {}
+        self.fp32_graphs: dict[str, dict] = {}
+        self.ref_utt = None
+        self.pieces: list[M.Piece] = []
+        self.reference_doc: dict[str, Any] = {}
+        self.case = None
+        self.source_doc = None
+        self.harness = sentis_real.Harness.find(target, self.work, log)
+
+    def measure(self, name: str, plan, title: str) -> None:
+        """Build ``plan`` as policy ``name``, measure every graph against FP32, speak, feed FP32's input, gate."""
+        from packager.build.pipeline import BuildOptions, build
+        from packager.frontend import audio
+
+        log, work, tmp = self.log, self.work, self.tmp
         log(f"[report] {title}: {name} ({M.DESCRIPTIONS[name]})")
         bundle = work / name
         tb = time.perf_counter()
-        build(BuildOptions(out=bundle, source=Source(**source_args), components=list(names), target=target,
-                           precision=plan, log=log))
+        build(BuildOptions(out=bundle, source=Source(**self.source_args), components=list(self.names),
+                           target=self.target, precision=plan, log=log))
         build_s = time.perf_counter() - tb
         manifest = B.open_manifest(bundle)
         if name == M.BASELINE:
-            source_doc = {k: manifest["source"][k] for k in ("kind", "preset", "seed", "name", "model_id")
+            self.source_doc = {k: manifest["source"][k] for k in ("kind", "preset", "seed", "name", "model_id")
                           if k in manifest["source"]}
-            if voice is not None:
-                voice.check_model(manifest, bundle)
+            if self.voice is not None:
+                self.voice.check_model(manifest, bundle)
             else:
                 pg = manifest["pipeline"]["goldens"][0]
-                case = {e["name"]: B.load_array(bundle, e, f"pipeline/{pg['name']}/in") for e in pg["inputs"]}
+                self.case = {e["name"]: B.load_array(bundle, e, f"pipeline/{pg['name']}/in") for e in pg["inputs"]}
             for c in manifest["components"]:
                 for g in c["graphs"]:
-                    fp32_graphs[g["name"]] = g
-                    fp32_cases[g["name"]] = M.golden_cases(bundle, g, f"{c['name']}/{g['name']}")
+                    self.fp32_graphs[g["name"]] = g
+                    self.fp32_cases[g["name"]] = M.golden_cases(bundle, g, f"{c['name']}/{g['name']}")
         comps = []
         with _step(log, f"[report] {name}: measure every graph against FP32",
                    total=sum(len(c["graphs"]) for c in manifest["components"])) as st:
             for c in manifest["components"]:
                 graphs = []
                 for g in c["graphs"]:
-                    graphs.append(M.measure_graph(bundle, c["name"], g, fp32_cases[g["name"]], fp32_graphs[g["name"]],
-                                                  threads))
+                    graphs.append(M.measure_graph(bundle, c["name"], g, self.fp32_cases[g["name"]],
+                                                  self.fp32_graphs[g["name"]],
+                                                  self.threads))
                     st.advance()
                 # the policy's precision for the component (a DSP-only graph of it may ship fp32 regardless;
                 # each graph's own precision is in its entry)
                 comps.append({"name": c["name"], "precision": plan.for_component(c["name"]).precision,
                               "graphs": graphs})
-        p = M.open_pipeline(bundle, manifest, threads)
+        p = M.open_pipeline(bundle, manifest, self.threads)
         with _step(log, f"[report] {name}: speak"):
-            utt = M.synthesize(p, voice, (text or DEFAULT_TEXT) if voice is not None else None, case, seed)
-        e2e = M.e2e_metrics(utt, ref_utt)
+            text = (self.text or DEFAULT_TEXT) if self.voice is not None else None
+            utt = M.synthesize(p, self.voice, text, self.case, self.seed)
+        e2e = M.e2e_metrics(utt, self.ref_utt)
         mel = M.log_mel(utt.samples, utt.sample_rate)
         run = None
         if name == M.BASELINE:
-            ref_utt = utt
+            self.ref_utt = utt
             with _step(log, f"[report] {name}: the LLM's choices at every step, the vocoder's sensitivity"):
-                pieces, sensitivity = M.reference(p, utt, seed)
-            reference_doc = {"pieces": len(pieces), "llm_steps": sum(pc.steps for pc in pieces),
+                self.pieces, sensitivity = M.reference(p, utt, self.seed)
+            self.reference_doc = {"pieces": len(self.pieces), "llm_steps": sum(pc.steps for pc in self.pieces),
                              "tokens": int(utt.tokens.size), "vocoder_sensitivity": sensitivity}
         else:
             with _step(log, f"[report] {name}: fed FP32's tokens and mel"):
-                run = M.fed_fp32(p, pieces, utt.sample_rate)
+                run = M.fed_fp32(p, self.pieces, utt.sample_rate)
         del p
         wav = f"{name}.wav"
         audio.write_wav(tmp / wav, utt.samples, utt.sample_rate)
         e2e["wav"] = wav
         e2e["sample_rate"] = utt.sample_rate
-        e2e["png"] = _pictures(tmp, name, utt, mel, run, ref_utt.mel if run is not None else None)
+        e2e["png"] = _pictures(tmp, name, utt, mel, run, self.ref_utt.mel if run is not None else None)
         entry = {"name": name, "description": M.DESCRIPTIONS[name], "runtime": M.runtime_of(name),
                  "precisions": {c["name"]: c["precision"] for c in comps},
-                 "command": build_command(name, plan, source_args, source_cli, target),
+                 "command": build_command(name, plan, self.source_args, self.source_cli, self.target),
                  "build_seconds": M._r(build_s, 4), "components": comps, "e2e": e2e}
         if run is not None:
             st_wav = f"{name}.same-tokens.wav"
             audio.write_wav(tmp / st_wav, run.same_token_audio, utt.sample_rate)
             entry.update({"teacher_forced": run.teacher_forced, "same_tokens": {**run.same_tokens, "wav": st_wav},
                           "same_mel": run.same_mel})
-        entry["sentis_real"] = harness.measure(name, bundle, manifest)
+        entry["sentis_real"] = self.harness.measure(name, bundle, manifest)
         entry["totals"] = M.totals(entry)
-        entry["gates"] = M.policy_gates(entry, target, name == M.BASELINE)
+        entry["gates"] = M.policy_gates(entry, self.target, name == M.BASELINE)
         entry["verdict"] = "pass" if all(g["pass"] for g in entry["gates"]) else "fail"
-        results.append(entry)
+        self.results.append(entry)
         if run is not None:
             tf, stt = run.teacher_forced, run.same_tokens
             log(f"[report] {name}: {entry['verdict']}; teacher-forced top-1 {tf['top1']} (above margin "
@@ -213,31 +219,54 @@ def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, th
             log(f"[report] {name}: {entry['verdict']}")
         shutil.rmtree(bundle)  # GBs at full size: only the measurements stay
 
-    for i, name in enumerate(policies):
-        measure(name, M.plan_for(name, recommended), f"policy {i + 1}/{len(policies)}")
-    found = M.search(results, target, recommended) if search else None
-    if found is not None:
-        if found["precisions"] is not None and found["same_as"] is None:
-            measure(M.SEARCHED, M.searched_plan(found["precisions"], recommended), "the search's combination")
-            verdicts = M.component_verdicts(results[-1], target)
-            retry = M.without_graphs(found, [c for c, v in verdicts.items() if not v["pass"]])
-            if retry is not None:  # a graph below its component's precision broke that component's gates
-                found["tried"] = [{"precisions": found["precisions"], "verdict": results[-1]["verdict"],
-                                   "failed": [f for v in verdicts.values() for f in v["failed"]]}]
-                log(f"[report] search: {', '.join(found['tried'][0]['failed'])}: again without those graphs' "
-                    "own precisions")
-                results.pop()
-                for f in tmp.glob(f"{M.SEARCHED}.*"):  # its WAVs and pictures: the page shows the retry's
-                    f.unlink()
-                found.update(M.settled(results, found["components"], retry, ", after the per-graph choices failed"))
+    def search(self) -> dict[str, Any] | None:
+        """The search over the measured policies, its combination built and measured (again without the per-graph
+        choices when those broke a component's gates)."""
+        results, recommended, log, tmp, measure = self.results, self.recommended, self.log, self.tmp, self.measure
+        found = M.search(results, self.target, recommended)
+        if found is not None:
+            if found["precisions"] is not None and found["same_as"] is None:
+                measure(M.SEARCHED, M.searched_plan(found["precisions"], recommended), "the search's combination")
+                verdicts = M.component_verdicts(results[-1], self.target)
+                retry = M.without_graphs(found, [c for c, v in verdicts.items() if not v["pass"]])
+                if retry is not None:  # a graph below its component's precision broke that component's gates
+                    found["tried"] = [{"precisions": found["precisions"], "verdict": results[-1]["verdict"],
+                                       "failed": [f for v in verdicts.values() for f in v["failed"]]}]
+                    log(f"[report] search: {', '.join(found['tried'][0]['failed'])}: again without those graphs' "
+                        "own precisions")
+                    results.pop()
+                    for f in tmp.glob(f"{M.SEARCHED}.*"):  # its WAVs and pictures: the page shows the retry's
+                        f.unlink()
+                    found.update(M.settled(results, found["components"], retry, ", after the per-graph choices failed"))
+                    if found["same_as"] is None:
+                        measure(M.SEARCHED, M.searched_plan(retry, recommended), "the search's combination, again")
                 if found["same_as"] is None:
-                    measure(M.SEARCHED, M.searched_plan(retry, recommended), "the search's combination, again")
-            if found["same_as"] is None:
-                found["verdict"] = results[-1]["verdict"]
-        if found["same_as"] is not None:
-            found["verdict"] = next(p["verdict"] for p in results if p["name"] == found["same_as"])
-        log("[report] search: " + (json.dumps(found["precisions"]) if found["precisions"] else "nothing")
-            + f" ({found['reason']})")
+                    found["verdict"] = results[-1]["verdict"]
+            if found["same_as"] is not None:
+                found["verdict"] = next(p["verdict"] for p in results if p["name"] == found["same_as"])
+            log("[report] search: " + (json.dumps(found["precisions"]) if found["precisions"] else "nothing")
+                + f" ({found['reason']})")
+        return found
+
+
+def _registry_names() -> list[str]:
+    from packager.build import registry
+
+    return registry.names()
+
+
+def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log,
+                 source_cli: list[str] | None = None, search: bool = True) -> dict[str, Any]:
+    from packager.build.registry import recommended_precisions
+
+    t0 = time.perf_counter()
+    recommended = recommended_precisions(_registry_names())
+    run = _Run(tmp, source_args, voice, text, seed, target, threads, log, source_cli, recommended)
+    for i, name in enumerate(policies):
+        run.measure(name, M.plan_for(name, recommended), f"policy {i + 1}/{len(policies)}")
+    found = run.search() if search else None
+    results, harness, work = run.results, run.harness, run.work
+    source_doc, reference_doc = run.source_doc, run.reference_doc
     shutil.rmtree(work)
     from packager.verbs.report import render
 
