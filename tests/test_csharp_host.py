@@ -92,7 +92,8 @@ def test_replays_reproduce_python(host_run: dict) -> None:
         kinds.add(v["kind"])
     assert kinds == {"llm", "flow", "tts"}
     by_name = {v["name"]: v for v in host_run["index"]["replays"]}
-    # what the replays cover: a stop id before min_len (quirk L3), HiFT noise past the table's cap, several stream chunks
+    # what the replays cover: a stop id before min_len (quirk L3), HiFT noise past the table's cap, several stream
+    # chunks
     ras = by_name["llm_ras_seed7"]
     assert ras["stop_token"] >= 0 and len(ras["tokens"]) < ras["min_len"]
     bundle = Path(host_run["index"]["bundle"])

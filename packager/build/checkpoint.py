@@ -15,8 +15,8 @@ from packager.contract.files import LFS_PREFIX, is_lfs_pointer, reject_lfs_point
 
 if TYPE_CHECKING:  # torch is imported where a state dict is loaded: the bundle-reading verbs never load torch
     import torch
-# packager.contract.manifest (numpy) and packager.build.config (yaml) are imported where used: the command line reads PRESETS and
-# DEFAULT_SEED from here while it only parses (tests/verbs/test_cli.py checks what `--help` imports)
+# packager.contract.manifest (numpy) and packager.build.config (yaml) are imported where used: the command line reads
+# PRESETS and DEFAULT_SEED from here while it only parses (tests/verbs/test_cli.py checks what `--help` imports)
 
 CONFIG_FILE = "cosyvoice3.yaml"
 QWEN_CONFIG = "CosyVoice-BlankEN/config.json"

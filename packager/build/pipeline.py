@@ -33,6 +33,7 @@ from packager import GENERATOR_NAME, __version__
 from packager.sentis import preflight
 from packager.build import registry
 from packager.contract import staging
+from packager.contract import manifest as B
 from packager.contract.manifest import FORMAT_VERSION
 from packager.runtime import pipeline as synth
 from packager.build import precision as precision_policy
@@ -430,7 +431,7 @@ def _build_component(tmp: Path, name: str, opts: BuildOptions) -> dict[str, Any]
     built.graphs = []
     _release_memory()  # the torch model: only the exported graphs' closures held it
     graphs = [_finish_graph(tmp, name, x, opts) for x in exported]
-    data = [golden_stage.write_array(tmp, f"{golden_stage.DATA_DIR}/{d.name}.npy.bytes", d.name,
+    data = [golden_stage.write_array(tmp, f"{B.DATA_DIR}/{d.name}.npy.bytes", d.name,
                                      np.ascontiguousarray(d.array), d.description) for d in built.data]
     entry = {"name": name, "description": comp.description, "graphs": graphs,
              "constants": json.loads(json.dumps(built.constants)), "data": data}

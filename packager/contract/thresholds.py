@@ -13,8 +13,9 @@ E2E_TOLERANCES = {
     "speech": Tolerance(atol=1e-3, rtol=0.0, elementwise=False, metrics={"sqnr_db": 40.0}),
 }
 
-# --- the precision report's gates (packager/verbs/report): the one home of their thresholds (docs/precision.md "Report: gates and
-# why each threshold is what it is"). Anchors: design/precision_tooling.md, stages 2 and 3 of its validation plan.
+# --- the precision report's gates (packager/verbs/report): the one home of their thresholds (docs/precision.md "Report:
+# gates and why each threshold is what it is"). Anchors: design/precision_tooling.md, stages 2 and 3 of its validation
+# plan.
 TOP1_MIN = 0.99  # stage 2: "LLM top-1 agreement >= 99 %" (also the per-graph top-1 gate on the golden cases)
 COSINE_MIN = 0.999
 COMPONENT_SQNR_MIN_DB = 30.0
@@ -45,12 +46,12 @@ VOCODER_LOG_MEL_CORR_MIN = 0.99
 VOCODER_SENSITIVITY_SQNR_DB = 60.0  # the FP32 vocoder on FP32's mel plus white noise at this SQNR: how much it
 #                                     amplifies a small change of its input (a property of the model, not of precision)
 
-# --- regression bounds of the committed tiny goldens (tests/build/test_goldens.py). The goldens are recomputed on whatever
-# CPU runs the tests, and the CPU's float kernels (AVX2 vs AVX-512 orders of summation, vectorised sin/exp) move the
-# last bits. Each array is compared within a bound relative to its own largest magnitude, set from what was measured
-# between an AMD EPYC and an Intel Xeon (same code, same weights): LLM and flow <= 7e-7, CAMPPlus's float32-vs-float64
-# distance 3e-6; the HiFT waveform 1.1e-4 (its sine source accumulates phase in float32), the 1.4 s pipeline waveform
-# 2.0e-3 at its end (SQNR 62 dB). Any real numeric change of a component moves far more than that; token ids and other
-# integers must stay equal.
+# --- regression bounds of the committed tiny goldens (tests/build/test_goldens.py). The goldens are recomputed on
+# whatever CPU runs the tests, and the CPU's float kernels (AVX2 vs AVX-512 orders of summation, vectorised sin/exp)
+# move the last bits. Each array is compared within a bound relative to its own largest magnitude, set from what was
+# measured between an AMD EPYC and an Intel Xeon (same code, same weights): LLM and flow <= 7e-7, CAMPPlus's
+# float32-vs-float64 distance 3e-6; the HiFT waveform 1.1e-4 (its sine source accumulates phase in float32), the 1.4 s
+# pipeline waveform 2.0e-3 at its end (SQNR 62 dB). Any real numeric change of a component moves far more than that;
+# token ids and other integers must stay equal.
 GOLDEN_RELATIVE = 2e-5
 GOLDEN_WAVEFORM_RELATIVE = {"waveform": 5e-4, "speech": 5e-3}

@@ -220,7 +220,7 @@ TARGETS: dict[str, Target] = {
 MANIFEST_TARGETS: dict[str, dict[str, str]] = {
     n: {k: v for k, v in t.manifest().items() if k != "runtime"} for n, t in TARGETS.items()}
 
-# --- the fix for each rule id of packager.sentis.preflight (docs/sentis_checker.md explains each rule) --------------------
+# --- the fix for each rule id of packager.sentis.preflight (docs/sentis_checker.md explains each rule) --------------
 FIXES: dict[str, str] = {
     "file-size": "save the weights as external data (onnx.save_model(..., save_as_external_data=True, "
                  "all_tensors_to_one_file=True, location='<name>.data', convert_attribute=False))",

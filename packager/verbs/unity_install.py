@@ -34,8 +34,8 @@ from packager.contract.errors import PackagerError
 from packager.sentis.rules import TARGETS
 
 RUNTIME_PACKAGES = tuple(dict.fromkeys(t.package for t in TARGETS.values()))
-# our Unity runtime package (unity_project/Assets/CosyVoice3/package.json "name"; tests/verbs/test_unity_install.py keeps
-# them equal) and where it lives in this repository (the ?path= of its git URL)
+# our Unity runtime package (unity_project/Assets/CosyVoice3/package.json "name"; tests/verbs/test_unity_install.py
+# keeps them equal) and where it lives in this repository (the ?path= of its git URL)
 COSYVOICE_RUNTIME = "com.cosyvoice3.runtime"
 RUNTIME_REPO_PATH = "unity_project/Assets/CosyVoice3"
 BATCH_COMMAND = ("Unity -batchmode -nographics -projectPath {project} -runTests -testPlatform EditMode "

@@ -24,7 +24,8 @@ from packager.components.llm.tokenizer import UPSTREAM_ENDOFPROMPT_ID as ENDOFPR
 from packager.frontend.text_tokenizer import (COSYVOICE3_SPECIALS, ENDOFPROMPT, NO_TOKENIZER, Qwen2Tokenizer,
                                               bytes_to_unicode, pretokenize)
 from packager.components.llm.tiny_tokenizer import CORPUS as TINY_CORPUS
-from packager.components.llm.tiny_tokenizer import TINY_MERGES, TINY_VOCAB, tiny_tokenizer, train_bpe, write_tiny_tokenizer
+from packager.components.llm.tiny_tokenizer import (TINY_MERGES, TINY_VOCAB, tiny_tokenizer, train_bpe,
+                                                    write_tiny_tokenizer)
 from tests.conftest import DESIGN_NOTES
 
 tokenizers = pytest.importorskip("tokenizers")  # the `test` extra; only these comparisons need it

@@ -181,7 +181,8 @@ def test_report_json_matches_its_schema_and_covers_every_policy(report_dir: Path
     # mel, gives FP32's audio exactly
     assert by["recommended"]["teacher_forced"] == by["fp16"]["teacher_forced"]
     assert by["recommended"]["same_mel"]["sqnr_db"] == M.SQNR_CAP_DB
-    # the case that motivated the gates: same tokens free running, the flow mel close, the waveform far (the vocoder's phase)
+    # the case that motivated the gates: same tokens free running, the flow mel close, the waveform far (the vocoder's
+    # phase)
     rec = by["recommended"]["e2e"]
     assert rec["token_agreement"] == 1.0 and rec["flow_mel_sqnr_db"] > max(40.0, rec["sqnr_db"])
     # the gates decide the verdicts: each e2e gate recomputed from the numbers it reads

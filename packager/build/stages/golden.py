@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from packager.contract.manifest import DATA_DIR, GOLDEN_DIR, PIPELINE_GOLDEN_DIR  # noqa: F401  (DATA_DIR: re-exported for the build)
+from packager.contract.manifest import GOLDEN_DIR, PIPELINE_GOLDEN_DIR
 from packager.contract.arrays import npy_bytes
 from packager.contract.errors import PackagerError, VerificationError
 

@@ -7,9 +7,8 @@ from typing import Any
 
 import onnx
 
-from packager.contract.manifest import MODELS_DIR
+from packager.contract.manifest import MODELS_DIR, validate_manifest
 from packager.contract.manifest import sha256_file as _sha
-from packager.contract.manifest import validate_manifest  # noqa: F401  (re-exported: the schema check lives in bundle.py)
 from packager.onnx.external import inline_size, load_external_data, write_inline
 from packager.onnx.io import opset_of, weight_bytes
 from packager.sentis.rules import MANIFEST_TARGETS

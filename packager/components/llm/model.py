@@ -56,8 +56,8 @@ class LLMConfig:
 
 
 # The "tiny" preset: tiny_a's values (upstream_ref/tiny_a/README.md, "Hyperparameters"), except the text vocabulary:
-# 1024 ids hold the preset's own tokenizer with all 280 CosyVoice3 specials (packager/components/llm/tiny_tokenizer.py; tiny_a's
-# checkpoint has 300 and no tokenizer files).
+# 1024 ids hold the preset's own tokenizer with all 280 CosyVoice3 specials (packager/components/llm/tiny_tokenizer.py;
+# tiny_a's checkpoint has 300 and no tokenizer files).
 TINY = LLMConfig(hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128, text_vocab=1024, speech_token_size=64)
 TINY_INIT_STD = 0.1  # tiny_a's initializer_range: big enough that attention/MLP matter against the residual stream
 
