@@ -14,7 +14,7 @@ from packager import GENERATOR_NAME
 from packager import bundle as B
 from packager import sentis_rules as R
 from packager.errors import PackagerError
-from tests.csharp_vectors import mini_bundle
+from tests.csharp.core_vectors import mini_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 CORE_CS = REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Core"

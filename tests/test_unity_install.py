@@ -1,6 +1,6 @@
 """``python -m packager unity-install`` (packager/unity.py) and the Unity project files (issue #8).
 
-Fast cases use the hand-made vector bundle (tests/csharp_vectors.py); one end-to-end case builds the real tiny
+Fast cases use the hand-made vector bundle (tests/csharp/core_vectors.py); one end-to-end case builds the real tiny
 bundle (llm + campplus, a few seconds), installs it into a copy of unity_project/ and loads it with the C# runtime
 under mono exactly as the EditMode tests do (minus Sentis, which needs Unity).
 """
@@ -19,7 +19,7 @@ from packager import registry
 from packager.cli import main
 from packager.errors import PackagerError
 from packager.unity import install_bundle
-from tests.csharp_vectors import mini_bundle
+from tests.csharp.core_vectors import mini_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 UNITY = REPO / "unity_project"
@@ -163,7 +163,7 @@ def llm_campplus_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_real_tiny_bundle_installs_and_loads_in_csharp(llm_campplus_bundle: Path, tmp_path: Path) -> None:
-    from tests.test_csharp import CORE_CS, TESTS_CS, _diagnostics, _mcs, _tool
+    from tests.csharp.test_core import CORE_CS, TESTS_CS, _diagnostics, _mcs, _tool
 
     project = _project(tmp_path)
     manifest = json.loads((llm_campplus_bundle / "manifest.json").read_text())
@@ -175,7 +175,7 @@ def test_real_tiny_bundle_installs_and_loads_in_csharp(llm_campplus_bundle: Path
             for case in g["goldens"]:
                 assert all(t["file"].startswith("Golden~/") for t in case["inputs"] + case["outputs"])
     exe = tmp_path / "tests.exe"
-    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
+    proc = _mcs([f"-out:{exe}", str(REPO / "tests" / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
     assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout
     run = subprocess.run([_tool("mono"), str(exe), "--filter", "RealBundle"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "COSY_REAL_BUNDLE": str(dest)})

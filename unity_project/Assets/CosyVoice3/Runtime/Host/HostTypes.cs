@@ -2,7 +2,7 @@
 // the input error they raise, tensor helpers over Core's NpyArray, and typed access to a component's manifest
 // "constants" (free-form JSON, read as data exactly as packager/host/*.py reads them).
 // Unity-independent on purpose (no UnityEngine / Sentis types): the same code runs in Unity and under plain mono,
-// where tests/test_csharp_host.py proves it step-for-step identical to the Python host loops.
+// where tests/csharp/test_host.py proves it step-for-step identical to the Python host loops.
 using System;
 using System.Collections.Generic;
 using System.Globalization;

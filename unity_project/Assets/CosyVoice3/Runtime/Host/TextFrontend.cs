@@ -407,7 +407,7 @@ namespace CosyVoice3.Host
 
         // (first, last, kind) rows from packager.text_frontend.char_table(); regenerate with
         //   python -c "from packager.text_frontend import char_table_csharp; print(char_table_csharp())"
-        // tests/test_csharp_text_frontend.py checks that the block equals the packager's.
+        // tests/csharp/test_text_frontend.py checks that the block equals the packager's.
         // BEGIN GENERATED (Unicode 14.0.0)
         static readonly int[] CharTable =
         {

@@ -6,7 +6,7 @@
 //   <bundle>/Golden~/speak/NAME/speech.npy, speech_tokens.npy
 // File names are fixed here; nothing read from speak.json is used as a path. The tolerances are the bundle's own:
 // those of its first pipeline golden for "speech" and "speech_tokens" (manifest "pipeline").
-// Unity-independent (tested under mono, csharp/tests/SpeakerTests.cs).
+// Unity-independent (tested under mono, tests/csharp/cs/SpeakerTests.cs).
 using System;
 using System.Collections.Generic;
 using System.IO;

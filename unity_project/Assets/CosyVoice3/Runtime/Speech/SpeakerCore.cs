@@ -1,7 +1,7 @@
 // What CosyVoiceSpeaker does, without Unity: a Synthesizer over a SlicedRunner over a graph backend, a FIFO of
 // utterances (one synthesizes at a time), and Update(budgetMs) for the main thread. Every failure of an utterance
 // ends on its job (Error, one message); the core stays usable for the next one. Tested under mono with a fake
-// backend that replays the Python side's recorded graph outputs (csharp/tests/SpeakerTests.cs).
+// backend that replays the Python side's recorded graph outputs (tests/csharp/cs/SpeakerTests.cs).
 using System;
 using System.Collections.Generic;
 using CosyVoice3.Bundles;

@@ -2,9 +2,9 @@
 packager/tts.py under mono.
 
 A tiny bundle is built and a voice pack made from espeak-ng speech with ``packager voice``; then
-tests/csharp_voice_vectors.py writes the frontend cases (texts x modes, Python's pieces and ids or its error),
+tests/csharp/voice_vectors.py writes the frontend cases (texts x modes, Python's pieces and ids or its error),
 broken and good voice packs with Python's verdicts, and recorded ``tts.speak`` runs (zero-shot greedy, cross-lingual
-streaming, two-piece instruct RAS). The C# runtime is compiled with mcs (C# 7.2) and csharp/tests/VoiceTests.cs runs
+streaming, two-piece instruct RAS). The C# runtime is compiled with mcs (C# 7.2) and tests/csharp/cs/VoiceTests.cs runs
 under mono: same verdicts, same pieces and ids, and speech bit-identical to Python's. Its results file is compared
 with Python's values here as well. Needs ``mcs``, ``mono`` and ``espeak-ng``; missing tools fail, never skip.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.csharp_voice_vectors import write_voice_vectors
+from tests.csharp.voice_vectors import write_voice_vectors
 from tests.speech import espeak_wav
-from tests.test_csharp import mono_passed, run_mono_tests
+from tests.csharp.test_core import mono_passed, run_mono_tests
 
 TRANSCRIPT = "The quick brown fox jumps over the lazy dog."
 
@@ -103,7 +103,7 @@ def test_speech_bit_identical_to_python(voice_run: dict) -> None:
 
 
 def test_speaker_core_under_mono(voice_run: dict) -> None:
-    """CosyVoiceSpeaker's core (SpeakerCore over SlicedRunner, csharp/tests/SpeakerTests.cs) with the replaying
+    """CosyVoiceSpeaker's core (SpeakerCore over SlicedRunner, tests/csharp/cs/SpeakerTests.cs) with the replaying
     backend: Python's samples read back through the streaming buffer, and no unit of work started in a main-thread
     slice unless its expected cost still fitted the budget (only a slice's last unit may cross it; SpeakerTests.cs
     AssertSlices)."""

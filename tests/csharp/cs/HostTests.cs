@@ -1,6 +1,6 @@
 // Mono tests of the C# host loops (unity_project/Assets/CosyVoice3/Runtime/Host) against the Python host loops.
-// tests/csharp_host_vectors.py writes the vectors ($COSY_HOST_VECTORS/index.json); each case asserts the C# result
-// equals Python's and appends it to $COSY_HOST_RESULTS (JSON lines), which tests/test_csharp_host.py compares again.
+// tests/csharp/host_vectors.py writes the vectors ($COSY_HOST_VECTORS/index.json); each case asserts the C# result
+// equals Python's and appends it to $COSY_HOST_RESULTS (JSON lines), which tests/csharp/test_host.py compares again.
 // Without $COSY_HOST_VECTORS the vector cases are absent and only the self-contained unit tests run.
 using System;
 using System.Collections.Generic;

@@ -1,4 +1,4 @@
-// Mono tests of Qwen2Tokenizer.cs against packager/text_tokenizer.py. tests/test_csharp_tokenizer.py writes the
+// Mono tests of Qwen2Tokenizer.cs against packager/text_tokenizer.py. tests/csharp/test_tokenizer.py writes the
 // vectors ($COSY_TOKENIZER_VECTORS: the int32 tables as .npy, index.json with every string and Python's ids, and
 // Python's letter/number/space/other class of every code point); each case must give Python's ids and appends its
 // result to $COSY_TOKENIZER_RESULTS (JSON lines), which the Python test compares again.

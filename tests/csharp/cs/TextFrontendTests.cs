@@ -1,5 +1,5 @@
 // Mono tests of TextFrontend.cs against packager/text_frontend.py (normalize(..., use_wetext=False)).
-// tests/test_csharp_text_frontend.py writes the vectors ($COSY_FRONTEND_VECTORS: the tiny preset tokenizer's int32
+// tests/csharp/test_text_frontend.py writes the vectors ($COSY_FRONTEND_VECTORS: the tiny preset tokenizer's int32
 // tables as .npy, index.json with every text and Python's pieces / piece ids / unsplit text, and digit runs with
 // inflect's words); each C# result is appended to $COSY_FRONTEND_RESULTS (JSON lines), which the Python test compares
 // again. Without $COSY_FRONTEND_VECTORS only the self-contained unit tests run.

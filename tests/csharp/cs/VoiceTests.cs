@@ -1,7 +1,7 @@
 // Mono tests of VoicePack.cs and Synthesizer's text API against packager/voicepack.py and packager/tts.py.
-// tests/csharp_voice_vectors.py writes the vectors ($COSY_VOICE_VECTORS/index.json): frontend cases (texts x modes),
+// tests/csharp/voice_vectors.py writes the vectors ($COSY_VOICE_VECTORS/index.json): frontend cases (texts x modes),
 // voice packs (good and broken) with Python's verdicts, and recorded tts.speak runs; each case asserts the C# result
-// equals Python's and appends it to $COSY_VOICE_RESULTS (JSON lines), which tests/test_csharp_voice.py compares again.
+// equals Python's and appends it to $COSY_VOICE_RESULTS (JSON lines), which tests/csharp/test_voice.py compares again.
 // Without $COSY_VOICE_VECTORS the vector cases are absent and only the self-contained unit tests run.
 using System;
 using System.Collections.Generic;

@@ -1,6 +1,6 @@
-// The C# half of the shared-vector check (tests/csharp_vectors.py writes the vectors and the Python verdicts).
+// The C# half of the shared-vector check (tests/csharp/core_vectors.py writes the vectors and the Python verdicts).
 // Each case asserts that the C# verdict equals the recorded Python verdict, and appends the C# verdict to
-// $COSY_RESULTS (JSON lines) so that tests/test_csharp.py can compare the two sides independently as well.
+// $COSY_RESULTS (JSON lines) so that tests/csharp/test_core.py can compare the two sides independently as well.
 // $COSY_VECTORS is the vectors folder.
 using System;
 using System.Collections.Generic;

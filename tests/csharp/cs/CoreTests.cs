@@ -1,5 +1,5 @@
 // Unit tests of the Unity-independent runtime code (JSON reader, bundle loading, chains, file checks), run under
-// plain mono by csharp/harness/Runner.cs. The shared-vector tests are in VectorTests.cs.
+// plain mono by tests/csharp/harness/Runner.cs. The shared-vector tests are in VectorTests.cs.
 using System;
 using System.Collections.Generic;
 using System.IO;

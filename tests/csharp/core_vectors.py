@@ -2,8 +2,8 @@
 
 ``write_vectors(out)`` writes NPY files, manifests, tolerance cases, paths, sha256 cases and a small bundle under
 ``out`` and returns ``index.json``'s content: every vector with the *Python* verdict. The mono tests
-(csharp/tests/VectorTests.cs) assert their own verdict equals the recorded one and also write theirs to a results
-file, which tests/test_csharp.py compares field by field.
+(tests/csharp/cs/VectorTests.cs) assert their own verdict equals the recorded one and also write theirs to a results
+file, which tests/csharp/test_core.py compares field by field.
 
 Python verdicts come from ``packager.bundle``, the one home of the bundle format's rules: ``parse_json`` +
 ``manifest_problems`` (strict JSON, schemas/manifest.schema.json, cross-references: manifests), ``read_npy`` (the
@@ -31,7 +31,7 @@ from packager.errors import PackagerError
 from packager.sentis_rules import DEFAULT_TARGET, TARGETS
 from packager.tolerance import compare
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RELPATH = B.schema()["$defs"]["relpath"]["pattern"]
 
 

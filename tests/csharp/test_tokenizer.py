@@ -4,9 +4,9 @@ Vectors: a synthetic Qwen2-style tokenizer trained with HF ``tokenizers`` (tests
 packager/text_tokenizer.py with CosyVoice3's 280 specials and written as the bundle's int32 tables, plus ~2,700
 strings (every special alone and inside text, NFC, emoji / surrogate pairs, lone surrogates, every whitespace kind,
 fuzz) with Python's ids.
-csharp/tests/TokenizerTests.cs encodes each string and must give the same ids. It also reports where mono's Unicode
+tests/csharp/cs/TokenizerTests.cs encodes each string and must give the same ids. It also reports where mono's Unicode
 tables class a code point (letter / number / space / other) differently from Python's unicodedata.
-Needs ``mcs`` and ``mono`` (see tests/test_csharp.py); missing tools fail, never skip.
+Needs ``mcs`` and ``mono`` (see tests/csharp/test_core.py); missing tools fail, never skip.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from packager.text_tokenizer import COSYVOICE3_SPECIALS, ENDOFPROMPT, Qwen2Tokenizer, char_class
-from tests.test_csharp import mono_passed, run_mono_tests
+from tests.csharp.test_core import mono_passed, run_mono_tests
 from tests.test_text_tokenizer import (CORPUS, SPECIALS, STRINGS, fuzz_strings, hf_tokenizer, special_strings,
                                       write_folder)
 

@@ -1,9 +1,9 @@
 // Mono tests of the speaker core (Runtime/Speech: SlicedRunner, AudioStream, PlaybackGate, SpeechJob, SpeakerCore)
 // with a fake graph backend that replays the Python side's recorded tts.speak graph calls ($COSY_VOICE_VECTORS,
-// tests/csharp_voice_vectors.py) in slices that cost real main-thread time. Each utterance must give Python's samples
+// tests/csharp/voice_vectors.py) in slices that cost real main-thread time. Each utterance must give Python's samples
 // bit for bit, read back through the streaming buffer in audio-callback-sized blocks, with no unit of work started
 // in a main-thread slice unless its expected cost still fitted the budget (VoiceSpeakerTests.AssertSlices), the KV
-// cache never downloaded, and errors and cancel ending on the job. Results go to $COSY_VOICE_RESULTS as kind "speaker" (tests/test_csharp_voice.py
+// cache never downloaded, and errors and cancel ending on the job. Results go to $COSY_VOICE_RESULTS as kind "speaker" (tests/csharp/test_voice.py
 // checks them again).
 using System;
 using System.Collections.Generic;

@@ -4,9 +4,9 @@ Vectors: the tiny preset's tokenizer (packager/tiny_tokenizer.py) as the bundle'
 with numbers, Chinese, mixed, specials, punctuation only, long paragraphs, fuzz) with Python's
 ``normalize(text, tok.encode, use_wetext=False)`` pieces, the ids of each piece, the unsplit text and
 ``is_speakable``; and ~3,500 digit runs (0..2000, random up to 10^15, leading zeros, 16..40 digits, other scripts'
-digits, ², ①) with inflect's ``number_to_words``. csharp/tests/TextFrontendTests.cs must give the same, and its
+digits, ², ①) with inflect's ``number_to_words``. tests/csharp/cs/TextFrontendTests.cs must give the same, and its
 generated character table must be the packager's (``char_table``).
-Needs ``mcs`` and ``mono`` (see tests/test_csharp.py); missing tools fail, never skip.
+Needs ``mcs`` and ``mono`` (see tests/csharp/test_core.py); missing tools fail, never skip.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from packager import text_frontend as tf
 from packager.errors import InputError
 from packager.text_tokenizer import COSYVOICE3_SPECIALS
 from packager.tiny_tokenizer import tiny_tokenizer
-from tests.test_csharp import REPO, mono_passed, run_mono_tests
+from tests.csharp.test_core import REPO, mono_passed, run_mono_tests
 
 FRONTEND_CS = REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host" / "TextFrontend.cs"
 DIGIT_SCRIPTS = ["0123456789", "٠١٢٣٤٥٦٧٨٩", "०१२३४५६७८९", "０１２３４５６７８９", "๐๑๒๓๔๕๖๗๘๙",

@@ -1,5 +1,5 @@
 // Stubs of the NUnit 3 members our tests use (same names and signatures as nunit.framework 3.5 in Unity's Test
-// Framework). Unlike the Unity stubs these work: the assertions throw AssertionException, and csharp/harness/Runner.cs
+// Framework). Unlike the Unity stubs these work: the assertions throw AssertionException, and tests/csharp/harness/Runner.cs
 // discovers [Test] / [TestCaseSource] methods by reflection, so the Unity-independent tests run under plain mono.
 using System;
 using System.Collections;

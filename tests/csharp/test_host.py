@@ -1,10 +1,10 @@
 """The C# host loops (unity_project/Assets/CosyVoice3/Runtime/Host) are the Python host loops, step for step.
 
-A tiny bundle (llm, flow, hift; fp32) is built, then tests/csharp_host_vectors.py records Python's runs over its
+A tiny bundle (llm, flow, hift; fp32) is built, then tests/csharp/host_vectors.py records Python's runs over its
 graphs on onnxruntime together with RNG/sampling/filter vectors; the C# runtime is compiled with mcs (C# 7.2) and
-csharp/tests/HostTests.cs runs under mono: it replays every recorded graph call (inputs compared bit for bit) and must
+tests/csharp/cs/HostTests.cs runs under mono: it replays every recorded graph call (inputs compared bit for bit) and must
 reproduce Python's tokens, mel and waveform exactly. Its results file is compared with Python's values here as well.
-Needs ``mcs`` and ``mono`` (see tests/test_csharp.py); missing tools fail, never skip.
+Needs ``mcs`` and ``mono`` (see tests/csharp/test_core.py); missing tools fail, never skip.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.csharp_host_vectors import write_host_vectors
-from tests.test_csharp import CORE_CS, REPO, mono_passed, run_mono_tests
+from tests.csharp.host_vectors import write_host_vectors
+from tests.csharp.test_core import CORE_CS, REPO, mono_passed, run_mono_tests
 
 HOST_CS = sorted((REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host").glob("*.cs"))
 LOG_SOFTMAX_MAX_ULP = 4  # numpy's SIMD float32 exp/log (<= ~2.5 ulp) vs C#'s correctly rounded ones; measured <= 1
@@ -29,7 +29,7 @@ def host_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     code, _, err = run_cli("build", "--out", bundle, "--components", "llm,flow,hift", "--precision", "fp32")
     assert code == 0, err
     index = write_host_vectors(work / "vectors", bundle)
-    assert HOST_CS and all(p in CORE_CS for p in HOST_CS)  # the mono build of tests/test_csharp.py includes them
+    assert HOST_CS and all(p in CORE_CS for p in HOST_CS)  # the mono build of tests/csharp/test_core.py includes them
     run, results = run_mono_tests(work, work / "vectors", "COSY_HOST", "Host")
     return {"index": index, "proc": run, "vectors": work / "vectors", "results": results}
 

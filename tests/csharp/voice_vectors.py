@@ -1,4 +1,4 @@
-"""Vectors for the C# voice packs and text synthesis (tests/test_csharp_voice.py; csharp/tests/VoiceTests.cs).
+"""Vectors for the C# voice packs and text synthesis (tests/csharp/test_voice.py; tests/csharp/cs/VoiceTests.cs).
 
 ``write_voice_vectors(out, bundle, voice)`` writes, under ``out``, and returns ``index.json``'s content:
 
@@ -11,7 +11,7 @@
   that are fine, each with ``packager.voicepack.load``'s verdict (and ``check_model``'s against the bundle): C#
   ``VoicePack.Load`` / ``CheckModel`` must give the same verdicts;
 * ``speak``: whole ``tts.speak`` runs over the bundle's graphs on onnxruntime, every graph call recorded (as in
-  tests/csharp_host_vectors.py) with the speech: C# ``Synthesizer.Synthesize(text, voice, ...)`` replays them
+  tests/csharp/host_vectors.py) with the speech: C# ``Synthesizer.Synthesize(text, voice, ...)`` replays them
   (inputs bit for bit) and must give the same speech, bit for bit.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from packager import tts, voicepack
 from packager.errors import PackagerError
 from packager.synth import Pipeline
 from packager.bundle import load_manifest
-from tests.csharp_host_vectors import Recorder, Store
+from tests.csharp.host_vectors import Recorder, Store
 
 MODES = ("zero_shot", "instruct", "cross_lingual")
 LONG_EN = ("The children played in the park until it was dark, and then they ran home for dinner with their "

@@ -1,7 +1,7 @@
 """C# checks that run without Unity (issue #8, "Done when"): every C# file compiles with Debian's mono-mcs (C# 7.2)
-against the API stubs in csharp/stubs/, with 0 errors and 0 warnings, for both runtime targets; the
+against the API stubs in tests/csharp/stubs/, with 0 errors and 0 warnings, for both runtime targets; the
 Unity-independent C# runs as unit tests under mono; and C# and Python give the same verdicts on the same vectors
-(tests/csharp_vectors.py), failing ones included.
+(tests/csharp/core_vectors.py), failing ones included.
 
 Needs ``mcs`` and ``mono`` (Debian: ``apt-get install -y --no-install-recommends mono-mcs mono-runtime``).
 Without them these tests fail, not skip: a silent skip would let C# compile errors through CI.
@@ -17,15 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.csharp_vectors import write_vectors
+from tests.csharp.core_vectors import write_vectors
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNITY_CS = sorted((REPO / "unity_project" / "Assets").rglob("*.cs"))
 CORE_CS = sorted((REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Core").glob("*.cs")) + sorted(
     (REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Host").glob("*.cs")) + sorted(
     (REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Speech").glob("*.cs"))  # Unity-independent too
-STUBS = sorted((REPO / "csharp" / "stubs").glob("*.cs"))
-TESTS_CS = sorted((REPO / "csharp" / "tests").glob("*.cs")) + sorted((REPO / "csharp" / "harness").glob("*.cs"))
+HERE = Path(__file__).resolve().parent
+STUBS = sorted((HERE / "stubs").glob("*.cs"))
+TESTS_CS = sorted((HERE / "cs").glob("*.cs")) + sorted((HERE / "harness").glob("*.cs"))
 MCS = ["mcs", "-langversion:7.2", "-warn:4", "-nologo"]
 INSTALL_HINT = "install mono: apt-get install -y --no-install-recommends mono-mcs mono-runtime"
 
@@ -52,7 +53,7 @@ def run_mono_tests(work: Path, vectors: Path, env_prefix: str, test_filter: str 
     ``$<env_prefix>_VECTORS`` (and only the tests matching ``test_filter``); (the run, {(kind, name): result line}
     from ``$<env_prefix>_RESULTS``)."""
     exe = work / "tests.exe"
-    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
+    proc = _mcs([f"-out:{exe}", str(HERE / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
     assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout + proc.stderr
     results = work / "results.jsonl"
     env = {**os.environ, f"{env_prefix}_VECTORS": str(vectors), f"{env_prefix}_RESULTS": str(results)}

@@ -1,4 +1,4 @@
-"""Vectors for the C# host loops (tests/test_csharp_host.py; csharp/tests/HostTests.cs): Python runs its own host
+"""Vectors for the C# host loops (tests/csharp/test_host.py; tests/csharp/cs/HostTests.cs): Python runs its own host
 loops (packager/host/*.py, packager/synth.py) and records what the C# mirror must reproduce.
 
 ``write_host_vectors(out, bundle)`` writes, under ``out``, and returns ``index.json``'s content:

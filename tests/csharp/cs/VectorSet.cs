@@ -1,4 +1,4 @@
-// One folder of test vectors written by a Python test (tests/test_csharp*.py): $<PREFIX>_VECTORS holds index.json and
+// One folder of test vectors written by a Python test (tests/csharp/test_*.py): $<PREFIX>_VECTORS holds index.json and
 // the arrays; each C# result is appended as one JSON line to $<PREFIX>_RESULTS, which the Python side reads back.
 using System;
 using System.Collections.Generic;
