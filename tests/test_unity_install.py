@@ -137,11 +137,13 @@ def test_unity_project_files() -> None:
     assert re.fullmatch(r"2\.4\.\d+", deps["com.unity.ai.inference"]) and "com.unity.test-framework" in deps
     assert "com.unity.sentis" not in deps  # one .onnx importer only
     runtime = json.loads((UNITY / "Assets/CosyVoice3/Runtime/CosyVoice3.Runtime.asmdef").read_text())
+    sentis = json.loads((UNITY / "Assets/CosyVoice3/Runtime/Inference/CosyVoice3.Inference.asmdef").read_text())
     tests = json.loads((UNITY / "Assets/CosyVoice3/Tests/Editor/CosyVoice3.Tests.Editor.asmdef").read_text())
-    assert "Unity.InferenceEngine" in runtime["references"] and runtime["name"] in tests["references"]
+    assert runtime["noEngineReferences"] and runtime["references"] == []  # the layering: tests/csharp/test_assemblies.py
+    assert "Unity.InferenceEngine" in sentis["references"] and runtime["name"] in tests["references"]
     assert tests["includePlatforms"] == ["Editor"] and tests["precompiledReferences"] == ["nunit.framework.dll"]
     assert tests["defineConstraints"] == ["UNITY_INCLUDE_TESTS"]
-    for asm in (runtime, tests):
+    for asm in (sentis, tests):
         assert {"name": "com.unity.sentis", "expression": "2.1.0", "define": "COSY_SENTIS"} in asm["versionDefines"]
     workflow = (REPO / ".github" / "workflows" / "unity-tests.yml").read_text()
     for needle in ("game-ci/unity-test-runner@v4", "secrets.UNITY_LICENSE", "testMode: editmode",

@@ -11,7 +11,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Threading;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 using CosyVoice3.Speech;
 using NUnit.Framework;

@@ -8,7 +8,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Text;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 using NUnit.Framework;
 

@@ -7,7 +7,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 using NUnit.Framework;
 

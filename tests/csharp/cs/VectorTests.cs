@@ -7,7 +7,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Text;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using NUnit.Framework;
 
 namespace CosyVoice3.Tests
@@ -37,7 +37,7 @@ namespace CosyVoice3.Tests
             string name = v.Get("name").StringValue;
             NpyArray arr = null;
             string error = null;
-            try { arr = CosyVoice3.Bundles.Npy.ReadFile(Path.Combine(Dir, v.Get("file").StringValue)); }
+            try { arr = CosyVoice3.Core.Npy.ReadFile(Path.Combine(Dir, v.Get("file").StringValue)); }
             catch (BundleException e) { error = e.Message; }
             var r = new Result("npy", name).Add("ok", arr != null).Add("error", error);
             if (arr != null)
@@ -60,8 +60,8 @@ namespace CosyVoice3.Tests
         public void HalfConversionIsExactForAllBitPatterns()
         {
             var half = Index.Get("half");
-            var f16 = CosyVoice3.Bundles.Npy.ReadFile(Path.Combine(Dir, half.Get("f16").StringValue));
-            var f32 = CosyVoice3.Bundles.Npy.ReadFile(Path.Combine(Dir, half.Get("f32").StringValue));
+            var f16 = CosyVoice3.Core.Npy.ReadFile(Path.Combine(Dir, half.Get("f16").StringValue));
+            var f32 = CosyVoice3.Core.Npy.ReadFile(Path.Combine(Dir, half.Get("f32").StringValue));
             Assert.AreEqual(65536, f16.Length, "all float16 patterns");
             int bad = 0, first = -1;
             for (int i = 0; i < f16.Length; i++)
@@ -77,8 +77,8 @@ namespace CosyVoice3.Tests
         public void ToleranceVerdict(JsonValue v)
         {
             string name = v.Get("name").StringValue;
-            var actual = CosyVoice3.Bundles.Npy.ReadFile(Path.Combine(Dir, v.Get("actual").StringValue));
-            var expected = CosyVoice3.Bundles.Npy.ReadFile(Path.Combine(Dir, v.Get("expected").StringValue));
+            var actual = CosyVoice3.Core.Npy.ReadFile(Path.Combine(Dir, v.Get("actual").StringValue));
+            var expected = CosyVoice3.Core.Npy.ReadFile(Path.Combine(Dir, v.Get("expected").StringValue));
             var tol = ParseTolerance(v.Get("tolerance"));
             var verdict = Tolerance.Compare("y", actual, expected, tol);
             var metrics = new List<string>();

@@ -11,7 +11,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public sealed class ToleranceSpec
     {

@@ -7,7 +7,7 @@
 //   step i = 1..n: v = (1 + w) * out[0] - w * out[1]; x = x + dt * v; t = t + dt; if i < n: dt = t_span[i + 1] - t
 using System;
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

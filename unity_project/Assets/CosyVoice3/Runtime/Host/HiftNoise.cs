@@ -4,7 +4,7 @@
 // [row, channel]). The continuation is computed once and kept, so streaming calls on a growing mel only draw the rows
 // that are new.
 using System;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

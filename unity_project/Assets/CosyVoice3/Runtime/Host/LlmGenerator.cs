@@ -7,7 +7,7 @@
 // The same call order as Python matters: tests replay Python's recorded calls and compare every input bit for bit.
 using System;
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

@@ -9,7 +9,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

@@ -1,6 +1,6 @@
 // One synthesis request (upstream's frontend tensors) for Synthesizer.Synthesize: packager/synth.py's case.
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

@@ -1,6 +1,6 @@
 // What Synthesizer.Synthesize returns for one case (packager/synth.py synthesize's outputs).
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

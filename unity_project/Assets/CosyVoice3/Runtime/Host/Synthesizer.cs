@@ -10,7 +10,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

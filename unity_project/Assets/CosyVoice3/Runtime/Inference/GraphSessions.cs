@@ -7,6 +7,7 @@
 // call one layer per Step(), IGraphBackend of SlicedRunner).
 using System;
 using System.Collections.Generic;
+using CosyVoice3.Core;
 
 #if COSY_SENTIS
 using Unity.Sentis;
@@ -14,7 +15,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Inference
 {
     public sealed class GraphSessions : IDisposable
     {

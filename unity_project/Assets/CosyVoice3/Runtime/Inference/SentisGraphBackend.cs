@@ -8,6 +8,7 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using CosyVoice3.Core;
 using CosyVoice3.Speech;
 #if COSY_SENTIS
 using Unity.Sentis;
@@ -15,7 +16,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Inference
 {
     public sealed class SentisGraphBackend : IGraphBackend
     {

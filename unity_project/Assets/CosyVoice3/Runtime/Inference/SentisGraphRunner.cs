@@ -4,6 +4,7 @@
 // (GraphSession.Run), so nothing a loop holds is ever overwritten by the next Schedule().
 using System;
 using System.Collections.Generic;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 #if COSY_SENTIS
 using Unity.Sentis;
@@ -11,7 +12,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Inference
 {
     public sealed class SentisGraphRunner : IGraphRunner, IDisposable
     {

@@ -10,7 +10,7 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using System.Threading;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 
 namespace CosyVoice3.Speech

@@ -4,7 +4,7 @@
 // backend that replays the Python side's recorded graph outputs (tests/csharp/cs/SpeakerTests.cs).
 using System;
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 
 namespace CosyVoice3.Speech

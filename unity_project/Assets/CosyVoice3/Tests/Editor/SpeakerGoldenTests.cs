@@ -9,7 +9,9 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
+using CosyVoice3.Inference;
 using CosyVoice3.Speech;
 using NUnit.Framework;
 #if COSY_SENTIS
@@ -18,7 +20,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles.Tests
+namespace CosyVoice3.Tests.Editor
 {
     public class SpeakerGoldenTests
     {
