@@ -25,6 +25,7 @@ namespace CosyVoice3.Tests
     /// </summary>
     sealed class ReplayBackend : IGraphBackend
     {
+        static readonly string LlmStep = Constants.String(Constants.Node(VoiceVectors.TheBundle.Component("llm").Constants, "graphs"), "step");
         readonly List<JsonValue> calls = new List<JsonValue>();
         public int Next;
         public double StepMs = 0.5;
@@ -152,7 +153,7 @@ namespace CosyVoice3.Tests
             CheckThread();
             if (graph == FailGraph) throw new BundleException("fake bundle", "no ModelAsset for graph \"" + graph + "\"", graph + ".onnx", "nothing");
             var resolved = new Dictionary<string, NpyArray>();
-            if (graph == LlmGenerator.Step) StepCalls++;
+            if (graph == LlmStep) StepCalls++;
             foreach (var kv in inputs)
             {
                 if (kv.Key.StartsWith("past_", StringComparison.Ordinal) && kv.Value.Device == null) HostCacheInputs++;
@@ -227,6 +228,9 @@ namespace CosyVoice3.Tests
 
     public class VoiceSpeakerTests
     {
+        /// <summary>The vectors bundle's output rate (hift constants sample_rate).</summary>
+        static int HiftSampleRate { get { return Constants.Int(VoiceVectors.TheBundle.Component("hift").Constants, "sample_rate"); } }
+
         const double Budget = 8.0;   // CosyVoiceSpeaker's default frame budget (ms)
         const int AudioBlock = 1024; // samples per PCM reader callback
 
@@ -527,7 +531,7 @@ namespace CosyVoice3.Tests
         [Test]
         public void AudioStreamJoinsAreSampleExact()
         {
-            var s = new AudioStream(24000);
+            var s = new AudioStream(HiftSampleRate);
             var rnd = new Random(7);
             var all = new List<float>();
             var got = new List<float>();
@@ -545,7 +549,7 @@ namespace CosyVoice3.Tests
             CollectionAssert.AreEqual(all, got);
             Assert.AreEqual(0, s.UnderrunSamples);
             Assert.AreEqual(all.Count, s.ToArray().Length);
-            var dry = new AudioStream(24000);
+            var dry = new AudioStream(HiftSampleRate);
             dry.Write(new float[] { 1, 2 });
             var b = new float[4];
             Assert.AreEqual(2, dry.Read(b, 0, 4));
@@ -556,7 +560,7 @@ namespace CosyVoice3.Tests
         [Test]
         public void PlaybackWaitsForThePrebuffer()
         {
-            var s = new AudioStream(24000);
+            var s = new AudioStream(HiftSampleRate);
             var gate = new PlaybackGate(100);
             Assert.IsFalse(gate.ShouldPlay(s, false));
             s.Write(new float[60]);

@@ -16,7 +16,8 @@ namespace CosyVoice3.Host
 {
     public sealed class Synthesizer
     {
-        public const string HiftGraph = "hift";
+        /// <summary>The vocoder graph (hift constants "graphs": vocoder).</summary>
+        public readonly string HiftGraph;
 
         readonly IGraphRunner runner;
         readonly TokenTap tap;
@@ -41,8 +42,10 @@ namespace CosyVoice3.Host
             this.runner = runner;
             tap = new TokenTap(runner);
             Llm = new LlmGenerator(tap, llmConstants);
+            tap.SpeechEmbed = Llm.SpeechEmbed;
             Flow = new EulerCfg(runner, flowConstants, flowNoise);
             Noise = new HiftNoise(hiftNoiseTable, hiftNoiseState);
+            HiftGraph = Constants.String(Constants.Node(hiftConstants, "graphs"), "vocoder");
             noiseInput = Constants.String(Constants.Node(hiftConstants, "noise"), "input");
             SamplesPerFrame = Constants.Int(hiftConstants, "samples_per_frame");
             SampleRate = Constants.Int(hiftConstants, "sample_rate");
@@ -341,13 +344,14 @@ namespace CosyVoice3.Host
         {
             readonly IGraphRunner inner;
             public Action<int> OnToken;
+            public string SpeechEmbed;   // the llm's speech_embed graph
 
             public TokenTap(IGraphRunner inner) { this.inner = inner; }
 
             public Dictionary<string, NpyArray> Run(string graph, Dictionary<string, NpyArray> inputs)
             {
                 NpyArray ids;
-                if (OnToken != null && graph == LlmGenerator.SpeechEmbed && inputs.TryGetValue("speech_ids", out ids) && ids.Ints != null && ids.Ints.Length == 1)
+                if (OnToken != null && graph == SpeechEmbed && inputs.TryGetValue("speech_ids", out ids) && ids.Ints != null && ids.Ints.Length == 1)
                     OnToken(ids.Ints[0]);
                 return inner.Run(graph, inputs);
             }
