@@ -228,8 +228,8 @@ namespace CosyVoice3.Tests
 
     public class VoiceSpeakerTests
     {
-        /// <summary>The vectors bundle's output rate (hift constants sample_rate).</summary>
-        static int HiftSampleRate { get { return Constants.Int(VoiceVectors.TheBundle.Component("hift").Constants, "sample_rate"); } }
+        /// <summary>The AudioStream unit tests need no bundle: any rate will do (the speaker passes the synthesizer's).</summary>
+        const int StreamRate = 24000;
 
         const double Budget = 8.0;   // CosyVoiceSpeaker's default frame budget (ms)
         const int AudioBlock = 1024; // samples per PCM reader callback
@@ -531,7 +531,7 @@ namespace CosyVoice3.Tests
         [Test]
         public void AudioStreamJoinsAreSampleExact()
         {
-            var s = new AudioStream(HiftSampleRate);
+            var s = new AudioStream(StreamRate);
             var rnd = new Random(7);
             var all = new List<float>();
             var got = new List<float>();
@@ -549,7 +549,7 @@ namespace CosyVoice3.Tests
             CollectionAssert.AreEqual(all, got);
             Assert.AreEqual(0, s.UnderrunSamples);
             Assert.AreEqual(all.Count, s.ToArray().Length);
-            var dry = new AudioStream(HiftSampleRate);
+            var dry = new AudioStream(StreamRate);
             dry.Write(new float[] { 1, 2 });
             var b = new float[4];
             Assert.AreEqual(2, dry.Read(b, 0, 4));
@@ -560,7 +560,7 @@ namespace CosyVoice3.Tests
         [Test]
         public void PlaybackWaitsForThePrebuffer()
         {
-            var s = new AudioStream(HiftSampleRate);
+            var s = new AudioStream(StreamRate);
             var gate = new PlaybackGate(100);
             Assert.IsFalse(gate.ShouldPlay(s, false));
             s.Write(new float[60]);
