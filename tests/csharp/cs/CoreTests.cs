@@ -8,6 +8,71 @@ using NUnit.Framework;
 
 namespace CosyVoice3.Tests
 {
+    public class JsonSchemaTests
+    {
+        static JsonSchemaError Check(string schema, string instance)
+        {
+            return new JsonSchema(schema, "s.json").Validate(Json.Parse(instance, "i.json"));
+        }
+
+        [Test]
+        public void RefusesKeywordsItDoesNotImplement()
+        {
+            foreach (var kw in new[] { "oneOf", "allOf", "anyOf", "not", "if", "format", "exclusiveMinimum", "patternProperties" })
+            {
+                var e = Assert.Throws<BundleException>(() => new JsonSchema("{\"properties\": {\"a\": {\"" + kw + "\": []}}}", "s.json"));
+                Assert.IsTrue(e.Message.Contains("\"" + kw + "\"") && e.Message.Contains("properties.a"), e.Message);
+            }
+            var r = Assert.Throws<BundleException>(() => new JsonSchema("{\"$ref\": \"other.json#/x\"}", "s.json"));
+            Assert.IsTrue(r.Message.Contains("$ref"), r.Message);
+        }
+
+        [Test]
+        public void ChecksEachKeywordItImplements()
+        {
+            const string s = "{\"type\": \"object\", \"additionalProperties\": false, \"required\": [\"n\"], \"properties\": {"
+                + "\"n\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 9}, \"c\": {\"const\": 1}, \"e\": {\"enum\": [\"x\", \"y\"]},"
+                + "\"s\": {\"$ref\": \"#/$defs/hex\"}, \"t\": {\"type\": \"string\", \"minLength\": 1, \"maxLength\": 2},"
+                + "\"a\": {\"type\": \"array\", \"minItems\": 1, \"maxItems\": 2, \"items\": {\"type\": \"number\"}}},"
+                + "\"$defs\": {\"hex\": {\"type\": \"string\", \"pattern\": \"^[0-9a-f]+$\"}}}";
+            Assert.IsNull(Check(s, "{\"n\": 2.0, \"c\": 1.0, \"e\": \"y\", \"s\": \"0af\", \"t\": \"\\ud83d\\ude00a\", \"a\": [1, 2.5]}"), "a conforming instance");
+            var cases = new[]
+            {
+                new[] { "{}", "$", "missing required key \"n\"" },
+                new[] { "{\"n\": 1, \"z\": 0}", "$", "unknown key \"z\"" },
+                new[] { "{\"n\": 1.5}", "n", "wrong type" },
+                new[] { "{\"n\": 0}", "n", "out of range" },
+                new[] { "{\"n\": 10}", "n", "out of range" },
+                new[] { "{\"n\": 1, \"c\": true}", "c", "wrong value" },
+                new[] { "{\"n\": 1, \"c\": \"1\"}", "c", "wrong value" },
+                new[] { "{\"n\": 1, \"e\": \"z\"}", "e", "value not allowed" },
+                new[] { "{\"n\": 1, \"s\": \"0AF\"}", "s", "does not match the pattern" },
+                new[] { "{\"n\": 1, \"t\": \"\"}", "t", "too short" },
+                new[] { "{\"n\": 1, \"t\": \"abc\"}", "t", "too long" },
+                new[] { "{\"n\": 1, \"a\": []}", "a", "too few items" },
+                new[] { "{\"n\": 1, \"a\": [1, 2, 3]}", "a", "too many items" },
+                new[] { "{\"n\": 1, \"a\": [1, \"2\"]}", "a[1]", "wrong type" },
+                new[] { "[]", "$", "wrong type" },
+            };
+            foreach (var c in cases)
+            {
+                var e = Check(s, c[0]);
+                Assert.IsNotNull(e, c[0]);
+                Assert.AreEqual(c[1], e.At.Path, c[0]);
+                Assert.IsTrue(e.Message.StartsWith(c[2], StringComparison.Ordinal), c[0] + ": " + e.Message);
+                Assert.IsFalse(string.IsNullOrEmpty(e.Expected), c[0] + ": says what was expected");
+            }
+        }
+
+        [Test]
+        public void TheVoiceSchemaLoads()
+        {
+            var schema = new JsonSchema(Schemas.Voice, Schemas.VoiceFile);
+            var e = schema.Validate(Json.Parse("{}", "voice.json"));
+            Assert.IsTrue(e != null && e.Message.Contains("\"format\""), e == null ? "accepted {}" : e.Message);
+        }
+    }
+
     public class JsonTests
     {
         [Test]

@@ -11,8 +11,8 @@ using CosyVoice3.Core;
 namespace CosyVoice3.Host
 {
     /// <summary>
-    /// Runs one bundle graph: <paramref name="graph"/> is the manifest's graph name ("llm_step", "flow_estimator", ...),
-    /// inputs and outputs are keyed by the manifest's tensor names. float32 tensors carry Floats, int32 tensors Ints.
+    /// Runs one bundle graph: <paramref name="graph"/> is the manifest's graph name (as the components' constants.graphs
+    /// name them), inputs and outputs are keyed by the manifest's tensor names. float32 tensors carry Floats, int32 tensors Ints.
     /// The loops never keep a reference to an input after the call returns, and only read the returned arrays.
     /// </summary>
     public interface IGraphRunner

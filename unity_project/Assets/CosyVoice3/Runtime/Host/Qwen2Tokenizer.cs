@@ -15,7 +15,7 @@ namespace CosyVoice3.Host
 {
     public sealed class Qwen2Tokenizer
     {
-        public const string EndOfPrompt = "<|endofprompt|>";
+        public const string EndOfPrompt = FrontendConstants.EndOfPrompt;
         public const int EndOfPromptId = 151646;
 
         sealed class Added

@@ -136,7 +136,7 @@ namespace CosyVoice3.Host
         // ------------------------------------------------------------------------------- text + voice (packager/tts.py)
 
         public const string SystemPrompt = VoicePack.SystemPrompt;
-        public const string InstructPrefix = SystemPrompt + " ";   // upstream's "You are a helpful assistant. ...<|endofprompt|>"
+        public const string InstructPrefix = SystemPrompt + " ";   // upstream's instruct prompt: SystemPrompt + " " + instruction + EndOfPrompt
         public const string Speakable = "text with at least one letter or digit";
 
         /// <summary>Zero-shot (upstream inference_zero_shot): <paramref name="text"/> in <paramref name="voice"/>.</summary>

@@ -24,7 +24,8 @@ namespace CosyVoice3.Host
 
     public static class TextFrontend
     {
-        public const int TokenMaxN = 80, TokenMinN = 60, MergeLen = 20;   // upstream's split_paragraph arguments
+        /// <summary>upstream's split_paragraph arguments in text_normalize (generated from packager/text_frontend.py).</summary>
+        public const int TokenMaxN = FrontendConstants.TokenMaxN, TokenMinN = FrontendConstants.TokenMinN, MergeLen = FrontendConstants.MergeLen;
         public const int MaxNumberDigits = 36;
         const string SentenceEndZh = "。？！；：、.?!;", SentenceEndEn = ".?!;:", Commas = "，,", ClosingQuotes = "\"”";
 
