@@ -1,10 +1,10 @@
 """CosyVoiceSpeaker's main-thread slices under mono, on a quiet machine (the unit tests assert
 only the load-independent decision invariant, no unit started unless its expected cost fitted the slice's budget,
-see csharp/tests/SpeakerTests.cs ``AssertSlices``).
+see tests/csharp/cs/SpeakerTests.cs ``AssertSlices``).
 
     python benchmarks/bench_speaker_slices.py [--runs 3]
 
-Builds the tiny bundle, makes an espeak-ng voice, records Python's tts.speak graph calls (tests/csharp_voice_vectors.py),
+Builds the tiny bundle, makes an espeak-ng voice, records Python's tts.speak graph calls (tests/csharp/voice_vectors.py),
 runs the mono speaker tests (fake backend replaying those calls: 6 layers x 0.5 ms per graph call, budget 8 ms) and
 prints per utterance the longest slice with and without a GC pause, the slices, the first audio, against the
 promise: longest slice without a GC <= budget + 2 ms.
@@ -27,8 +27,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    from tests.csharp_voice_vectors import write_voice_vectors
-    from tests.test_csharp import run_mono_tests
+    from tests.csharp.voice_vectors import write_voice_vectors
+    from tests.csharp.test_core import run_mono_tests
 
     worst_ok = True
     with tempfile.TemporaryDirectory(prefix="bench-speaker-") as d:

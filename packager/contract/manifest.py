@@ -3,9 +3,9 @@ cross-reference rules the schema cannot express, safe paths, the files a manifes
 ``.npy`` rules its arrays follow.
 
 Everything that reads a bundle (``verify``, ``synth``, ``voice``, ``run``, ``unity-install``) and the generator of
-the C# reader's test vectors (``tests/csharp_vectors.py``) use this module; the C# reader
+the C# reader's test vectors (``tests/csharp/core_vectors.py``) use this module; the C# reader
 (``unity_project/Assets/CosyVoice3/Runtime/Core/BundleManifest.cs``, ``Npy.cs``, ``BundleFiles.cs``) implements the
-same rules and is tested against those vectors (``tests/test_csharp.py``). Writing a bundle is the build's
+same rules and is tested against those vectors (``tests/csharp/test_core.py``). Writing a bundle is the build's
 package stage (``packager/build/stages/package.py``), which validates with this module before it writes.
 
 Torch-free and onnxruntime-free on purpose: the verbs that only read bundles import it.

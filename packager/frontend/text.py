@@ -269,7 +269,7 @@ def normalize(text: str, tokenize: Callable[[str], list[int]], *, split: bool = 
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The C# port's character table (TextFrontend.cs; tests/test_csharp_text_frontend.py checks it is this one)
+# The C# port's character table (TextFrontend.cs; tests/csharp/test_text_frontend.py checks it is this one)
 # ----------------------------------------------------------------------------------------------------------------
 
 PUNCT_SYMBOL, DECIMAL_DIGIT, OTHER_DIGIT = 1, 2, 3

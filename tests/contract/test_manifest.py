@@ -14,7 +14,7 @@ from packager import GENERATOR_NAME
 from packager.contract import manifest as B
 from packager.sentis import rules as R
 from packager.contract.errors import PackagerError
-from tests.csharp_vectors import mini_bundle
+from tests.csharp.core_vectors import mini_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 CORE_CS = REPO / "unity_project" / "Assets" / "CosyVoice3" / "Runtime" / "Core"

@@ -1,7 +1,7 @@
 """Our own Unity EditMode tests on real Sentis: the test classes in
 unity_project/Assets/CosyVoice3/Tests/Editor/ (BundleGoldenTests, PipelineGoldenTests, SpeakerGoldenTests), compiled
 with the Runtime C# against the Unity-compiled Sentis runtime DLL and run by ``tests/sentis_real/run.sh --editmode``
-(csharp/harness/Runner.cs as the NUnit runner; AssetDatabase imports an .onnx with Sentis's own ONNX converter, as
+(tests/csharp/harness/Runner.cs as the NUnit runner; AssetDatabase imports an .onnx with Sentis's own ONNX converter, as
 ONNXModelImporter does; an unexpected Debug.LogError fails the test, as in Unity's Test Framework).
 
 For each precision policy (fp32, recommended, fp16, uint8) x Sentis version (2.4.1, 2.1.2): the tiny bundle built for

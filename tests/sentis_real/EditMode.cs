@@ -1,6 +1,6 @@
 // run.sh --editmode: the project's own EditMode test classes (unity_project/Assets/CosyVoice3/Tests/Editor/*.cs),
-// compiled against the real, Unity-compiled Sentis runtime DLL, run by csharp/harness/Runner.cs (NUnit stand-in:
-// csharp/stubs/NUnit.cs) in the project folder (the tests find bundles under Packages/ relative to the working
+// compiled against the real, Unity-compiled Sentis runtime DLL, run by tests/csharp/harness/Runner.cs (NUnit stand-in:
+// tests/csharp/stubs/NUnit.cs) in the project folder (the tests find bundles under Packages/ relative to the working
 // directory). UnityEditor.AssetDatabase is the shim's (shim/UnityEditor.CoreModule.cs): an .onnx loads as a ModelAsset
 // made by Sentis's own ONNX converter, the way ONNXModelImporter makes it.
 // As in Unity's Test Framework, a Debug.LogError (or a failed UnityEngine.Assertions assert, or Debug.LogException)

@@ -1,6 +1,6 @@
 """``python -m packager unity-install`` (packager/verbs/unity_install.py) and the Unity project files.
 
-Fast cases use the hand-made vector bundle (tests/csharp_vectors.py); one end-to-end case builds the real tiny
+Fast cases use the hand-made vector bundle (tests/csharp/core_vectors.py); one end-to-end case builds the real tiny
 bundle (llm + campplus, a few seconds), installs it into a copy of unity_project/ and loads it with the C# runtime
 under mono exactly as the EditMode tests do (minus Sentis, which needs Unity).
 """
@@ -19,7 +19,7 @@ from packager.build import registry
 from packager.cli import main
 from packager.contract.errors import PackagerError
 from packager.verbs.unity_install import install_bundle
-from tests.csharp_vectors import mini_bundle
+from tests.csharp.core_vectors import mini_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 UNITY = REPO / "unity_project"
@@ -137,11 +137,13 @@ def test_unity_project_files() -> None:
     assert re.fullmatch(r"2\.4\.\d+", deps["com.unity.ai.inference"]) and "com.unity.test-framework" in deps
     assert "com.unity.sentis" not in deps  # one .onnx importer only
     runtime = json.loads((UNITY / "Assets/CosyVoice3/Runtime/CosyVoice3.Runtime.asmdef").read_text())
+    sentis = json.loads((UNITY / "Assets/CosyVoice3/Runtime/Inference/CosyVoice3.Inference.asmdef").read_text())
     tests = json.loads((UNITY / "Assets/CosyVoice3/Tests/Editor/CosyVoice3.Tests.Editor.asmdef").read_text())
-    assert "Unity.InferenceEngine" in runtime["references"] and runtime["name"] in tests["references"]
+    assert runtime["noEngineReferences"] and runtime["references"] == []  # the layering: tests/csharp/test_assemblies.py
+    assert "Unity.InferenceEngine" in sentis["references"] and runtime["name"] in tests["references"]
     assert tests["includePlatforms"] == ["Editor"] and tests["precompiledReferences"] == ["nunit.framework.dll"]
     assert tests["defineConstraints"] == ["UNITY_INCLUDE_TESTS"]
-    for asm in (runtime, tests):
+    for asm in (sentis, tests):
         assert {"name": "com.unity.sentis", "expression": "2.1.0", "define": "COSY_SENTIS"} in asm["versionDefines"]
     workflow = (REPO / ".github" / "workflows" / "unity-tests.yml").read_text()
     for needle in ("game-ci/unity-test-runner@v4", "secrets.UNITY_LICENSE", "testMode: editmode",
@@ -163,7 +165,7 @@ def llm_campplus_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_real_tiny_bundle_installs_and_loads_in_csharp(llm_campplus_bundle: Path, tmp_path: Path) -> None:
-    from tests.test_csharp import CORE_CS, TESTS_CS, _diagnostics, _mcs, _tool
+    from tests.csharp.test_core import CORE_CS, TESTS_CS, _diagnostics, _mcs, _tool
 
     project = _project(tmp_path)
     manifest = json.loads((llm_campplus_bundle / "manifest.json").read_text())
@@ -175,7 +177,7 @@ def test_real_tiny_bundle_installs_and_loads_in_csharp(llm_campplus_bundle: Path
             for case in g["goldens"]:
                 assert all(t["file"].startswith("Golden~/") for t in case["inputs"] + case["outputs"])
     exe = tmp_path / "tests.exe"
-    proc = _mcs([f"-out:{exe}", str(REPO / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
+    proc = _mcs([f"-out:{exe}", str(REPO / "tests" / "csharp" / "stubs" / "NUnit.cs"), *map(str, CORE_CS), *map(str, TESTS_CS)])
     assert proc.returncode == 0 and not _diagnostics(proc), proc.stdout
     run = subprocess.run([_tool("mono"), str(exe), "--filter", "RealBundle"], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "COSY_REAL_BUNDLE": str(dest)})

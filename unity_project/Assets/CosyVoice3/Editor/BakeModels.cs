@@ -8,12 +8,14 @@
 // Voices/), to Assets/StreamingAssets/<bundle package>/, so CosyVoiceSpeaker.bundlePath "<bundle package>" (or empty)
 // finds it in a player.
 //   Menu: Tools > CosyVoice3 > Bake Models for Player Build
-//   Batch: Unity -batchmode -nographics -projectPath P -executeMethod CosyVoice3.Bundles.Editor.BakeModels.Run
+//   Batch: Unity -batchmode -nographics -projectPath P -executeMethod CosyVoice3.Editor.BakeModels.Run
 //          [-cosyvoiceBundle Packages/<bundle package>] [-cosyvoiceOut Assets/CosyVoice3Models]
 //          [-cosyvoiceStreaming Assets/StreamingAssets] -quit
 using System;
 using System.Collections.Generic;
 using System.IO;
+using CosyVoice3.Core;
+using CosyVoice3.Inference;
 using UnityEditor;
 #if COSY_SENTIS
 using Unity.Sentis;
@@ -21,7 +23,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles.Editor
+namespace CosyVoice3.Editor
 {
     public static class BakeModels
     {

@@ -5,7 +5,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public sealed class Bundle
     {

@@ -2,7 +2,7 @@
 // Messages name the file/field and say what was expected and what was found (docs/unity.md, "Errors").
 using System;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public class BundleException : Exception
     {

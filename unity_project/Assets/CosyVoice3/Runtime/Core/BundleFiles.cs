@@ -6,7 +6,7 @@ using System.IO;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public static class BundleFiles
     {

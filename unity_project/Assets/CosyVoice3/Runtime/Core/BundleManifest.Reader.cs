@@ -4,7 +4,7 @@
 using System.Collections.Generic;
 using System.Text.RegularExpressions;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public sealed partial class BundleManifest
     {

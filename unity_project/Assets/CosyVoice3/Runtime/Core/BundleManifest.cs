@@ -1,11 +1,11 @@
 // manifest.json -> typed records, validated like schemas/manifest.schema.json (required keys, no unknown keys,
 // types, enums, patterns, ranges, safe paths), plus the cross-references a runtime relies on (see Validate()).
 // Parsing is strict on purpose: a manifest this code accepts is one the Python side's schema accepts too
-// (tests/test_csharp.py checks both on the same valid and broken manifests).
+// (tests/csharp/test_core.py checks both on the same valid and broken manifests).
 using System;
 using System.Collections.Generic;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public sealed class TensorSpec
     {
@@ -210,8 +210,8 @@ namespace CosyVoice3.Bundles
         }
 
         /// <summary>
-        /// Cross-references the schema cannot express (packager/bundle.py cross_reference_problems is the same rule
-        /// set; tests/csharp_vectors.py checks both on the same manifests): unique names per scope (components and
+        /// Cross-references the schema cannot express (packager/contract/manifest.py cross_reference_problems is the same rule
+        /// set; tests/csharp/core_vectors.py checks both on the same manifests): unique names per scope (components and
         /// graphs bundle-wide, data per component, inputs/outputs/tolerances/goldens per graph, arrays per case);
         /// tolerances, goldens and carries name real graph inputs/outputs; every golden case has all the graph's
         /// inputs and a tolerance for each output; golden arrays have the graph tensor's dtype, rank and fixed dims;

@@ -8,7 +8,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public enum JsonKind { Null, Bool, Number, String, Array, Object }
 

@@ -9,7 +9,7 @@ using System.Globalization;
 using System.IO;
 using System.Text;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public enum NpyDType { Float32, Int32, Float16 }
 

@@ -1,5 +1,5 @@
-// Output-vs-golden verdicts with exactly the meaning of packager/tolerance.py (the Python side), so that a case
-// passes in Unity iff it would pass on the same arrays in Python. tests/test_csharp.py runs both on the same vectors.
+// Output-vs-golden verdicts with exactly the meaning of packager/contract/tolerance.py (the Python side), so that a case
+// passes in Unity iff it would pass on the same arrays in Python. tests/csharp/test_core.py runs both on the same vectors.
 //   - shape, then dtype must match ("float32" vs "int32" vs "float16"): otherwise fail at once;
 //   - max_abs / worst index use |a - e| in float64 with NaN counted as +inf; the first maximum wins (np.argmax);
 //   - exact: every element equal (NaN never equals), then stop (metrics are not evaluated, as in Python);
@@ -11,7 +11,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Core
 {
     public sealed class ToleranceSpec
     {
@@ -138,7 +138,7 @@ namespace CosyVoice3.Bundles
             return v;
         }
 
-        /// <summary>One metric over flattened float64 arrays (packager/tolerance.py metric()).</summary>
+        /// <summary>One metric over flattened float64 arrays (packager/contract/tolerance.py metric()).</summary>
         public static double Metric(string name, double[] a, double[] e, int[] shape)
         {
             int n = a.Length;

@@ -1,4 +1,4 @@
-// The flow's host loop, a 1:1 mirror of packager/host/euler_cfg.py (upstream_ref README "F. Flow" steps 4-7;
+// The flow's host loop, a 1:1 mirror of packager/runtime/euler_cfg.py (upstream_ref README "F. Flow" steps 4-7;
 // docs/flow.md): frontend call, CFG batch assembly (row 0 conditional, row 1 unconditional with mu = spks = cond = 0),
 // n Euler steps on the cosine time grid with t accumulated in float32, prompt slicing. Every arithmetic step is one
 // float32 operation in numpy's order, so x after each step is bit-identical to the Python loop's.
@@ -7,7 +7,7 @@
 //   step i = 1..n: v = (1 + w) * out[0] - w * out[1]; x = x + dt * v; t = t + dt; if i < n: dt = t_span[i + 1] - t
 using System;
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

@@ -1,10 +1,10 @@
-// HiFT's sine-noise input for a call on T mel frames (docs/hift.md; packager/host/hift_noise.py noise_for_frames):
+// HiFT's sine-noise input for a call on T mel frames (docs/hift.md; packager/runtime/hift_noise.py noise_for_frames):
 // rows [0, 480 T) of the noise stream, always from row 0. Rows below the shipped table's cap come from the table;
 // rows past it continue the MT19937 stream from the shipped state (value = (u & 0xFFFFFF) / 2^24, row-major
 // [row, channel]). The continuation is computed once and kept, so streaming calls on a growing mel only draw the rows
 // that are new.
 using System;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

@@ -5,7 +5,7 @@
 // Sums mirror numpy's pairwise summation (8 accumulators, blocks of 128) so reductions are bit-identical too.
 // exp/log are the one exception: numpy's float32 exp/log use SIMD polynomial kernels (up to ~2.5 ulp on AVX2/
 // AVX-512, not correctly rounded) that C# cannot call; here they are correctly rounded (via double). Only log-softmax
-// and softmax use them, so log-probabilities can differ from numpy's by a few ulp (tests/test_csharp_host.py
+// and softmax use them, so log-probabilities can differ from numpy's by a few ulp (tests/csharp/test_host.py
 // measures it); token choices are equal unless a draw falls within those ulps of a boundary.
 using System;
 

@@ -1,18 +1,18 @@
 // Shared pieces of the host loops (docs/unity_runtime.md): the graph-runner interface the loops are written against,
 // the input error they raise, tensor helpers over Core's NpyArray, and typed access to a component's manifest
-// "constants" (free-form JSON, read as data exactly as packager/host/*.py reads them).
+// "constants" (free-form JSON, read as data exactly as packager/runtime/*.py reads them).
 // Unity-independent on purpose (no UnityEngine / Sentis types): the same code runs in Unity and under plain mono,
-// where tests/test_csharp_host.py proves it step-for-step identical to the Python host loops.
+// where tests/csharp/test_host.py proves it step-for-step identical to the Python host loops.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {
     /// <summary>
-    /// Runs one bundle graph: <paramref name="graph"/> is the manifest's graph name ("llm_step", "flow_estimator", ...),
-    /// inputs and outputs are keyed by the manifest's tensor names. float32 tensors carry Floats, int32 tensors Ints.
+    /// Runs one bundle graph: <paramref name="graph"/> is the manifest's graph name (as the components' constants.graphs
+    /// name them), inputs and outputs are keyed by the manifest's tensor names. float32 tensors carry Floats, int32 tensors Ints.
     /// The loops never keep a reference to an input after the call returns, and only read the returned arrays.
     /// </summary>
     public interface IGraphRunner

@@ -1,4 +1,4 @@
-// LLM generation on the host, a 1:1 mirror of packager/host/llm_generate.py (upstream_ref README §L.1 prompt layout,
+// LLM generation on the host, a 1:1 mirror of packager/runtime/llm_generate.py (upstream_ref README §L.1 prompt layout,
 // §L.3 decode loop / quirk L3 / RAS sampling, §L.4 silent-token filter; docs/llm.md). Graph calls, in this order:
 //   llm_speech_embed([SOS, TASK_ID, prompt speech ids]) ; llm_text_embed(prompt_text ++ text)
 //   prompt = [SOS, text embeds, TASK_ID, prompt speech embeds]                            [1, L, D]
@@ -7,7 +7,7 @@
 // The same call order as Python matters: tests replay Python's recorded calls and compare every input bit for bit.
 using System;
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {
@@ -31,7 +31,8 @@ namespace CosyVoice3.Host
 
     public sealed class LlmGenerator
     {
-        public const string TextEmbed = "llm_text_embed", SpeechEmbed = "llm_speech_embed", Step = "llm_step";
+        /// <summary>The llm graphs by role (constants "graphs": text_embed, speech_embed, step).</summary>
+        public readonly string TextEmbed, SpeechEmbed, Step;
         /// <summary>llm_step outputs carried as the next step's past_key / past_value (only ever passed back).</summary>
         public static readonly string[] CacheOutputs = { "present_key", "present_value" };
 
@@ -47,6 +48,10 @@ namespace CosyVoice3.Host
         public LlmGenerator(IGraphRunner runner, JsonValue constants)
         {
             this.runner = runner;
+            var graphs = Constants.Node(constants, "graphs");
+            TextEmbed = Constants.String(graphs, "text_embed");
+            SpeechEmbed = Constants.String(graphs, "speech_embed");
+            Step = Constants.String(graphs, "step");
             SpeechTokenSize = Constants.Int(constants, "speech_token_size");
             TextVocabSize = Constants.Int(constants, "text_vocab_size");
             var ids = Constants.Node(constants, "special_ids");

@@ -1,6 +1,6 @@
 // numpy's default_rng(seed) in C#: SeedSequence(seed) -> PCG64 -> Generator.random() (docs/llm.md, "Seeded RAS
-// sampler"). The RAS sampler of packager/host/llm_generate.py draws one random() double per draw, so this mirror must
-// produce numpy's exact stream; tests/test_csharp_host.py compares the first doubles for several seeds bit for bit.
+// sampler"). The RAS sampler of packager/runtime/llm_generate.py draws one random() double per draw, so this mirror must
+// produce numpy's exact stream; tests/csharp/test_host.py compares the first doubles for several seeds bit for bit.
 //   SeedSequence: the seed's 32-bit words (little-endian), hashed into a 4-word pool (hashmix/mix with numpy's
 //                 constants), then generate_state(4, uint64) -> words (seed_hi, seed_lo, inc_hi, inc_lo).
 //   PCG64:        128-bit LCG state' = state * M + inc (inc odd), output XSL-RR: rotr64(hi ^ lo, hi >> 58);

@@ -1,11 +1,11 @@
-// The manifest's "pipeline" section (schemas/manifest.schema.json "$defs/pipeline_golden"; packager/synth.py
+// The manifest's "pipeline" section (schemas/manifest.schema.json "$defs/pipeline_golden"; packager/runtime/pipeline.py
 // pipeline_goldens): end-to-end tts() cases with their settings, input/output arrays and tolerances. BundleManifest
 // only checks that the section is an object, so it is read here, strictly, for the runtime's own end-to-end check:
 // run each case through Synthesizer and compare with Tolerance.Compare (tokens exact, mel atol, speech sqnr_db).
 using System;
 using System.Collections.Generic;
 using System.IO;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {

@@ -1,4 +1,4 @@
-// Text -> Qwen2 token ids for the LLM's `text` / `prompt_text`: a 1:1 port of packager/text_tokenizer.py
+// Text -> Qwen2 token ids for the LLM's `text` / `prompt_text`: a 1:1 port of packager/frontend/text_tokenizer.py
 // (docs/tokenizer.md). Steps: added tokens (<|endofprompt|> = 151646 ...) cut out first, leftmost-longest; NFC on the
 // text between them; Qwen2's pre-tokenizer split as a scanner over Unicode code points (not .NET Regex: \p{L} there
 // sees the two UTF-16 halves of an emoji or a CJK Extension B letter, not the character); UTF-8 bytes; BPE merges by
@@ -9,13 +9,13 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {
     public sealed class Qwen2Tokenizer
     {
-        public const string EndOfPrompt = "<|endofprompt|>";
+        public const string EndOfPrompt = FrontendConstants.EndOfPrompt;
         public const int EndOfPromptId = 151646;
 
         sealed class Added

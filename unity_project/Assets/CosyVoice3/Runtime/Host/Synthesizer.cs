@@ -1,126 +1,23 @@
-// CosyVoice3 tts() over a bundle's graphs, a 1:1 mirror of packager/synth.py (docs/unity_runtime.md):
+// CosyVoice3 tts() over a bundle's graphs, a 1:1 mirror of packager/runtime/pipeline.py (docs/unity_runtime.md):
 //   LLM generation -> silent-token filter -> flow (Euler/CFG) -> HiFT (noise rows [0, 480 T), continued past the cap)
 // Non-streaming reproduces upstream CosyVoice3Model.tts(stream=False). Streaming follows upstream's schedule
 // (synth._Streamer) while the LLM generates: token hops 25 -> 50 -> 100 (the first padded so that prompt + hop is a
 // multiple of 25), each chunk re-runs the flow on prompt + all tokens so far + the look-ahead tokens with the chunked
 // attention and finalize = false, HiFT re-runs on the accumulated mel and only new samples are emitted, then one
 // finalize call once generation ends.
-// Text + voice pack (packager/tts.py): text_normalize without wetext (TextFrontend), one synthesis per piece in
+// Text + voice pack (packager/runtime/tts.py): text_normalize without wetext (TextFrontend), one synthesis per piece in
 // zero-shot, instruct or cross-lingual mode, piece k with seed + k, the audio concatenated.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {
-    /// <summary>One synthesis request in upstream's frontend names (synth.CASE_KEYS).</summary>
-    public sealed class SynthesisCase
-    {
-        public int[] Text, PromptText, LlmPromptSpeechToken, FlowPromptSpeechToken;
-        public NpyArray PromptSpeechFeat;   // float32 [1, P * token_mel_ratio, 80]
-        public float[] LlmEmbedding, FlowEmbedding;   // [spk_embed_dim] each (the flow constants)
-
-        public static readonly string[] Keys =
-        {
-            "text", "prompt_text", "llm_prompt_speech_token", "flow_prompt_speech_token", "prompt_speech_feat",
-            "llm_embedding", "flow_embedding",
-        };
-
-        /// <summary>From arrays named as in synth.CASE_KEYS (ids int32 [1, n], feat [1, N, 80], embeddings [1, spk_embed_dim]).</summary>
-        public static SynthesisCase FromArrays(IDictionary<string, NpyArray> a)
-        {
-            foreach (var k in Keys)
-                if (!a.ContainsKey(k)) throw new HostInputException(k, "missing key", string.Join(", ", Keys), null);
-            return new SynthesisCase
-            {
-                Text = Ids(a, "text"), PromptText = Ids(a, "prompt_text"),
-                LlmPromptSpeechToken = Ids(a, "llm_prompt_speech_token"), FlowPromptSpeechToken = Ids(a, "flow_prompt_speech_token"),
-                PromptSpeechFeat = Feat(a["prompt_speech_feat"]),
-                LlmEmbedding = Row(a, "llm_embedding"), FlowEmbedding = Row(a, "flow_embedding"),
-            };
-        }
-
-        static int[] Ids(IDictionary<string, NpyArray> a, string k)
-        {
-            Tensors.CheckShape(k, a[k], 1, -1);
-            if (a[k].Ints == null) throw new HostInputException(k, "wrong dtype", "integer token ids", a[k].DTypeName);
-            return a[k].Ints;
-        }
-
-        static float[] Row(IDictionary<string, NpyArray> a, string k)
-        {
-            Tensors.CheckShape(k, a[k], 1, -1);
-            if (a[k].Floats == null) throw new HostInputException(k, "wrong dtype", "float32", a[k].DTypeName);
-            return a[k].Floats;
-        }
-
-        static NpyArray Feat(NpyArray f)
-        {
-            Tensors.CheckShape("prompt_speech_feat", f, 1, -1, -1);
-            if (f.Floats == null) throw new HostInputException("prompt_speech_feat", "wrong dtype", "float32", f.DTypeName);
-            return f.DType == NpyDType.Float32 ? f : NpyArray.FromFloats(f.Shape, f.Floats);   // float16 files widen on read
-        }
-    }
-
-    public sealed class SynthesisOptions
-    {
-        public Sampling Sampling = Sampling.Greedy;
-        public ulong Seed;                 // RAS seed (numpy default_rng(seed))
-        public bool Stream;
-        public bool UpstreamQuirks = true; // quirk L3 (upstream): only SOS is masked before min_len
-        /// <summary>Streaming only: called with each newly emitted piece of waveform, in order.</summary>
-        public Action<float[]> OnAudio;
-        /// <summary>Speak(cases): the index of the piece about to be synthesized.</summary>
-        public Action<int> OnPiece;
-        /// <summary>Each speech token as the LLM emits it (before the silent filter), e.g. for progress.</summary>
-        public Action<int> OnToken;
-    }
-
-    public sealed class SynthesisResult
-    {
-        public int[] SpeechTokens;   // after the silent filter, [1, n]
-        public NpyArray Mel;         // [1, 80, T]
-        public float[] Speech;       // [1, 480 T] at sample_rate
-        public int SampleRate;
-        public Generation Generation;
-
-        /// <summary>The outputs as synth.synthesize() returns them (speech_tokens, mel, speech).</summary>
-        public Dictionary<string, NpyArray> ToArrays()
-        {
-            return new Dictionary<string, NpyArray>
-            {
-                { "speech_tokens", Tensors.Ints(SpeechTokens, 1, SpeechTokens.Length) },
-                { "mel", Mel },
-                { "speech", Tensors.Floats(Speech, 1, Speech.Length) },
-            };
-        }
-    }
-
-    /// <summary>Upstream's three CosyVoice3 modes (packager/tts.py MODES).</summary>
-    public enum SynthesisMode { ZeroShot, Instruct, CrossLingual }
-
-    /// <summary>One text piece and its synthesis case (tts.frontend_cases: (piece, case)).</summary>
-    public sealed class TextCase
-    {
-        /// <summary>The piece as the LLM reads it (cross-lingual: with the system prompt and &lt;|endofprompt|&gt;).</summary>
-        public string Text;
-        public SynthesisCase Case;
-    }
-
-    /// <summary>Speech from text (tts.Speech): the pieces' audio concatenated.</summary>
-    public sealed class SpeechResult
-    {
-        public float[] Speech;                                             // [n] at SampleRate
-        public int SampleRate;
-        public List<string> Pieces = new List<string>();                   // TextCase.Text of each piece
-        public List<int[]> SpeechTokens = new List<int[]>();               // per piece, after the silent filter
-        public List<SynthesisResult> Results = new List<SynthesisResult>(); // per piece (mel, generation)
-    }
-
     public sealed class Synthesizer
     {
-        public const string HiftGraph = "hift";
+        /// <summary>The vocoder graph (hift constants "graphs": vocoder).</summary>
+        public readonly string HiftGraph;
 
         readonly IGraphRunner runner;
         readonly TokenTap tap;
@@ -145,8 +42,10 @@ namespace CosyVoice3.Host
             this.runner = runner;
             tap = new TokenTap(runner);
             Llm = new LlmGenerator(tap, llmConstants);
+            tap.SpeechEmbed = Llm.SpeechEmbed;
             Flow = new EulerCfg(runner, flowConstants, flowNoise);
             Noise = new HiftNoise(hiftNoiseTable, hiftNoiseState);
+            HiftGraph = Constants.String(Constants.Node(hiftConstants, "graphs"), "vocoder");
             noiseInput = Constants.String(Constants.Node(hiftConstants, "noise"), "input");
             SamplesPerFrame = Constants.Int(hiftConstants, "samples_per_frame");
             SampleRate = Constants.Int(hiftConstants, "sample_rate");
@@ -234,10 +133,10 @@ namespace CosyVoice3.Host
             return result;
         }
 
-        // ------------------------------------------------------------------------------- text + voice (packager/tts.py)
+        // ------------------------------------------------------------------------------- text + voice (packager/runtime/tts.py)
 
         public const string SystemPrompt = VoicePack.SystemPrompt;
-        public const string InstructPrefix = SystemPrompt + " ";   // upstream's "You are a helpful assistant. ...<|endofprompt|>"
+        public const string InstructPrefix = SystemPrompt + " ";   // upstream's instruct prompt: SystemPrompt + " " + instruction + EndOfPrompt
         public const string Speakable = "text with at least one letter or digit";
 
         /// <summary>Zero-shot (upstream inference_zero_shot): <paramref name="text"/> in <paramref name="voice"/>.</summary>
@@ -445,13 +344,14 @@ namespace CosyVoice3.Host
         {
             readonly IGraphRunner inner;
             public Action<int> OnToken;
+            public string SpeechEmbed;   // the llm's speech_embed graph
 
             public TokenTap(IGraphRunner inner) { this.inner = inner; }
 
             public Dictionary<string, NpyArray> Run(string graph, Dictionary<string, NpyArray> inputs)
             {
                 NpyArray ids;
-                if (OnToken != null && graph == LlmGenerator.SpeechEmbed && inputs.TryGetValue("speech_ids", out ids) && ids.Ints != null && ids.Ints.Length == 1)
+                if (OnToken != null && graph == SpeechEmbed && inputs.TryGetValue("speech_ids", out ids) && ids.Ints != null && ids.Ints.Length == 1)
                     OnToken(ids.Ints[0]);
                 return inner.Run(graph, inputs);
             }

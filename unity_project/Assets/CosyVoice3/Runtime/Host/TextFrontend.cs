@@ -1,4 +1,4 @@
-// Upstream CosyVoice3's text frontend without wetext: a port of packager/text_frontend.py
+// Upstream CosyVoice3's text frontend without wetext: a port of packager/frontend/text.py
 // normalize(text, tokenize, use_wetext=False) (design/frontend.md §2.2, docs/text_frontend.md). In order:
 //   text with both "<|" and "|>" (every prompt with <|endofprompt|>), or "", is returned raw;
 //   strip (Python's str.isspace set);
@@ -24,7 +24,8 @@ namespace CosyVoice3.Host
 
     public static class TextFrontend
     {
-        public const int TokenMaxN = 80, TokenMinN = 60, MergeLen = 20;   // upstream's split_paragraph arguments
+        /// <summary>upstream's split_paragraph arguments in text_normalize (generated from packager/frontend/text.py).</summary>
+        public const int TokenMaxN = FrontendConstants.TokenMaxN, TokenMinN = FrontendConstants.TokenMinN, MergeLen = FrontendConstants.MergeLen;
         public const int MaxNumberDigits = 36;
         const string SentenceEndZh = "。？！；：、.?!;", SentenceEndEn = ".?!;:", Commas = "，,", ClosingQuotes = "\"”";
 
@@ -405,9 +406,9 @@ namespace CosyVoice3.Host
             return -1;
         }
 
-        // (first, last, kind) rows from packager.text_frontend.char_table(); regenerate with
-        //   python -c "from packager.text_frontend import char_table_csharp; print(char_table_csharp())"
-        // tests/test_csharp_text_frontend.py checks that the block equals the packager's.
+        // (first, last, kind) rows from packager.frontend.text.char_table(); regenerate with
+        //   python -c "from packager.frontend.text import char_table_csharp; print(char_table_csharp())"
+        // tests/csharp/test_text_frontend.py checks that the block equals the packager's.
         // BEGIN GENERATED (Unicode 14.0.0)
         static readonly int[] CharTable =
         {

@@ -1,7 +1,7 @@
 // A voice pack (docs/voice.md, schemas/voice.schema.json): what upstream's frontend_zero_shot computes from a reference
-// recording, computed once by `python -m packager voice`. A 1:1 port of packager/voicepack.py `load`:
-//   voice.json (strict JSON, checked against the schema by hand: required / unknown keys, types, consts, enums,
-//   patterns, ranges) -> exactly the four arrays -> each file a plain name inside the folder, not a symbolic link ->
+// recording, computed once by `python -m packager voice`. A 1:1 port of packager/frontend/voicepack.py `load`:
+//   voice.json (strict JSON, validated against schemas/voice.schema.json itself: Schemas.Voice, the schema file's
+//   text generated into the runtime, checked by JsonSchema) -> exactly the four arrays -> each file a plain name inside the folder, not a symbolic link ->
 //   size + sha256 as voice.json says -> NPY dtype / rank / shape as its entry says, batch 1, finite floats ->
 //   prompt_speech_feat frames = token_mel_ratio x prompt_speech_token tokens.
 // A pack belongs to one model: CheckModel compares voice.json model.model_id with the bundle manifest's
@@ -11,17 +11,15 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Text;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 
 namespace CosyVoice3.Host
 {
     public sealed class VoicePack
     {
-        public const string Format = "cosyvoice3-voice";
-        public const int FormatVersion = 1;
         public const string VoiceFile = "voice.json";
         public const string Suffix = ".voice";
-        public const string SystemPrompt = "You are a helpful assistant.";   // upstream's CosyVoice3 prompt prefix
+        public const string SystemPrompt = FrontendConstants.SystemPrompt;
 
         /// <summary>The four arrays in voice.json order, with their dtype and rank (voicepack.ARRAYS).</summary>
         public static readonly string[] ArrayNames = { "prompt_text", "prompt_speech_token", "prompt_speech_feat", "embedding" };
@@ -35,7 +33,7 @@ namespace CosyVoice3.Host
         public string ModelId { get; private set; }
         /// <summary>voice.json model.bundle: the bundle name the pack was made with (informational).</summary>
         public string BundleName { get; private set; }
-        /// <summary>Qwen2 ids of the zero-shot prompt text ("You are a helpful assistant.&lt;|endofprompt|&gt;" + transcript).</summary>
+        /// <summary>Qwen2 ids of the zero-shot prompt text (SystemPrompt + EndOfPrompt + transcript).</summary>
         public int[] PromptText { get; private set; }
         /// <summary>Speech tokens of the reference: upstream's llm_prompt_speech_token and flow_prompt_speech_token.</summary>
         public int[] PromptSpeechToken { get; private set; }
@@ -105,8 +103,7 @@ namespace CosyVoice3.Host
             try { text = new UTF8Encoding(false, true).GetString(voiceJson); }
             catch (DecoderFallbackException) { throw new BundleException(origin, "not valid JSON: not UTF-8", "UTF-8 text", null); }
             var meta = Json.Parse(text, origin);
-            var r = new Reader(origin);
-            r.Schema(meta);
+            CheckSchema(meta, origin);
 
             string dir = Path.GetDirectoryName(origin) ?? "";
             var entries = new Dictionary<string, JsonValue>();
@@ -129,7 +126,7 @@ namespace CosyVoice3.Host
                 string reason;
                 if (!IsPlainFileName(rel, out reason))
                     throw new BundleException(origin + ": " + e.Path + ".file", "must be a plain file name inside the voice pack (" + reason + ")",
-                                              "a name like " + name + ".npy.bytes", Quote(rel));
+                                              "a name like " + name + ".npy.bytes", JsonSchema.Quote(rel));
                 string where = Path.Combine(dir, rel) + " (" + field + ")";
                 byte[] data = readFile(rel);
                 if (data == null) throw new BundleException(where, "missing from the voice pack", "a file listed in " + VoiceFile, "nothing");
@@ -140,7 +137,7 @@ namespace CosyVoice3.Host
                     throw new BundleException(where, "changed since the voice pack was made (size or sha256 differs from voice.json); make the voice again",
                                               bytes + " bytes, sha256 " + sha, data.LongLength + " bytes" + (got != null ? ", sha256 " + got : ""));
                 var arr = Npy.Read(data, where);
-                int[] shape = Reader.Shape(e.Get("shape"));
+                int[] shape = Shape(e.Get("shape"));
                 if (arr.DType == NpyDType.Float16 || arr.DTypeName != dtype || arr.Shape.Length != ArrayRanks[k]
                     || NpyArray.ShapeToString(arr.Shape) != NpyArray.ShapeToString(shape) || e.Get("dtype").StringValue != dtype)
                     throw new BundleException(where, "array does not match its entry",
@@ -178,7 +175,7 @@ namespace CosyVoice3.Host
                                            float[] embedding, int tokenMelRatio = 2, string transcript = null)
         {
             const string where = "voice pack (from arrays)";
-            if (!BundleFiles.IsSha256Hex(modelId)) throw new BundleException(where, "model id is not a sha256", "64 lowercase hex digits", Quote(modelId ?? ""));
+            if (!BundleFiles.IsSha256Hex(modelId)) throw new BundleException(where, "model id is not a sha256", "64 lowercase hex digits", JsonSchema.Quote(modelId ?? ""));
             if (promptText == null || promptSpeechToken == null || promptSpeechFeat == null || embedding == null)
                 throw new BundleException(where, "an array is missing", string.Join(", ", ArrayNames), null);
             if (tokenMelRatio < 1) throw new BundleException(where, "token_mel_ratio out of range", ">= 1", tokenMelRatio.ToString(CultureInfo.InvariantCulture));
@@ -234,197 +231,41 @@ namespace CosyVoice3.Host
             return true;
         }
 
-        static string Quote(string s)
+        static JsonSchema schema;
+
+        /// <summary>schemas/voice.schema.json (Schemas.Voice), loaded once.</summary>
+        static JsonSchema Schema
         {
-            var sb = new StringBuilder("\"");
-            foreach (char c in s)
-            {
-                if (c < 0x20 || c > 0x7e) sb.Append("\\u").Append(((int)c).ToString("x4"));
-                else sb.Append(c);
-            }
-            return sb.Append('"').ToString();
+            get { return schema ?? (schema = new JsonSchema(Schemas.Voice, Schemas.VoiceFile)); }
         }
 
-        /// <summary>schemas/voice.schema.json, checked by hand (the errors name the JSON path of the value).</summary>
-        sealed class Reader
+        /// <summary>voice.json against the schema, then the ranges this reader holds in ints and longs.</summary>
+        static void CheckSchema(JsonValue meta, string origin)
         {
-            readonly string origin;
-            public Reader(string origin) { this.origin = origin; }
-
-            BundleException Err(JsonValue at, string message, string expected, string found)
+            var e = Schema.Validate(meta);
+            if (e != null) throw Invalid(origin, e.At, e.Message, e.Expected, e.Found);
+            foreach (var a in meta.Get("arrays").Items)
             {
-                return new BundleException(origin + ": " + (at.Path == "$" ? "(root)" : at.Path), "is not a valid voice pack: " + message + " (schemas/voice.schema.json)", expected, found);
+                var bytes = a.Get("bytes");
+                if (bytes.NumberValue > long.MaxValue / 2) throw Invalid(origin, bytes, "out of range", "< 2^62", JsonSchema.Show(bytes));
+                foreach (var d in a.Get("shape").Items)
+                    if (d.NumberValue > int.MaxValue) throw Invalid(origin, d, "dim too large", "< 2^31", JsonSchema.Show(d));
             }
+            var ratio = meta.Get("prompt").Get("token_mel_ratio");
+            if (ratio.NumberValue > int.MaxValue) throw Invalid(origin, ratio, "out of range", "< 2^31", JsonSchema.Show(ratio));
+        }
 
-            static string Show(JsonValue v)
-            {
-                if (v == null) return "nothing";
-                if (v.Kind == JsonKind.String) return Quote(v.StringValue);
-                if (v.Kind == JsonKind.Number) return v.NumberValue.ToString("R", CultureInfo.InvariantCulture);
-                if (v.Kind == JsonKind.Bool) return v.BoolValue ? "true" : "false";
-                return JsonValue.KindName(v.Kind);
-            }
+        static BundleException Invalid(string origin, JsonValue at, string message, string expected, string found)
+        {
+            return new BundleException(origin + ": " + (at.Path == "$" ? "(root)" : at.Path),
+                                       "is not a valid voice pack: " + message + " (" + Schemas.VoiceFile + ")", expected, found);
+        }
 
-            void Object(JsonValue v, string[] required, string[] optional)
-            {
-                if (v.Kind != JsonKind.Object) throw Err(v, "wrong type", "object", JsonValue.KindName(v.Kind));
-                foreach (var k in required)
-                    if (!v.Has(k)) throw Err(v, "missing required key \"" + k + "\"", string.Join(", ", required), null);
-                if (optional == null) return;   // additionalProperties allowed
-                foreach (var kv in v.Members)
-                    if (Array.IndexOf(required, kv.Key) < 0 && Array.IndexOf(optional, kv.Key) < 0)
-                        throw Err(v, "unknown key \"" + kv.Key + "\"", "only " + string.Join(", ", Concat(required, optional)), kv.Key);
-            }
-
-            static string[] Concat(string[] a, string[] b)
-            {
-                var r = new string[a.Length + b.Length];
-                a.CopyTo(r, 0);
-                b.CopyTo(r, a.Length);
-                return r;
-            }
-
-            string Str(JsonValue obj, string key, int minLength = 0, int maxLength = int.MaxValue)
-            {
-                var v = obj.Get(key);
-                if (v == null) return null;   // optional and absent
-                if (v.Kind != JsonKind.String) throw Err(v, "wrong type", "string", Show(v));
-                int n = CodePoints(v.StringValue);
-                if (n < minLength) throw Err(v, "too short", ">= " + minLength + " characters", Show(v));
-                if (n > maxLength) throw Err(v, "too long", "<= " + maxLength + " characters", n + " characters");
-                return v.StringValue;
-            }
-
-            static int CodePoints(string s)
-            {
-                int n = 0;
-                for (int i = 0; i < s.Length; i++)
-                {
-                    if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) i++;
-                    n++;
-                }
-                return n;
-            }
-
-            void Sha(JsonValue obj, string key)
-            {
-                var s = Str(obj, key);
-                if (!BundleFiles.IsSha256Hex(s)) throw Err(obj.Get(key), "not a sha256", "64 lowercase hex digits", Show(obj.Get(key)));
-            }
-
-            void Enum(JsonValue obj, string key, params string[] allowed)
-            {
-                var v = obj.Get(key);
-                if (v.Kind != JsonKind.String || Array.IndexOf(allowed, v.StringValue) < 0)
-                    throw Err(v, "value not allowed", "one of " + string.Join(", ", allowed), Show(v));
-            }
-
-            void Int(JsonValue obj, string key, double min)
-            {
-                var v = obj.Get(key);
-                if (v == null) return;
-                if (!v.IsInteger) throw Err(v, "wrong type", "integer", Show(v));
-                if (v.NumberValue < min) throw Err(v, "out of range", ">= " + min.ToString(CultureInfo.InvariantCulture), Show(v));
-                if (v.NumberValue > long.MaxValue / 2) throw Err(v, "out of range", "< 2^62", Show(v));
-            }
-
-            void Num(JsonValue obj, string key, double min)
-            {
-                var v = obj.Get(key);
-                if (v.Kind != JsonKind.Number) throw Err(v, "wrong type", "number", Show(v));
-                if (v.NumberValue < min) throw Err(v, "out of range", ">= " + min.ToString(CultureInfo.InvariantCulture), Show(v));
-            }
-
-            public static int[] Shape(JsonValue v)
-            {
-                var r = new int[v.Items.Count];
-                for (int i = 0; i < r.Length; i++) r[i] = (int)v.Items[i].NumberValue;
-                return r;
-            }
-
-            public void Schema(JsonValue meta)
-            {
-                Object(meta, new[] { "format", "format_version", "generator", "name", "model", "reference", "prompt", "speech_tokenizer", "features", "arrays" },
-                       new string[0]);
-                var f = meta.Get("format");
-                if (f.Kind != JsonKind.String || f.StringValue != Format) throw Err(f, "unknown format", Quote(Format), Show(f));
-                var fv = meta.Get("format_version");
-                if (!fv.IsInteger || fv.NumberValue != FormatVersion)
-                    throw Err(fv, "unsupported format_version", FormatVersion.ToString(CultureInfo.InvariantCulture), Show(fv));
-
-                var g = meta.Get("generator");
-                Object(g, new[] { "name", "version" }, new string[0]);
-                Str(g, "name");
-                Str(g, "version");
-                Str(meta, "name", 1, 200);
-
-                var m = meta.Get("model");
-                Object(m, new[] { "model_id", "bundle", "source" }, new string[0]);
-                Sha(m, "model_id");
-                Str(m, "bundle");
-                var s = m.Get("source");
-                Object(s, new[] { "kind" }, new[] { "preset", "seed", "name" });
-                Enum(s, "kind", "preset", "checkpoint");
-                Str(s, "preset");
-                Int(s, "seed", double.NegativeInfinity);
-                Str(s, "name");
-
-                var rf = meta.Get("reference");
-                Object(rf, new[] { "file_name", "sha256", "bytes", "sample_rate", "channels", "seconds", "transcript" }, new string[0]);
-                Str(rf, "file_name");
-                Sha(rf, "sha256");
-                Int(rf, "bytes", 0);
-                Int(rf, "sample_rate", 16000);
-                Int(rf, "channels", 1);
-                Num(rf, "seconds", 0);
-                Str(rf, "transcript", 1);
-
-                var p = meta.Get("prompt");
-                Object(p, new[] { "text", "tokens", "mel_frames", "token_mel_ratio", "trimmed_from" }, new string[0]);
-                Str(p, "text");
-                Int(p, "tokens", 1);
-                Int(p, "mel_frames", 1);
-                Int(p, "token_mel_ratio", 1);
-                if (p.Get("token_mel_ratio").NumberValue > int.MaxValue) throw Err(p.Get("token_mel_ratio"), "out of range", "< 2^31", Show(p.Get("token_mel_ratio")));
-                var t = p.Get("trimmed_from");
-                Object(t, new[] { "tokens", "mel_frames" }, new string[0]);
-                Int(t, "tokens", 0);
-                Int(t, "mel_frames", 0);
-
-                var st = meta.Get("speech_tokenizer");
-                Object(st, new[] { "kind", "sha256", "bytes", "codebook_size" }, new string[0]);
-                Enum(st, "kind", "speech_tokenizer_v3", "tiny_speech_tokenizer_v3");
-                Sha(st, "sha256");
-                Int(st, "bytes", 0);
-                Int(st, "codebook_size", 1);
-
-                Object(meta.Get("features"), new string[0], null);
-
-                var arrays = meta.Get("arrays");
-                if (arrays.Kind != JsonKind.Array) throw Err(arrays, "wrong type", "array", JsonValue.KindName(arrays.Kind));
-                if (arrays.Items.Count != ArrayNames.Length) throw Err(arrays, "wrong number of arrays", ArrayNames.Length + " items", arrays.Items.Count + " items");
-                foreach (var a in arrays.Items)
-                {
-                    Object(a, new[] { "name", "file", "dtype", "shape", "sha256", "bytes" }, new[] { "description" });
-                    Enum(a, "name", ArrayNames);
-                    var file = Str(a, "file");
-                    string reason;
-                    if (!IsPlainFileName(file, out reason))
-                        throw Err(a.Get("file"), "not a plain NAME.npy.bytes file name (" + reason + ")", "^[A-Za-z0-9_.-]+\\.npy\\.bytes$", Show(a.Get("file")));
-                    Enum(a, "dtype", "float32", "int32");
-                    var shape = a.Get("shape");
-                    if (shape.Kind != JsonKind.Array) throw Err(shape, "wrong type", "array of integers", JsonValue.KindName(shape.Kind));
-                    if (shape.Items.Count < 1 || shape.Items.Count > 4) throw Err(shape, "wrong rank", "1 to 4 dims", shape.Items.Count + " dims");
-                    foreach (var d in shape.Items)
-                    {
-                        if (!d.IsInteger || d.NumberValue < 0) throw Err(d, "bad dim", "an integer >= 0", Show(d));
-                        if (d.NumberValue > int.MaxValue) throw Err(d, "dim too large", "< 2^31", Show(d));
-                    }
-                    Sha(a, "sha256");
-                    Int(a, "bytes", 0);
-                    Str(a, "description");
-                }
-            }
+        static int[] Shape(JsonValue v)
+        {
+            var r = new int[v.Items.Count];
+            for (int i = 0; i < r.Length; i++) r[i] = (int)v.Items[i].NumberValue;
+            return r;
         }
     }
 }

@@ -4,13 +4,14 @@
 // The CPU backend is used on purpose: GPU backends need a graphics device, which -nographics does not create.
 using System;
 using System.Collections.Generic;
+using CosyVoice3.Core;
 #if COSY_SENTIS
 using Unity.Sentis;
 #else
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Inference
 {
     public static class SentisTensors
     {

@@ -1,12 +1,14 @@
-// The Sentis / Inference Engine IGraphBackend of SlicedRunner (docs/unity_speaker.md): one GraphSession per bundle
-// graph (quantized per the manifest, created by Prepare or on first use), each call scheduled one layer per Step()
-// with Worker.ScheduleIterable(). Outputs the runner keeps on the device (the KV cache) are copied into tensors we
-// own with Worker.CopyOutput (a copy on the backend, no download) and passed back as the next call's inputs as they
-// are; every other output is downloaded into a fresh array, as SentisGraphRunner does.
+// The sliced scheduling of a bundle's Sentis sessions (GraphSessions), as SlicedRunner's IGraphBackend
+// (docs/unity_speaker.md): each call is scheduled one layer per Step() with Worker.ScheduleIterable(), so the caller
+// decides how many layers fit a frame's budget; a graph's session is created by Prepare or on first use. Outputs the
+// runner keeps on the device (the KV cache) are copied into tensors we own with Worker.CopyOutput (a copy on the
+// backend, no download) and passed back as the next call's inputs as they are; every other output is downloaded into
+// a fresh array, as SentisGraphRunner does.
 // Only the thread that calls SlicedRunner.Pump (Unity's main thread) ever runs this code.
 using System;
 using System.Collections;
 using System.Collections.Generic;
+using CosyVoice3.Core;
 using CosyVoice3.Speech;
 #if COSY_SENTIS
 using Unity.Sentis;
@@ -14,52 +16,32 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Inference
 {
     public sealed class SentisGraphBackend : IGraphBackend
     {
-        readonly Bundle bundle;
-        readonly Func<GraphEntry, Model> loadModel;
-        readonly BackendType backendType;
-        readonly Dictionary<string, GraphEntry> graphs = new Dictionary<string, GraphEntry>(StringComparer.Ordinal);
-        readonly Dictionary<string, GraphSession> sessions = new Dictionary<string, GraphSession>(StringComparer.Ordinal);
+        readonly GraphSessions sessions;
 
+        /// <summary>Its own sessions over <paramref name="loadModel"/>'s Models (see <see cref="GraphSessions"/>).</summary>
         public SentisGraphBackend(Bundle bundle, Func<GraphEntry, Model> loadModel, BackendType backendType)
+            : this(new GraphSessions(bundle, loadModel, backendType)) { }
+
+        /// <summary>Over <paramref name="sessions"/>; disposing the backend disposes them.</summary>
+        public SentisGraphBackend(GraphSessions sessions)
         {
-            if (bundle == null) throw new ArgumentNullException("bundle");
-            if (loadModel == null) throw new ArgumentNullException("loadModel");
-            this.bundle = bundle;
-            this.loadModel = loadModel;
-            this.backendType = backendType;
-            foreach (var c in bundle.Manifest.Components)
-                foreach (var g in c.Graphs) graphs[g.Name] = g;
+            if (sessions == null) throw new ArgumentNullException("sessions");
+            this.sessions = sessions;
         }
 
-        public BackendType BackendType { get { return backendType; } }
+        public BackendType BackendType { get { return sessions.BackendType; } }
 
         /// <summary>Import, quantize and create the worker of <paramref name="graph"/> now (Prepare does each graph once).</summary>
-        public void Prepare(string graph) { Session(graph); }
-
-        GraphSession Session(string graph)
-        {
-            GraphSession s;
-            if (sessions.TryGetValue(graph, out s)) return s;
-            GraphEntry entry;
-            if (!graphs.TryGetValue(graph, out entry))
-                throw new BundleException(bundle.Root, "no graph \"" + graph + "\" in the manifest", graph, null);
-            var model = loadModel(entry);
-            if (model == null) throw new BundleException(bundle.Root, "the model loader returned nothing for graph \"" + graph + "\"", entry.File, "null");
-            s = new GraphSession(model, entry.UnityQuantization, backendType);
-            try { s.CheckInputs(entry.Inputs, bundle.Manifest.BundleName + "/" + graph); }
-            catch { s.Dispose(); throw; }
-            sessions[graph] = s;
-            return s;
-        }
+        public void Prepare(string graph) { sessions.Get(graph); }
 
         public IGraphCall Begin(string graph, Dictionary<string, NpyArray> inputs, ICollection<string> keepOnDevice)
         {
-            var s = Session(graph);
-            return new Call(s.Worker, inputs, graphs[graph].Outputs.ConvertAll(o => o.Name), keepOnDevice);
+            var s = sessions.Get(graph);
+            return new Call(s.Worker, inputs, sessions.OutputNames(graph), keepOnDevice);
         }
 
         public void Release(NpyArray deviceArray)
@@ -69,11 +51,7 @@ namespace CosyVoice3.Bundles
             deviceArray.Device = null;
         }
 
-        public void Dispose()
-        {
-            foreach (var s in sessions.Values) s.Dispose();
-            sessions.Clear();
-        }
+        public void Dispose() { sessions.Dispose(); }
 
         sealed class Call : IGraphCall
         {

@@ -9,7 +9,9 @@ using System.Collections;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
+using CosyVoice3.Inference;
 using CosyVoice3.Speech;
 using UnityEngine;
 #if COSY_SENTIS
@@ -18,7 +20,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles
+namespace CosyVoice3.Speaker
 {
     [AddComponentMenu("CosyVoice3/CosyVoice Speaker")]
     public sealed class CosyVoiceSpeaker : MonoBehaviour

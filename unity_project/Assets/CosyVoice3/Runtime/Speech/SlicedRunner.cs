@@ -4,13 +4,13 @@
 // waits. The main thread advances the calls in Pump(budgetMs): one slice of a graph at a time (for Sentis one layer,
 // Worker.ScheduleIterable), until the budget is spent. Graph backends (Sentis) are only ever touched by the thread
 // that calls Pump. Outputs named in keepOnDevice (the KV cache) stay on the backend's device between calls.
-// Unity-independent on purpose: the same code runs in Unity and under mono (csharp/tests/SpeakerTests.cs).
+// Unity-independent on purpose: the same code runs in Unity and under mono (tests/csharp/cs/SpeakerTests.cs).
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using System.Threading;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 
 namespace CosyVoice3.Speech

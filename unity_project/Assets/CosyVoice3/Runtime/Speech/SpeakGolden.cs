@@ -1,4 +1,4 @@
-// A speak golden (packager/unity.py write_speak_golden, docs/unity_speaker.md): what `packager synth --voice --text`
+// A speak golden (packager/verbs/unity_install.py write_speak_golden, docs/unity_speaker.md): what `packager synth --voice --text`
 // gives for a fixed text in one installed voice, so a test can run the speaker's code path (SpeakerCore over a graph
 // backend) on the same text, voice and settings and compare. Installed by `unity-install --voice NAME.voice` as
 //   <bundle>/Voices~/NAME.voice/            the voice pack
@@ -6,11 +6,11 @@
 //   <bundle>/Golden~/speak/NAME/speech.npy, speech_tokens.npy
 // File names are fixed here; nothing read from speak.json is used as a path. The tolerances are the bundle's own:
 // those of its first pipeline golden for "speech" and "speech_tokens" (manifest "pipeline").
-// Unity-independent (tested under mono, csharp/tests/SpeakerTests.cs).
+// Unity-independent (tested under mono, tests/csharp/cs/SpeakerTests.cs).
 using System;
 using System.Collections.Generic;
 using System.IO;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 
 namespace CosyVoice3.Speech

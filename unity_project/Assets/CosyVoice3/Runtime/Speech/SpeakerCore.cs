@@ -1,21 +1,23 @@
 // What CosyVoiceSpeaker does, without Unity: a Synthesizer over a SlicedRunner over a graph backend, a FIFO of
 // utterances (one synthesizes at a time), and Update(budgetMs) for the main thread. Every failure of an utterance
 // ends on its job (Error, one message); the core stays usable for the next one. Tested under mono with a fake
-// backend that replays the Python side's recorded graph outputs (csharp/tests/SpeakerTests.cs).
+// backend that replays the Python side's recorded graph outputs (tests/csharp/cs/SpeakerTests.cs).
 using System;
 using System.Collections.Generic;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
 
 namespace CosyVoice3.Speech
 {
     public sealed class SpeakerCore : IDisposable
     {
-        /// <summary>llm_step's KV cache: carried from one decode step to the next on the backend's device.</summary>
-        public static readonly Dictionary<string, string[]> KeepOnDevice = new Dictionary<string, string[]>
+        /// <summary>The llm step graph's KV cache (graph name from the llm constants "graphs"): carried from one
+        /// decode step to the next on the backend's device.</summary>
+        public static Dictionary<string, string[]> KeepOnDevice(Bundle bundle)
         {
-            { LlmGenerator.Step, LlmGenerator.CacheOutputs },
-        };
+            var step = Constants.String(Constants.Node(bundle.Component("llm").Constants, "graphs"), "step");
+            return new Dictionary<string, string[]> { { step, LlmGenerator.CacheOutputs } };
+        }
 
         public readonly Synthesizer Synth;
         public readonly SlicedRunner Runner;
@@ -32,7 +34,7 @@ namespace CosyVoice3.Speech
             if (bundle == null) throw new ArgumentNullException("bundle");
             if (backend == null) throw new ArgumentNullException("backend");
             this.backend = backend;
-            Runner = new SlicedRunner(backend, KeepOnDevice);
+            Runner = new SlicedRunner(backend, KeepOnDevice(bundle));
             Synth = Synthesizer.FromBundle(bundle, Runner);
         }
 

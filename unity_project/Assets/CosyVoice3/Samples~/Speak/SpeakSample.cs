@@ -4,8 +4,9 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using CosyVoice3.Bundles;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
+using CosyVoice3.Speaker;
 using UnityEngine;
 
 namespace CosyVoice3.Samples

@@ -6,6 +6,8 @@ using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
+using CosyVoice3.Core;
+using CosyVoice3.Inference;
 using NUnit.Framework;
 using UnityEditor;
 #if COSY_SENTIS
@@ -14,7 +16,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles.Tests
+namespace CosyVoice3.Tests.Editor
 {
     public class BundleGoldenTests
     {

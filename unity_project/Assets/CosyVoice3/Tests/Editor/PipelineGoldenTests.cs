@@ -2,13 +2,15 @@
 // section of every installed bundle runs through the C# host loops (CosyVoice3.Host.Synthesizer: LLM decode, silent
 // filter, Euler/CFG, HiFT noise) over Sentis graphs (SentisGraphRunner, CPU, ModelQuantizer per unity_quantization)
 // and is compared with the stored outputs under the manifest's tolerances (speech tokens exact, mel atol, speech
-// sqnr_db). The host loops themselves are proven identical to Python under mono (tests/test_csharp_host.py); this test
+// sqnr_db). The host loops themselves are proven identical to Python under mono (tests/csharp/test_host.py); this test
 // adds the Sentis arithmetic. It has not been run in Unity yet (no Editor in our CI); it compiles against the stubs.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
+using CosyVoice3.Inference;
 using NUnit.Framework;
 using UnityEditor;
 #if COSY_SENTIS
@@ -17,7 +19,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles.Tests
+namespace CosyVoice3.Tests.Editor
 {
     public class PipelineGoldenTests
     {

@@ -3,13 +3,15 @@
 // settings over Sentis (SentisGraphBackend, CPU, one layer per step, the KV cache kept on the worker), driven frame by
 // frame with the speaker's default 8 ms budget, and the samples read back from the streaming buffer are compared with
 // `packager synth`'s under the bundle's pipeline tolerances (speech tokens exact, speech sqnr_db). The same code path
-// is proven sample-exact against Python under mono with a replaying backend (csharp/tests/SpeakerTests.cs); this
+// is proven sample-exact against Python under mono with a replaying backend (tests/csharp/cs/SpeakerTests.cs); this
 // test adds the Sentis arithmetic. Not run in Unity yet (no Editor in our CI); it compiles against the stubs.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
+using CosyVoice3.Core;
 using CosyVoice3.Host;
+using CosyVoice3.Inference;
 using CosyVoice3.Speech;
 using NUnit.Framework;
 #if COSY_SENTIS
@@ -18,7 +20,7 @@ using Unity.Sentis;
 using Unity.InferenceEngine;
 #endif
 
-namespace CosyVoice3.Bundles.Tests
+namespace CosyVoice3.Tests.Editor
 {
     public class SpeakerGoldenTests
     {
