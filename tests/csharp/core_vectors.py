@@ -1,4 +1,4 @@
-"""Test vectors shared by the Python and C# sides (issue #8: both must give the same verdicts on the same vectors).
+"""Test vectors shared by the Python and C# sides (both must give the same verdicts on the same vectors).
 
 ``write_vectors(out)`` writes NPY files, manifests, tolerance cases, paths, sha256 cases and a small bundle under
 ``out`` and returns ``index.json``'s content: every vector with the *Python* verdict. The mono tests

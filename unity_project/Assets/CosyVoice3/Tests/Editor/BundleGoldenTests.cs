@@ -1,5 +1,5 @@
 // EditMode tests: every graph x golden case of every installed bundle runs on Sentis (CPU) against its goldens
-// (issue #8; docs/unity.md). Bundles are installed by `python -m packager unity-install BUNDLE --project unity_project`
+// (docs/unity.md). Bundles are installed by `python -m packager unity-install BUNDLE --project unity_project`
 // as embedded packages: Packages/<bundle.package>/ with Models/*.onnx (imported as ModelAssets) and Golden~/
 // (ignored by the importer; read here with System.IO).
 using System;
