@@ -25,7 +25,7 @@ import numpy as np
 from packager.contract.errors import PackagerError
 
 # ---------------------------------------------------------------------------------------------------- layout
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: host constants typed per component, every graph named by its role (constants.graphs)
 MANIFEST_FILE = "manifest.json"
 PACKAGE_FILE = "package.json"
 MODELS_DIR = "Models"  # Models/<graph>.onnx (+ .onnx.data)
@@ -119,7 +119,13 @@ def schema_problems(manifest: Any, limit: int | None = None) -> list[str]:
 
 
 def validate_manifest(manifest: Any, where: str = MANIFEST_FILE) -> None:
-    """The schema alone (``check_manifest`` adds the cross-reference rules)."""
+    """The schema alone (``check_manifest`` adds the cross-reference rules). A bundle of another format version gets
+    one message saying so, not the schema's list of every difference."""
+    version = manifest.get("format_version") if isinstance(manifest, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version != FORMAT_VERSION:
+        raise PackagerError(f"was written by {'an older' if version < FORMAT_VERSION else 'a newer'} packager "
+                            f"(manifest format_version {version}); rebuild the bundle with `python -m packager build`",
+                            file=where, key="format_version", expected=str(FORMAT_VERSION), found=str(version))
     lines = schema_problems(manifest, limit=10)
     if lines:
         raise PackagerError("does not match schemas/manifest.schema.json:\n  " + "\n  ".join(lines), file=where)

@@ -296,7 +296,7 @@ def manifest_mutations(base: dict[str, Any]) -> dict[str, Any]:
         "bad_json_infinity": json.dumps(base).replace('"atol": 1e-05', '"atol": Infinity'),
         "bad_json_duplicate_key": '{"format_version": 1, ' + json.dumps(base)[1:],
         "bad_missing_format_version": mut(lambda m: m.pop("format_version")),
-        "bad_format_version_2": mut(lambda m: m.update(format_version=2)),
+        "bad_format_version_older": mut(lambda m: m.update(format_version=B.FORMAT_VERSION - 1)),
         "bad_extra_top_key": mut(lambda m: m.update(extra=1)),
         "bad_generator_name": mut(lambda m: m["generator"].update(name="other")),
         "bad_bundle_name_upper": mut(lambda m: m["bundle"].update(name="Tiny")),

@@ -102,7 +102,9 @@ namespace CosyVoice3.Core
             if (root.Has("precision_policy")) r.Kind(root.Get("precision_policy"), JsonKind.Object);
             if (root.Has("pipeline")) r.Kind(root.Get("pipeline"), JsonKind.Object);
             var fv = root.Get("format_version");
-            if (!(fv.IsInteger && fv.NumberValue == 1)) throw r.Err(fv, "unsupported format_version", "1", Show(fv));
+            if (!(fv.IsInteger && fv.NumberValue == Schemas.ManifestFormatVersion))
+                throw r.Err(fv, "unsupported format_version (rebuild the bundle with this packager)",
+                            Schemas.ManifestFormatVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), Show(fv));
             var gen = root.Get("generator");
             r.Object(gen, new[] { "name", "version" }, new string[0]);
             m.GeneratorName = r.Str(gen, "name");
