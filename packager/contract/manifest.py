@@ -167,6 +167,7 @@ def cross_reference_problems(manifest: Mapping[str, Any]) -> list[str]:
     * every golden case has exactly the graph's inputs, only graph outputs, each output with a tolerance, and each
       array the graph tensor's dtype, rank and fixed dims;
     * a ``chain`` points to an earlier case of the same graph and carries outputs to inputs;
+    * ``constants.graphs`` (role -> graph name) names only the component's own graphs;
     * every pipeline golden output has a tolerance.
     """
     problems = []
@@ -178,6 +179,11 @@ def cross_reference_problems(manifest: Mapping[str, Any]) -> list[str]:
     for c in comps:
         for d in _duplicates([x["name"] for x in c["data"]]):
             problems.append(f"{c['name']}: duplicate data name {d!r}")
+        roles = c["constants"].get("graphs") if isinstance(c["constants"], dict) else None
+        own = [g["name"] for g in c["graphs"]]
+        for role, name in (roles.items() if isinstance(roles, dict) else ()):
+            if isinstance(name, str) and name not in own:
+                problems.append(f"{c['name']}: constants.graphs.{role} {name!r} is not a graph of this component")
         for g in c["graphs"]:
             where = f"{c['name']}/{g['name']}"
             ins, outs = [t["name"] for t in g["inputs"]], [t["name"] for t in g["outputs"]]

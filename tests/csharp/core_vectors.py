@@ -297,6 +297,8 @@ def manifest_mutations(base: dict[str, Any]) -> dict[str, Any]:
         "bad_json_duplicate_key": '{"format_version": 1, ' + json.dumps(base)[1:],
         "bad_missing_format_version": mut(lambda m: m.pop("format_version")),
         "bad_format_version_older": mut(lambda m: m.update(format_version=B.FORMAT_VERSION - 1)),
+        "ok_graph_roles": mut(lambda m: m["components"][0]["constants"].update(graphs={"encoder": "enc", "step": "step"})),
+        "bad_graph_role_unknown": mut(lambda m: m["components"][0]["constants"].update(graphs={"encoder": "nope"})),
         "bad_extra_top_key": mut(lambda m: m.update(extra=1)),
         "bad_generator_name": mut(lambda m: m["generator"].update(name="other")),
         "bad_bundle_name_upper": mut(lambda m: m["bundle"].update(name="Tiny")),

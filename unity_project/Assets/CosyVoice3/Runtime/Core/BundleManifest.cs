@@ -234,6 +234,7 @@ namespace CosyVoice3.Core
             foreach (var c in Components)
             {
                 Unique(c.Data.ConvertAll(d => d.Name), "component " + c.Name + " data");
+                CheckGraphRoles(c);
                 foreach (var g in c.Graphs)
                 {
                     string where = c.Name + "/" + g.Name;
@@ -289,6 +290,20 @@ namespace CosyVoice3.Core
         }
 
         static string Names(List<TensorSpec> specs) { return string.Join(", ", specs.ConvertAll(s => s.Name).ToArray()); }
+
+        /// <summary>constants.graphs (role -> graph name), where a component has it, names only this component's
+        /// graphs: the host loops look every graph up by role.</summary>
+        static void CheckGraphRoles(ComponentEntry c)
+        {
+            if (c.Constants == null || c.Constants.Kind != JsonKind.Object || !c.Constants.Has("graphs")) return;
+            var roles = c.Constants.Get("graphs");
+            if (roles.Kind != JsonKind.Object) return;
+            var own = string.Join(", ", c.Graphs.ConvertAll(g => g.Name).ToArray());
+            foreach (var kv in roles.Members)
+                if (kv.Value.Kind == JsonKind.String && c.Graphs.Find(g => g.Name == kv.Value.StringValue) == null)
+                    throw new BundleException(c.Name, "constants.graphs." + kv.Key + " is not a graph of this component",
+                                              own, kv.Value.StringValue);
+        }
 
         static void Unique(List<string> names, string where)
         {
