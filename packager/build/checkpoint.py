@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from packager.contract.errors import CheckpointError
-from packager.contract.files import LFS_PREFIX, is_lfs_pointer, reject_lfs_pointer
+from packager.contract.files import is_lfs_pointer, reject_lfs_pointer
 
 if TYPE_CHECKING:  # torch is imported where a state dict is loaded: the bundle-reading verbs never load torch
     import torch
@@ -25,11 +25,6 @@ TOKENIZER_FILES = tuple(f"CosyVoice-BlankEN/{n}" for n in ("vocab.json", "merges
                                                             "tokenizer_config.json"))
 PRESETS = ("tiny",)
 DEFAULT_SEED = 1234
-
-
-def _head_is_lfs(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return is_lfs_pointer(f.read(len(LFS_PREFIX)))
 
 
 @dataclass
@@ -60,7 +55,7 @@ class Source:
             return
         names = list(dict.fromkeys(names))
         missing = [n for n in names if not (self.checkpoint / n).is_file()]
-        pointers = [n for n in names if n not in missing and _head_is_lfs(self.checkpoint / n)]
+        pointers = [n for n in names if n not in missing and is_lfs_pointer(self.checkpoint / n)]
         problems = []
         if missing:
             problems.append(f"{len(missing)} file(s) missing: {', '.join(missing)}")

@@ -34,7 +34,6 @@ from packager.sentis import preflight
 from packager.build import registry
 from packager.contract import staging
 from packager.contract import manifest as B
-from packager.contract.manifest import FORMAT_VERSION
 from packager.runtime import pipeline as synth
 from packager.build import precision as precision_policy
 from packager.build.checkpoint import Source
@@ -459,7 +458,7 @@ def build(opts: BuildOptions) -> BuildSummary:
         entries = [_build_component(tmp, n, opts) for n in components]
         shutil.rmtree(tmp / SCRATCH_DIR, ignore_errors=True)
         manifest = {
-            "format_version": FORMAT_VERSION,
+            "format_version": B.FORMAT_VERSION,
             "generator": {"name": GENERATOR_NAME, "version": __version__},
             "bundle": {"name": _bundle_name(opts.source),
                        "package": "com.cosyvoice3.bundle." + _bundle_name(opts.source).removeprefix("cosyvoice3-")},

@@ -10,16 +10,17 @@ LFS_PREFIX = b"version https://git-lfs"  # how a Git LFS pointer file begins
 SPEECH_TOKENIZER_FILE = "speech_tokenizer_v3.onnx"
 
 
-def is_lfs_pointer(head: bytes) -> bool:
-    """Whether the first bytes of a file are those of a Git LFS pointer (a small text file standing in for weights)."""
+def is_lfs_pointer(path: Path, head: bytes | None = None) -> bool:
+    """Whether the file at ``path`` (or its first bytes ``head``, when given) is a Git LFS pointer: a small text file
+    standing in for weights."""
+    if head is None:
+        with open(path, "rb") as f:
+            head = f.read(len(LFS_PREFIX))
     return head[:len(LFS_PREFIX)] == LFS_PREFIX
 
 
 def reject_lfs_pointer(path: Path, head: bytes | None = None) -> None:
     """Git LFS pointers are small text files that stand in for the real weights: say so plainly."""
-    if head is None:
-        with open(path, "rb") as f:
-            head = f.read(len(LFS_PREFIX))
-    if is_lfs_pointer(head):
+    if is_lfs_pointer(path, head):
         raise CheckpointError("is a Git LFS pointer file, not the model; run `git lfs pull` in the checkpoint "
                               "folder (or download the real file)", file=str(path))

@@ -134,3 +134,22 @@ def test_preflight_resolves_bundle_paths_with_the_bundle_rules(mini):
     (root / B.MANIFEST_FILE).write_text(json.dumps(m))
     with pytest.raises(PackagerError, match="enc.file: path must not contain '..'"):
         check_bundle(root)
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_a_bundle_of_another_format_version_gets_one_message(tmp_path, version):
+    """A bundle written by an older (or newer) packager: exit 2, one line naming format_version and the fix,
+    not the schema's list of differences; nothing is written."""
+    from tests.conftest import run_cli
+
+    bundle = tmp_path / "old"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(json.dumps({"format_version": version, "components": []}))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for verb in (["inspect", bundle], ["synth", bundle, "--text", "hi", "--voice", tmp_path / "none.voice",
+                                       "-o", tmp_path / "out.wav"]):
+        code, out, err = run_cli(*verb)
+        assert code == 2, (verb, err)
+        assert err.count("error:") == 1 and "format_version" in err and "rebuild the bundle" in err, err
+        assert ("an older packager" if version < B.FORMAT_VERSION else "a newer packager") in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -114,9 +114,11 @@ class CampPlus(Component):
                               constants=constants())
 
 
-def embedding_reference(source: Source) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+def embedding_reference(source: Source, example: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray],
+                                                                      dict[str, Any]]:
     """(embed: fbank features -> the reference embedding, the GraphDef fields that say where the graph comes from):
-    the tiny preset's seeded PyTorch model, exported; or the checkpoint's own campplus.onnx, shipped as it is."""
+    the tiny preset's seeded PyTorch model, exported (traced on ``example``); or the checkpoint's own campplus.onnx,
+    shipped as it is."""
     if source.is_preset:
         model = randomize(CamPlus(TINY), torch.Generator().manual_seed(source.seed))
 
@@ -124,7 +126,7 @@ def embedding_reference(source: Source) -> tuple[Callable[[np.ndarray], np.ndarr
             with torch.no_grad():
                 return model(torch.from_numpy(x)).numpy()
 
-        return embed, {"module": model}
+        return embed, {"module": model, "example_inputs": (torch.from_numpy(example),)}
     path = source.path(ONNX_FILE)
     shipped = load_onnx_file(path)
     check_campplus_io(shipped, str(path))
@@ -138,8 +140,7 @@ def embedding_reference(source: Source) -> tuple[Callable[[np.ndarray], np.ndarr
 
 def embedding_graph(source: Source, cases: Sequence[tuple[str, np.ndarray]]) -> GraphDef:
     """``campplus``: fbank features -> speaker embedding, with a golden case per (name, features)."""
-    embed, origin = embedding_reference(source)
-    example = {"example_inputs": (torch.from_numpy(cases[0][1]),)} if "module" in origin else {}
+    embed, origin = embedding_reference(source, cases[0][1])
     return GraphDef(
         name=GRAPHS["embedding"],
         inputs=[TensorSpec("input", "float32", ("batch_size", "frame_num", FEAT_DIM),
@@ -149,7 +150,7 @@ def embedding_graph(source: Source, cases: Sequence[tuple[str, np.ndarray]]) -> 
         # Measured: rewritten vs shipped graph <= 5.4e-5 over every length 3..3000 (benchmarks/campplus_pool_sweep.py);
         # fixture PyTorch vs ORT 6e-5. 2e-4 / 1e-4 is the fixture README's suggested cross-runtime tolerance.
         tolerances={"output": Tolerance(atol=2e-4, rtol=1e-4, metrics={"cosine": 0.99999})},
-        rewrite=sentis_rewrite, timeout_ms=120_000, **origin, **example)
+        rewrite=sentis_rewrite, timeout_ms=120_000, **origin)
 
 
 def fbank_graph(vowel: np.ndarray, short: np.ndarray) -> GraphDef:

@@ -115,14 +115,14 @@ def make_report(out: Path, source_args: dict[str, Any], policies: list[str], voi
 class _Run:
     """One report run: every policy built and measured against FP32 in turn, then the search's combination."""
 
-    def __init__(self, tmp: Path, source_args, voice, text, seed, target, threads, log, source_cli, recommended):
+    def __init__(self, tmp: Path, source_args, voice, text, seed, target, threads, log, source_cli):
         from packager.build import registry
         from packager.verbs.report import sentis_real
 
         self.tmp, self.source_args, self.voice, self.text, self.seed = tmp, source_args, voice, text, seed
         self.target, self.threads, self.log, self.source_cli = target, threads, log, source_cli
         self.names = registry.names()
-        self.recommended = recommended
+        self.recommended = registry.recommended_precisions(self.names)
         self.work = tmp / ".bundles"
         self.work.mkdir()
         self.results: list[dict[str, Any]] = []
@@ -249,21 +249,12 @@ class _Run:
         return found
 
 
-def _registry_names() -> list[str]:
-    from packager.build import registry
-
-    return registry.names()
-
-
 def _measure_all(tmp: Path, source_args, policies, voice, text, seed, target, threads, log,
                  source_cli: list[str] | None = None, search: bool = True) -> dict[str, Any]:
-    from packager.build.registry import recommended_precisions
-
     t0 = time.perf_counter()
-    recommended = recommended_precisions(_registry_names())
-    run = _Run(tmp, source_args, voice, text, seed, target, threads, log, source_cli, recommended)
+    run = _Run(tmp, source_args, voice, text, seed, target, threads, log, source_cli)
     for i, name in enumerate(policies):
-        run.measure(name, M.plan_for(name, recommended), f"policy {i + 1}/{len(policies)}")
+        run.measure(name, M.plan_for(name, run.recommended), f"policy {i + 1}/{len(policies)}")
     found = run.search() if search else None
     results, harness, work = run.results, run.harness, run.work
     source_doc, reference_doc = run.source_doc, run.reference_doc
